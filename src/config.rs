@@ -1,0 +1,280 @@
+//! Command line: clap arguments, value parsers, and the validated `Config`.
+//!
+//! Every parser returns an error naming the value it rejected; clap adds the
+//! flag name and exits with status 2.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::policy::PolicyKind;
+
+/// lbproxy: a single-threaded TCP load balancer.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "lbproxy", version, about, long_about = None)]
+pub struct Args {
+    /// Balancing policy: round_robin, fewest_connections or ip_hash
+    /// (also: round-robin, roundrobin, rr, least_conn, leastconn, ip_hashing, source).
+    #[arg(long, default_value = "round_robin", value_parser = parse_policy)]
+    pub policy: PolicyKind,
+
+    /// Port to listen on for clients (0 picks a free port and logs it).
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Backend server as HOST:PORT; repeat the flag or give a comma-separated
+    /// list. Host names are resolved once at start. At least one is required.
+    #[arg(long = "backend", value_name = "HOST:PORT", required = true, value_parser = parse_backend_list)]
+    pub backends: Vec<BackendList>,
+
+    /// How long a backend connect may take before the next backend is tried.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Close a session after this long without traffic in either direction (0 = never).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Most client connections open at once; further clients wait in the
+    /// listen backlog until a session ends.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Size of each per-direction buffer. Accepts K/KiB/M/MiB suffixes.
+    /// A session holds at most two; idle sessions hold none.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub buffer_size: usize,
+
+    /// How often to log the per-backend usage table (0 = only at shutdown).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
+
+    /// On SIGINT/SIGTERM, how long open sessions may take to finish before exit.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Listen backlog passed to listen(2).
+    #[arg(long, default_value_t = 1024)]
+    pub backlog: i32,
+
+    /// Seed for hashing policies, so a deployment can pick its own mapping.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// The backends named by one `--backend` value (a comma-separated list).
+#[derive(Debug, Clone)]
+pub struct BackendList(pub Vec<SocketAddr>);
+
+/// Everything the reactor needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub backends: Vec<SocketAddr>,
+    pub policy: PolicyKind,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_connections: usize,
+    pub buffer_size: usize,
+    pub stats_interval: Option<Duration>,
+    pub drain_timeout: Duration,
+    pub backlog: i32,
+    pub seed: u64,
+}
+
+impl Config {
+    /// A config with the CLI defaults, for tests and embedding.
+    pub fn new(listen: SocketAddr, backends: Vec<SocketAddr>, policy: PolicyKind) -> Config {
+        Config {
+            listen,
+            backends,
+            policy,
+            connect_timeout: Duration::from_secs(2),
+            idle_timeout: None,
+            max_connections: 10_000,
+            buffer_size: 64 * 1024,
+            stats_interval: Some(Duration::from_secs(5)),
+            drain_timeout: Duration::from_secs(10),
+            backlog: 1024,
+            seed: 0,
+        }
+    }
+}
+
+impl From<Args> for Config {
+    fn from(a: Args) -> Config {
+        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+        Config {
+            listen: SocketAddr::new(a.bind, a.port),
+            backends: a.backends.into_iter().flat_map(|l| l.0).collect(),
+            policy: a.policy,
+            connect_timeout: a.connect_timeout,
+            idle_timeout: nonzero(a.idle_timeout),
+            max_connections: a.max_connections as usize,
+            buffer_size: a.buffer_size,
+            stats_interval: nonzero(a.stats_interval),
+            drain_timeout: a.drain_timeout,
+            backlog: a.backlog,
+            seed: a.seed,
+        }
+    }
+}
+
+pub fn parse_policy(s: &str) -> Result<PolicyKind, String> {
+    PolicyKind::from_str(s)
+}
+
+/// `HOST:PORT[,HOST:PORT...]`, each resolved now (first address of each name).
+pub fn parse_backend_list(s: &str) -> Result<BackendList, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        out.push(parse_backend(part)?);
+    }
+    if out.is_empty() {
+        return Err(format!("invalid backend address \"{s}\": empty list"));
+    }
+    Ok(BackendList(out))
+}
+
+fn parse_backend(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return check_port(s, addr);
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid backend address \"{s}\": expected HOST:PORT"))?;
+    if host.is_empty() {
+        return Err(format!("invalid backend address \"{s}\": empty host"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid backend address \"{s}\": port \"{port}\" is not a number 1-65535"))?;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("invalid backend address \"{s}\": cannot resolve \"{host}\": {e}"))?
+        .next()
+        .ok_or_else(|| format!("invalid backend address \"{s}\": \"{host}\" has no address"))?;
+    check_port(s, addr)
+}
+
+fn check_port(s: &str, addr: SocketAddr) -> Result<SocketAddr, String> {
+    if addr.port() == 0 {
+        return Err(format!("invalid backend address \"{s}\": port 0"));
+    }
+    Ok(addr)
+}
+
+/// `500ms`, `2s`, `5m`, `1h`, or `0`. A unit is required for non-zero values
+/// so that `--connect-timeout 2` is not silently two milliseconds or hours.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("invalid duration \"{s}\": missing unit (ms, s, m, h)"))?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration \"{s}\": \"{num}\" is not a number"))?;
+    let secs = match unit.trim() {
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("invalid duration \"{s}\": unknown unit \"{other}\" (use ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(format!("invalid duration \"{s}\": out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Byte sizes: `16384`, `16K`, `16KiB`, `1M`, `1MiB`. Between 1 KiB and 64 MiB.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("invalid size \"{s}\": \"{num}\" is not a whole number"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        other => return Err(format!("invalid size \"{s}\": unknown unit \"{other}\" (use K or M)")),
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("invalid size \"{s}\": too large"))?;
+    if !(1024..=64 * 1024 * 1024).contains(&bytes) {
+        return Err(format!("invalid size \"{s}\": must be between 1KiB and 64MiB"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("2").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("2x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("ms").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16KiB").unwrap(), 16384);
+        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12").is_err());
+        assert!(parse_size("1G").is_err());
+    }
+
+    #[test]
+    fn backends_lists_and_errors() {
+        let l = parse_backend_list("127.0.0.1:8001, 127.0.0.1:8002").unwrap();
+        assert_eq!(l.0.len(), 2);
+        assert_eq!(parse_backend_list("localhost:80").unwrap().0[0].port(), 80);
+        let e = parse_backend_list("foo:bar").unwrap_err();
+        assert!(e.starts_with("invalid backend address \"foo:bar\""), "{e}");
+        assert!(parse_backend_list("127.0.0.1").unwrap_err().contains("HOST:PORT"));
+        assert!(parse_backend_list("127.0.0.1:0").unwrap_err().contains("port 0"));
+    }
+
+    #[test]
+    fn cli_maps_to_config() {
+        let a = Args::try_parse_from([
+            "lbproxy",
+            "--policy",
+            "leastconn",
+            "--backend",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--backend",
+            "127.0.0.1:3",
+            "--stats-interval",
+            "0",
+        ])
+        .unwrap();
+        let c = Config::from(a);
+        assert_eq!(c.policy, PolicyKind::FewestConnections);
+        assert_eq!(c.backends.len(), 3);
+        assert_eq!(c.stats_interval, None);
+        assert_eq!(c.listen.port(), 9000);
+    }
+}

@@ -1,0 +1,281 @@
+//! One proxied session: the client socket, the backend socket, one pipe per
+//! direction, and the readiness each socket last reported.
+//!
+//! Readiness is kept in memory (see `reactor.rs` for the strategy): an event
+//! sets flags, and a flag is cleared only when the kernel says the socket is
+//! drained (`WouldBlock`, or a short read/write as epoll(7) allows for
+//! stream sockets). Work is done while a wanted flag is set.
+
+use std::io::{self, ErrorKind};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use crate::buffer::{Buffer, BufferPool};
+
+/// Read and write readiness of one socket, as last reported by the kernel.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer has sent FIN (or the socket failed): reads must continue
+    /// until they return 0, and a short read is not proof of a drained socket.
+    pub hup: bool,
+}
+
+impl Ready {
+    pub fn absorb(&mut self, ev: &mio::event::Event) {
+        self.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+        self.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+        self.hup |= ev.is_read_closed() || ev.is_error();
+    }
+}
+
+/// What one read or write call amounted to. `io::Error` kinds are mapped here
+/// once so that the state machine never matches on them.
+enum Io {
+    Moved(usize),
+    WouldBlock,
+    Closed,
+    Failed(io::Error),
+}
+
+fn classify(r: io::Result<usize>) -> Io {
+    match r {
+        Ok(0) => Io::Closed,
+        Ok(n) => Io::Moved(n),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
+        // EINTR: nothing happened; report zero progress and let the loop retry.
+        Err(e) if e.kind() == ErrorKind::Interrupted => Io::Moved(0),
+        Err(e) => Io::Failed(e),
+    }
+}
+
+/// One direction of a session: bytes read from `src` waiting to reach `dst`.
+#[derive(Default)]
+pub struct Pipe {
+    buf: Option<Buffer>,
+    /// The source has sent its FIN.
+    pub eof: bool,
+    /// We have shut the write half toward the destination.
+    pub shut: bool,
+}
+
+impl Pipe {
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        if let Some(b) = self.buf.take() {
+            pool.give(b);
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buf.as_ref().map_or(0, Buffer::len)
+    }
+
+    /// Move bytes from `src` to `dst` until both are drained, the buffer
+    /// blocks, or `budget` reads have been done. Returns bytes written to `dst`.
+    /// `Ok` with `budget_left == 0` means there may be more work.
+    fn pump(
+        &mut self,
+        src: &mut TcpStream,
+        src_ready: &mut Ready,
+        dst: &mut TcpStream,
+        dst_ready: &mut Ready,
+        pool: &mut BufferPool,
+        budget: &mut u32,
+    ) -> io::Result<u64> {
+        let mut written = 0u64;
+        loop {
+            let mut progressed = false;
+
+            if let Some(buf) = self.buf.as_mut() {
+                while !buf.is_empty() && dst_ready.writable {
+                    let want = buf.len();
+                    match classify(buf.drain_to(dst)) {
+                        Io::Moved(n) => {
+                            written += n as u64;
+                            progressed |= n > 0;
+                            if n > 0 && n < want {
+                                // Short write: the send buffer is full.
+                                dst_ready.writable = false;
+                            }
+                        }
+                        Io::WouldBlock => dst_ready.writable = false,
+                        Io::Closed => return Err(ErrorKind::WriteZero.into()),
+                        Io::Failed(e) => return Err(e),
+                    }
+                }
+            }
+            if self.buf.as_ref().is_some_and(Buffer::is_empty) {
+                self.release(pool);
+            }
+
+            if !self.eof && src_ready.readable && *budget > 0 {
+                let buf = self.buf.get_or_insert_with(|| pool.take());
+                if !buf.is_full() {
+                    *budget -= 1;
+                    let want = buf.space();
+                    match classify(buf.fill_from(src)) {
+                        Io::Moved(n) => {
+                            progressed |= n > 0;
+                            if n > 0 && n < want && !src_ready.hup {
+                                src_ready.readable = false;
+                            }
+                            if n == 0 {
+                                progressed = true; // EINTR: try again
+                            }
+                        }
+                        Io::WouldBlock => src_ready.readable = false,
+                        Io::Closed => {
+                            self.eof = true;
+                            progressed = true;
+                        }
+                        Io::Failed(e) => return Err(e),
+                    }
+                }
+                if self.buf.as_ref().is_some_and(Buffer::is_empty) {
+                    self.release(pool);
+                }
+            }
+
+            if !progressed {
+                break;
+            }
+        }
+
+        if self.eof && self.buf.is_none() && !self.shut {
+            self.shut = true;
+            match dst.shutdown(Shutdown::Write) {
+                // The destination already went away; the other direction will see it.
+                Err(e) if e.kind() == ErrorKind::NotConnected => {}
+                r => r?,
+            }
+        }
+        Ok(written)
+    }
+
+    /// Work is waiting that the readiness we hold allows.
+    fn has_work(&self, src_ready: &Ready, dst_ready: &Ready) -> bool {
+        let can_read = !self.eof && src_ready.readable && self.buf.as_ref().is_none_or(|b| !b.is_full());
+        let can_write = self.buffered() > 0 && dst_ready.writable;
+        can_read || can_write
+    }
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the backend's non-blocking connect; `attempt` identifies
+    /// this connect among all, so a stale timeout can be told apart.
+    Connecting { since: Instant, attempt: u64 },
+    Proxying,
+}
+// While connecting, client bytes stay in the kernel's receive queue (we do
+// not read them), so nothing is lost and no buffer is held while waiting.
+
+pub struct Session {
+    pub client: TcpStream,
+    pub client_addr: SocketAddr,
+    pub client_ready: Ready,
+    pub backend: TcpStream,
+    pub backend_ready: Ready,
+    /// Index of the backend in the reactor's list.
+    pub backend_idx: usize,
+    pub phase: Phase,
+    /// Client to backend.
+    pub up: Pipe,
+    /// Backend to client.
+    pub down: Pipe,
+    /// Backends that refused or timed out for this client (rarely non-empty).
+    pub tried: Vec<usize>,
+    pub last_active: Instant,
+}
+
+/// Outcome of driving a session's pipes.
+pub enum Step {
+    /// Open; `more` is true when the work budget ran out with work left.
+    Open { more: bool },
+    /// Both directions finished cleanly.
+    Finished,
+    /// A socket failed (reset, broken pipe): close both sides.
+    Failed(io::Error),
+}
+
+/// Bytes moved in one step, for the backend counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Moved {
+    pub up: u64,
+    pub down: u64,
+}
+
+impl Session {
+    /// Drive both directions. At most `budget` reads are done, so that one
+    /// fast session cannot starve the others within one poll round.
+    pub fn step(&mut self, pool: &mut BufferPool, mut budget: u32, moved: &mut Moved) -> Step {
+        let up = self.up.pump(
+            &mut self.client,
+            &mut self.client_ready,
+            &mut self.backend,
+            &mut self.backend_ready,
+            pool,
+            &mut budget,
+        );
+        match up {
+            Ok(n) => moved.up += n,
+            Err(e) => return Step::Failed(e),
+        }
+        let down = self.down.pump(
+            &mut self.backend,
+            &mut self.backend_ready,
+            &mut self.client,
+            &mut self.client_ready,
+            pool,
+            &mut budget,
+        );
+        match down {
+            Ok(n) => moved.down += n,
+            Err(e) => return Step::Failed(e),
+        }
+        if self.up.shut && self.down.shut {
+            return Step::Finished;
+        }
+        let more = budget == 0
+            && (self.up.has_work(&self.client_ready, &self.backend_ready)
+                || self.down.has_work(&self.backend_ready, &self.client_ready));
+        Step::Open { more }
+    }
+
+    /// Give back buffers; on failure make both peers see a reset rather
+    /// than a clean end, so a truncated transfer is never mistaken for a whole one.
+    pub fn close(mut self, pool: &mut BufferPool, abort: bool) {
+        self.up.release(pool);
+        self.down.release(pool);
+        if abort {
+            let _ = socket2::SockRef::from(&self.client).set_linger(Some(std::time::Duration::ZERO));
+            let _ = socket2::SockRef::from(&self.backend).set_linger(Some(std::time::Duration::ZERO));
+        }
+    }
+}
+
+/// Result of checking a non-blocking connect after an event.
+pub enum ConnectCheck {
+    Connected,
+    Pending,
+    Failed(io::Error),
+}
+
+/// The procedure from mio's docs: after a writable (or error) event,
+/// `take_error()` reports a failed connect; `peer_addr()` succeeding proves
+/// success; `NotConnected` means the event was spurious and we keep waiting.
+pub fn check_connect(stream: &TcpStream) -> ConnectCheck {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => ConnectCheck::Connected,
+        Err(e) if e.kind() == ErrorKind::NotConnected => ConnectCheck::Pending,
+        Err(e) => ConnectCheck::Failed(e),
+    }
+}

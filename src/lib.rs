@@ -1,0 +1,21 @@
+//! # lbproxy
+//!
+//! A single-threaded load balancer on one mio (epoll) reactor.
+//!
+//! # Layout
+//! - `config`: command-line flags, value parsers, the validated `Config`.
+//! - `reactor`: the poll loop, tokens, accept, timers, signals and shutdown.
+//! - `connection`: one client/backend session, its two pipes and the splice step.
+//! - `buffer`: fixed-size buffers and the pool they are taken from.
+//! - `backend`: the backend list and its per-backend counters.
+//! - `policy`: the `Policy` trait and one module per balancing policy.
+
+pub mod backend;
+pub mod buffer;
+pub mod config;
+pub mod connection;
+pub mod policy;
+pub mod reactor;
+
+pub use config::{Args, Config};
+pub use reactor::Reactor;

@@ -1,0 +1,62 @@
+//! The backend with the fewest open sessions; ties go round in rotation so a
+//! quiet pool does not send everything to the first backend.
+
+use super::{Candidates, PickKey, Policy};
+
+#[derive(Debug, Default)]
+pub struct FewestConnections {
+    next: usize,
+}
+
+impl Policy for FewestConnections {
+    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+        let n = c.len();
+        let start = if n == 0 { 0 } else { self.next % n };
+        // Scan from the rotation point; strict `<` keeps the first minimum seen.
+        let best = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| c.usable(i))
+            .fold(None, |best: Option<usize>, i| match best {
+                Some(b) if c.active(b) <= c.active(i) => Some(b),
+                _ => Some(i),
+            })?;
+        self.next = best + 1;
+        Some(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn ties_rotate() {
+        let b = backends(3);
+        let got = picks(&mut FewestConnections::default(), &b, &[], 6);
+        assert_eq!(got, [0, 1, 2, 0, 1, 2].map(Some));
+    }
+
+    #[test]
+    fn prefers_fewest_active() {
+        let mut b = backends(3);
+        b[0].stats.active = 5;
+        b[1].stats.active = 2;
+        b[2].stats.active = 2;
+        let mut p = FewestConnections::default();
+        // 1 and 2 tie; rotation starts at 0 so 1 is seen first, then 2.
+        assert_eq!(picks(&mut p, &b, &[], 2), [Some(1), Some(2)]);
+        b[2].stats.active = 1;
+        assert_eq!(picks(&mut p, &b, &[], 1), [Some(2)]);
+    }
+
+    #[test]
+    fn respects_exclusion() {
+        let mut b = backends(3);
+        b[0].stats.active = 0;
+        b[1].stats.active = 9;
+        b[2].stats.active = 9;
+        assert_eq!(picks(&mut FewestConnections::default(), &b, &[0], 1), [Some(1)]);
+        assert_eq!(picks(&mut FewestConnections::default(), &b, &[0, 1, 2], 1), [None]);
+    }
+}

@@ -1,0 +1,495 @@
+//! The event loop: one thread, one `mio::Poll`.
+//!
+//! Readiness strategy (kept everywhere): every socket is registered once,
+//! edge-triggered, for READABLE | WRITABLE, and never re-registered. Events
+//! only set flags in the session's `Ready`; the session then works while the
+//! flags it needs are set. So a full buffer stops reading simply by not
+//! reading (the flag stays set and is acted on when the buffer drains), and
+//! changing what we want costs no `epoll_ctl` call.
+//!
+//! Each session gets at most `READ_BUDGET` reads per turn. One that still has
+//! work is queued in `ready_again` and driven after the next poll, which then
+//! does not wait, so a fast transfer cannot starve the other sessions.
+//!
+//! Tokens: session key `k` owns `Token(2k)` (client) and `Token(2k + 1)`
+//! (backend). Fixed tokens sit at the top of the range.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::backend::{Backend, usage_table};
+use crate::buffer::BufferPool;
+use crate::config::Config;
+use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
+use crate::policy::{Candidates, PickKey, Policy};
+
+const LISTENER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+
+/// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
+const READ_BUDGET: u32 = 16;
+/// Free buffers kept for reuse; more are returned to the allocator.
+const POOL_KEEP_FREE: usize = 256;
+/// After EMFILE/ENFILE with no session left to close, try accepting again after this.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Backend,
+}
+
+fn token(key: usize, side: Side) -> Token {
+    Token(key * 2 + side as usize)
+}
+
+fn split_token(t: Token) -> (usize, Side) {
+    let side = if t.0 % 2 == 0 { Side::Client } else { Side::Backend };
+    (t.0 / 2, side)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptPause {
+    MaxConnections,
+    OutOfDescriptors { retry_at: Instant },
+}
+
+pub struct Reactor {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: Signals,
+    sessions: Slab<Session>,
+    backends: Vec<Backend>,
+    policy: Box<dyn Policy>,
+    pool: BufferPool,
+    config: Config,
+    accept_pause: Option<AcceptPause>,
+    /// Connect deadlines: (when, session key, attempt id).
+    connect_deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    next_attempt: u64,
+    ready_again: Vec<usize>,
+    next_stats: Option<Instant>,
+    next_idle_sweep: Option<Instant>,
+    drain_until: Option<Instant>,
+    now: Instant,
+}
+
+/// Set up the listening socket: SO_REUSEADDR so a restart does not wait out
+/// TIME_WAIT, and the configured backlog.
+fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+fn is_descriptor_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// Ask the policy, then connect; on an immediate failure mark it and ask
+/// again without that backend, until one accepts the attempt or none is left.
+fn open_backend(
+    policy: &mut dyn Policy,
+    backends: &mut [Backend],
+    client_ip: IpAddr,
+    tried: &mut Vec<usize>,
+) -> Option<(usize, TcpStream)> {
+    let key = PickKey { client_ip };
+    loop {
+        let idx = policy.pick(&key, &Candidates::new(backends, tried))?;
+        match TcpStream::connect(backends[idx].addr) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Some((idx, stream));
+            }
+            Err(e) => {
+                backends[idx].stats.connect_failures += 1;
+                warn!("backend {} connect failed: {e}", backends[idx].addr);
+                tried.push(idx);
+            }
+        }
+    }
+}
+
+impl Reactor {
+    pub fn bind(config: Config) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let mut listener =
+            listen(config.listen, config.backlog).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
+        let local_addr = listener.local_addr()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let now = Instant::now();
+        Ok(Reactor {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            signals,
+            sessions: Slab::with_capacity(1024),
+            backends: config.backends.iter().copied().map(Backend::new).collect(),
+            policy: config.policy.build(config.seed),
+            pool: BufferPool::new(config.buffer_size, POOL_KEEP_FREE),
+            accept_pause: None,
+            connect_deadlines: BinaryHeap::new(),
+            next_attempt: 0,
+            ready_again: Vec::new(),
+            next_stats: config.stats_interval.map(|d| now + d),
+            next_idle_sweep: config.idle_timeout.map(|d| now + sweep_period(d)),
+            drain_until: None,
+            now,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Run until a signal and the drain that follows it. Returns `Ok` on a
+    /// clean shutdown.
+    pub fn run(mut self) -> io::Result<()> {
+        let backends: Vec<String> = self.backends.iter().map(|b| b.addr.to_string()).collect();
+        info!(
+            "lbproxy {} listening on {}, policy {}, backends [{}]",
+            env!("CARGO_PKG_VERSION"),
+            self.local_addr,
+            self.config.policy,
+            backends.join(", ")
+        );
+        let mut events = Events::with_capacity(1024);
+        let mut again = Vec::new();
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.now = Instant::now();
+
+            std::mem::swap(&mut again, &mut self.ready_again);
+            for key in again.drain(..) {
+                self.drive(key);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_ready(),
+                    SIGNALS => self.on_signals(),
+                    t => {
+                        let (key, side) = split_token(t);
+                        if let Some(s) = self.sessions.get_mut(key) {
+                            match side {
+                                Side::Client => s.client_ready.absorb(ev),
+                                Side::Backend => s.backend_ready.absorb(ev),
+                            }
+                            self.drive(key);
+                        }
+                    }
+                }
+            }
+            self.on_timers();
+
+            if let Some(until) = self.drain_until {
+                if self.sessions.is_empty() {
+                    info!("all sessions finished, exiting");
+                    break;
+                }
+                if self.now >= until {
+                    warn!("drain timeout: closing {} open sessions", self.sessions.len());
+                    let keys: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
+                    for k in keys {
+                        self.end_session(k, true);
+                    }
+                    break;
+                }
+            }
+        }
+        info!("{}", usage_table(&self.backends));
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.ready_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let retry = match self.accept_pause {
+            Some(AcceptPause::OutOfDescriptors { retry_at }) => Some(retry_at),
+            _ => None,
+        };
+        let next = [
+            self.connect_deadlines.peek().map(|Reverse((t, _, _))| *t),
+            self.next_stats,
+            self.next_idle_sweep,
+            self.drain_until,
+            retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        // Round up to the next millisecond: epoll's resolution, and waking a
+        // hair early would just spin once more.
+        let wait = next.saturating_duration_since(Instant::now());
+        Some(Duration::from_millis(wait.as_millis() as u64 + 1))
+    }
+
+    fn accept_ready(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else { return };
+            if self.accept_pause.is_some() {
+                return;
+            }
+            if self.sessions.len() >= self.config.max_connections {
+                warn!("max connections ({}) reached: pausing accept", self.config.max_connections);
+                self.accept_pause = Some(AcceptPause::MaxConnections);
+                return;
+            }
+            match listener.accept() {
+                Ok((stream, addr)) => self.start_session(stream, addr),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if is_descriptor_exhaustion(&e) => {
+                    warn!("accept failed: {e}; pausing accept until a session closes");
+                    self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
+                    return;
+                }
+                // ECONNABORTED and friends: that client is gone, the next may not be.
+                Err(e) => debug!("accept error: {e}"),
+            }
+        }
+    }
+
+    fn resume_accept(&mut self) {
+        if self.accept_pause.take().is_some() {
+            info!("resuming accept ({} sessions open)", self.sessions.len());
+            self.accept_ready();
+        }
+    }
+
+    fn start_session(&mut self, mut client: TcpStream, client_addr: SocketAddr) {
+        let _ = client.set_nodelay(true);
+        let mut tried = Vec::new();
+        let Some((idx, mut backend)) = open_backend(self.policy.as_mut(), &mut self.backends, client_addr.ip(), &mut tried) else {
+            warn!("no backend available for client {client_addr}: closing it");
+            return;
+        };
+        let entry = self.sessions.vacant_entry();
+        let key = entry.key();
+        let registry = self.poll.registry();
+        let both = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = registry
+            .register(&mut client, token(key, Side::Client), both)
+            .and_then(|_| registry.register(&mut backend, token(key, Side::Backend), both))
+        {
+            warn!("cannot register client {client_addr}: {e}");
+            let _ = registry.deregister(&mut client);
+            return;
+        }
+        self.backends[idx].stats.active += 1;
+        let attempt = self.next_attempt;
+        self.next_attempt += 1;
+        self.connect_deadlines.push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
+        entry.insert(Session {
+            client,
+            client_addr,
+            client_ready: Ready::default(),
+            backend,
+            backend_ready: Ready::default(),
+            backend_idx: idx,
+            phase: Phase::Connecting { since: self.now, attempt },
+            up: Default::default(),
+            down: Default::default(),
+            tried,
+            last_active: self.now,
+        });
+        debug!("client {client_addr} -> backend {} (session {key})", self.backends[idx].addr);
+    }
+
+    /// Do whatever work the session's readiness allows.
+    fn drive(&mut self, key: usize) {
+        let Some(s) = self.sessions.get_mut(key) else { return };
+        if let Phase::Connecting { since, .. } = s.phase {
+            let r = s.backend_ready;
+            if !(r.writable || r.readable || r.hup) {
+                return; // only the client spoke so far; its bytes wait in the kernel
+            }
+            match check_connect(&s.backend) {
+                ConnectCheck::Pending => {
+                    s.backend_ready = Ready::default();
+                    return;
+                }
+                ConnectCheck::Failed(e) => {
+                    self.connect_failed(key, e);
+                    return;
+                }
+                ConnectCheck::Connected => {
+                    s.phase = Phase::Proxying;
+                    let b = &mut self.backends[s.backend_idx];
+                    b.stats.total += 1;
+                    debug!("session {key}: connected to {} in {:?}", b.addr, self.now - since);
+                }
+            }
+        }
+        let mut moved = Moved::default();
+        let step = s.step(&mut self.pool, READ_BUDGET, &mut moved);
+        if moved.up + moved.down > 0 {
+            s.last_active = self.now;
+            let st = &mut self.backends[s.backend_idx].stats;
+            st.bytes_up += moved.up;
+            st.bytes_down += moved.down;
+        }
+        match step {
+            Step::Open { more: true } => self.ready_again.push(key),
+            Step::Open { more: false } => {}
+            Step::Finished => self.end_session(key, false),
+            Step::Failed(e) => {
+                debug!("session {key} ({}): {e}; closing both sides", s.client_addr);
+                self.end_session(key, true);
+            }
+        }
+    }
+
+    /// The backend refused or timed out: count it and try the next one.
+    fn connect_failed(&mut self, key: usize, err: io::Error) {
+        let Some(s) = self.sessions.get_mut(key) else { return };
+        let failed = s.backend_idx;
+        let b = &mut self.backends[failed];
+        b.stats.active -= 1;
+        b.stats.connect_failures += 1;
+        warn!("backend {} connect failed for client {}: {err}", b.addr, s.client_addr);
+        s.tried.push(failed);
+        let _ = self.poll.registry().deregister(&mut s.backend);
+
+        let Some((idx, mut backend)) = open_backend(self.policy.as_mut(), &mut self.backends, s.client_addr.ip(), &mut s.tried) else {
+            warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
+            self.remove_unconnected(key);
+            return;
+        };
+        if let Err(e) = self.poll.registry().register(&mut backend, token(key, Side::Backend), Interest::READABLE | Interest::WRITABLE) {
+            warn!("cannot register backend socket: {e}");
+            self.remove_unconnected(key);
+            return;
+        }
+        self.backends[idx].stats.active += 1;
+        let attempt = self.next_attempt;
+        self.next_attempt += 1;
+        self.connect_deadlines.push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
+        s.backend = backend;
+        s.backend_idx = idx;
+        s.backend_ready = Ready::default();
+        s.phase = Phase::Connecting { since: self.now, attempt };
+    }
+
+    /// Drop a session whose backend `active` count was already given back.
+    fn remove_unconnected(&mut self, key: usize) {
+        let mut s = self.sessions.remove(key);
+        let _ = self.poll.registry().deregister(&mut s.client);
+        s.close(&mut self.pool, false);
+        self.resume_accept();
+    }
+
+    fn end_session(&mut self, key: usize, abort: bool) {
+        let Some(mut s) = self.sessions.try_remove(key) else { return };
+        let registry = self.poll.registry();
+        let _ = registry.deregister(&mut s.client);
+        let _ = registry.deregister(&mut s.backend);
+        self.backends[s.backend_idx].stats.active -= 1;
+        s.close(&mut self.pool, abort);
+        self.resume_accept();
+    }
+
+    fn on_signals(&mut self) {
+        for sig in self.signals.pending() {
+            if self.drain_until.is_some() {
+                warn!("second signal {sig}: exiting now");
+                self.drain_until = Some(self.now);
+                continue;
+            }
+            info!(
+                "signal {sig}: stopped accepting; waiting up to {:?} for {} sessions",
+                self.config.drain_timeout,
+                self.sessions.len()
+            );
+            if let Some(mut l) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
+            self.drain_until = Some(self.now + self.config.drain_timeout);
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = self.now;
+        while let Some(&Reverse((deadline, key, attempt))) = self.connect_deadlines.peek() {
+            if deadline > now {
+                break;
+            }
+            self.connect_deadlines.pop();
+            let stale = !matches!(
+                self.sessions.get(key).map(|s| s.phase),
+                Some(Phase::Connecting { attempt: a, .. }) if a == attempt
+            );
+            if !stale {
+                let after = self.config.connect_timeout;
+                self.connect_failed(key, io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")));
+            }
+        }
+        if let Some(at) = self.next_stats {
+            if now >= at {
+                info!("{}", usage_table(&self.backends));
+                let every = self.config.stats_interval.unwrap_or(Duration::from_secs(5));
+                self.next_stats = Some(at + every);
+            }
+        }
+        if let (Some(at), Some(idle)) = (self.next_idle_sweep, self.config.idle_timeout) {
+            if now >= at {
+                let expired: Vec<usize> =
+                    self.sessions.iter().filter(|(_, s)| now - s.last_active >= idle).map(|(k, _)| k).collect();
+                for k in expired {
+                    debug!("session {k}: idle for {idle:?}, closing");
+                    self.end_session(k, false);
+                }
+                self.next_idle_sweep = Some(now + sweep_period(idle));
+            }
+        }
+        if let Some(AcceptPause::OutOfDescriptors { retry_at }) = self.accept_pause {
+            if now >= retry_at {
+                self.accept_pause = None;
+                self.accept_ready();
+            }
+        }
+    }
+}
+
+/// Idle timeouts are checked a few times per timeout, at most once a second.
+fn sweep_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for key in [0usize, 1, 7, 1 << 20] {
+            assert_eq!(split_token(token(key, Side::Client)), (key, Side::Client));
+            assert_eq!(split_token(token(key, Side::Backend)), (key, Side::Backend));
+        }
+        assert_ne!(token(usize::MAX / 2 - 1, Side::Backend), LISTENER);
+    }
+}
