@@ -1,0 +1,340 @@
+//! A stateless HTTP/1.1 server with keep-alive, for lbproxy tests and experiments.
+//!
+//! Run: `cargo run --release --example http_backend -- --port 8001 --id 1 [--delay-ms 5] [--jitter-ms 2] [--dir ./files]`
+//! (`--port 0` picks a free port; the first stdout line is `listening on ADDR`).
+//!
+//! Routes (every response carries `X-Server: ID`):
+//! - `GET /` -> `Hello from server ID`
+//! - `GET /heartbeat` -> 200, empty body, never delayed
+//! - `GET /bytes?size=N&seed=S` -> N bytes of the seeded pattern, Content-Length
+//! - `GET /chunked?size=N&seed=S` -> the same bytes, chunked transfer encoding
+//! - `GET /status/CODE` -> that status (204 and 304 without a body)
+//! - `POST|PUT` anything -> `sha256 HEX N` of the request body (Content-Length or chunked)
+//! - with `--dir DIR`: `GET /NAME` serves DIR/NAME, binary-safe
+//!
+//! HEAD is answered with the GET headers and no body.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use sha2::{Digest, Sha256};
+
+#[derive(Parser, Clone)]
+#[command(about = "Stateless HTTP/1.1 test server with keep-alive")]
+struct Args {
+    /// Port to listen on (0 = any free port).
+    #[arg(long, default_value_t = 8001)]
+    port: u16,
+    /// Server id, in the body of `/` and the X-Server header.
+    #[arg(long, default_value_t = 1)]
+    id: u32,
+    /// Fixed delay before each answer, emulating a slow server.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Extra random delay between 0 and this, per request.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Serve files from this directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+}
+
+const MAX_HEAD: usize = 64 * 1024;
+
+struct Request {
+    method: String,
+    target: String,
+    keep_alive: bool,
+    content_length: Option<u64>,
+    chunked: bool,
+}
+
+fn main() -> io::Result<()> {
+    let args = Args::parse();
+    let listener = TcpListener::bind((args.bind.as_str(), args.port))?;
+    println!("listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    for conn in listener.incoming() {
+        let Ok(stream) = conn else { continue };
+        let args = args.clone();
+        std::thread::spawn(move || {
+            let _ = serve(stream, &args);
+        });
+    }
+    Ok(())
+}
+
+fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stream.try_clone()?);
+    let mut input = BufReader::with_capacity(64 * 1024, stream);
+    let mut rng = seed_rng();
+    loop {
+        let req = match read_head(&mut input) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                respond(&mut out, args.id, "400 Bad Request", "text/plain", b"bad request\n", false, false)?;
+                return out.flush();
+            }
+            Err(e) => return Err(e),
+        };
+        let body_sha = read_body(&mut input, &req)?;
+        if req.target != "/heartbeat" && (args.delay_ms > 0 || args.jitter_ms > 0) {
+            let jitter = if args.jitter_ms > 0 { next_rand(&mut rng) % (args.jitter_ms + 1) } else { 0 };
+            std::thread::sleep(Duration::from_millis(args.delay_ms + jitter));
+        }
+        answer(&mut out, args, &req, body_sha)?;
+        out.flush()?;
+        if !req.keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+fn read_head<R: BufRead>(input: &mut R) -> io::Result<Option<Request>> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+    let mut line = String::new();
+    let mut total = 0;
+    // Tolerate blank lines between requests, as RFC 9112 asks.
+    loop {
+        line.clear();
+        let n = input.read_line(&mut line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        total += n;
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("request line"));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(bad("version"));
+    }
+    let mut req = Request {
+        method: method.to_string(),
+        target: target.to_string(),
+        keep_alive: version == "HTTP/1.1",
+        content_length: None,
+        chunked: false,
+    };
+    loop {
+        line.clear();
+        let n = input.read_line(&mut line)?;
+        total += n;
+        if n == 0 || total > MAX_HEAD {
+            return Err(bad("head"));
+        }
+        let h = line.trim_end();
+        if h.is_empty() {
+            return Ok(Some(req));
+        }
+        let (name, value) = h.split_once(':').ok_or_else(|| bad("header"))?;
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => req.content_length = Some(value.parse().map_err(|_| bad("content-length"))?),
+            "transfer-encoding" => req.chunked = value.to_ascii_lowercase().contains("chunked"),
+            "connection" => {
+                let v = value.to_ascii_lowercase();
+                if v.contains("close") {
+                    req.keep_alive = false;
+                } else if v.contains("keep-alive") {
+                    req.keep_alive = true;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Read the request body (if any) and return its sha256 and length.
+fn read_body<R: BufRead>(input: &mut R, req: &Request) -> io::Result<Option<(String, u64)>> {
+    let mut h = Sha256::new();
+    let mut total = 0u64;
+    if req.chunked {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            input.read_line(&mut line)?;
+            let size_hex = line.trim().split(';').next().unwrap_or("");
+            let size = u64::from_str_radix(size_hex, 16)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "chunk size"))?;
+            if size == 0 {
+                // Trailers end with an empty line.
+                loop {
+                    line.clear();
+                    if input.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            total += copy_hashing(&mut input.take(size), &mut h)?;
+            line.clear();
+            input.read_line(&mut line)?;
+        }
+    } else if let Some(len) = req.content_length.filter(|&l| l > 0) {
+        total = copy_hashing(&mut input.take(len), &mut h)?;
+        if total != len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    } else {
+        return Ok(None);
+    }
+    Ok(Some((common::hex(&h.finalize()), total)))
+}
+
+fn copy_hashing<R: Read>(r: &mut R, h: &mut Sha256) -> io::Result<u64> {
+    let mut buf = [0u8; 16 * 1024];
+    let mut total = 0;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+    }
+}
+
+fn query_u64(target: &str, key: &str) -> Option<u64> {
+    let q = target.split_once('?')?.1;
+    q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(String, u64)>) -> io::Result<()> {
+    let head_only = req.method == "HEAD";
+    let ka = req.keep_alive;
+    let path = req.target.split('?').next().unwrap_or("/");
+    if let Some((sha, n)) = body_sha.filter(|_| req.method == "POST" || req.method == "PUT") {
+        let body = format!("sha256 {sha} {n}\n");
+        return respond(out, args.id, "200 OK", "text/plain", body.as_bytes(), ka, head_only);
+    }
+    match path {
+        "/" => {
+            let body = format!("Hello from server {}", args.id);
+            respond(out, args.id, "200 OK", "text/plain", body.as_bytes(), ka, head_only)
+        }
+        "/heartbeat" => respond(out, args.id, "200 OK", "text/plain", b"", ka, head_only),
+        "/bytes" | "/chunked" => {
+            let size = query_u64(&req.target, "size").unwrap_or(1024);
+            let seed = query_u64(&req.target, "seed").unwrap_or(0);
+            send_pattern(out, args.id, size, seed, path == "/chunked", ka, head_only)
+        }
+        p if p.starts_with("/status/") => {
+            let code: u16 = p[8..].parse().unwrap_or(500);
+            let status = format!("{code} {}", reason(code));
+            if code == 204 || code == 304 {
+                write!(out, "HTTP/1.1 {status}\r\nX-Server: {}\r\n{}\r\n", args.id, conn_header(ka))
+            } else {
+                respond(out, args.id, &status, "text/plain", status.as_bytes(), ka, head_only)
+            }
+        }
+        p => match args.dir.as_deref().and_then(|d| safe_join(d, p)) {
+            Some(file) if file.is_file() => send_file(out, args.id, &file, ka, head_only),
+            _ => respond(out, args.id, "404 Not Found", "text/plain", b"not found\n", ka, head_only),
+        },
+    }
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn conn_header(keep_alive: bool) -> &'static str {
+    if keep_alive { "" } else { "Connection: close\r\n" }
+}
+
+fn respond<W: Write>(out: &mut W, id: u32, status: &str, ctype: &str, body: &[u8], ka: bool, head_only: bool) -> io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nX-Server: {id}\r\n{}\r\n",
+        body.len(),
+        conn_header(ka)
+    )?;
+    if !head_only {
+        out.write_all(body)?;
+    }
+    Ok(())
+}
+
+fn send_pattern<W: Write>(out: &mut W, id: u32, size: u64, seed: u64, chunked: bool, ka: bool, head_only: bool) -> io::Result<()> {
+    let framing = if chunked { "Transfer-Encoding: chunked".to_string() } else { format!("Content-Length: {size}") };
+    write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{framing}\r\nX-Server: {id}\r\n{}\r\n", conn_header(ka))?;
+    if head_only {
+        return Ok(());
+    }
+    let mut p = common::Pattern::new(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        p.fill(&mut buf[..n]);
+        if chunked {
+            write!(out, "{n:x}\r\n")?;
+        }
+        out.write_all(&buf[..n])?;
+        if chunked {
+            out.write_all(b"\r\n")?;
+        }
+        left -= n as u64;
+    }
+    if chunked {
+        out.write_all(b"0\r\n\r\n")?;
+    }
+    Ok(())
+}
+
+fn send_file<W: Write>(out: &mut W, id: u32, file: &Path, ka: bool, head_only: bool) -> io::Result<()> {
+    let mut f = File::open(file)?;
+    let len = f.metadata()?.len();
+    write!(out, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nX-Server: {id}\r\n{}\r\n", conn_header(ka))?;
+    if !head_only {
+        io::copy(&mut f, out)?;
+    }
+    Ok(())
+}
+
+/// Join a URL path under `dir`, refusing anything that climbs out of it.
+fn safe_join(dir: &Path, url_path: &str) -> Option<PathBuf> {
+    let rel = Path::new(url_path.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(dir.join(rel))
+}
+
+fn seed_rng() -> u64 {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    t | 1
+}
+
+fn next_rand(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}

@@ -1,0 +1,131 @@
+//! A stateful session server for lbproxy's TCP mode.
+//!
+//! Run: `cargo run --release --example stream_backend -- --port 8001 --id 1`
+//! (`--port 0` picks a free port; the first stdout line is `listening on ADDR`).
+//!
+//! Line protocol, one command per line; every reply names the server and
+//! the session so a client can prove its session never moved:
+//! - `WHO` -> `server=ID session=SID count=C`
+//! - `MSG TEXT` -> `server=ID session=SID count=C echo=TEXT` (C counts this session's messages)
+//! - `UPLOAD SIZE` then SIZE raw bytes -> `SHA256 HEX SIZE`
+//! - `UPLOAD-EOF` then raw bytes until the client shuts its write half -> `SHA256 HEX N`, then close
+//! - `DOWNLOAD SIZE SEED` -> SIZE bytes of the seeded pattern (see examples/common)
+//! - `QUIT` -> close
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+use sha2::{Digest, Sha256};
+
+#[derive(Parser)]
+#[command(about = "Stateful session server: counters per session, uploads with sha256, seeded downloads")]
+struct Args {
+    /// Port to listen on (0 = any free port).
+    #[arg(long, default_value_t = 8001)]
+    port: u16,
+    /// Server id named in every reply.
+    #[arg(long, default_value_t = 1)]
+    id: u32,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+}
+
+fn main() -> io::Result<()> {
+    let args = Args::parse();
+    let listener = TcpListener::bind((args.bind.as_str(), args.port))?;
+    println!("listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    let sessions = Arc::new(AtomicU64::new(0));
+    for conn in listener.incoming() {
+        let Ok(stream) = conn else { continue };
+        let sid = sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = args.id;
+        std::thread::spawn(move || {
+            if let Err(e) = serve(stream, id, sid) {
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    eprintln!("server {id} session {sid}: {e}");
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+fn serve(stream: TcpStream, id: u32, sid: u64) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut out = stream.try_clone()?;
+    let mut input = BufReader::with_capacity(64 * 1024, stream);
+    let session = format!("s{id}-{sid}");
+    let mut count = 0u64;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end_matches(['\r', '\n']);
+        let (verb, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
+        match verb {
+            "WHO" => writeln!(out, "server={id} session={session} count={count}")?,
+            "MSG" => {
+                count += 1;
+                writeln!(out, "server={id} session={session} count={count} echo={rest}")?;
+            }
+            "UPLOAD" => match rest.trim().parse::<u64>() {
+                Ok(size) => {
+                    let sha = sha_of(&mut (&mut input).take(size))?;
+                    writeln!(out, "SHA256 {} {}", sha.0, sha.1)?;
+                }
+                Err(_) => writeln!(out, "ERR bad size")?,
+            },
+            "UPLOAD-EOF" => {
+                let sha = sha_of(&mut input)?;
+                writeln!(out, "SHA256 {} {}", sha.0, sha.1)?;
+                return Ok(());
+            }
+            "DOWNLOAD" => {
+                let mut it = rest.split_whitespace().map(str::parse::<u64>);
+                match (it.next(), it.next()) {
+                    (Some(Ok(size)), Some(Ok(seed))) => send_pattern(&mut out, size, seed)?,
+                    _ => writeln!(out, "ERR usage: DOWNLOAD SIZE SEED")?,
+                }
+            }
+            "QUIT" => return Ok(()),
+            _ => writeln!(out, "ERR unknown command")?,
+        }
+    }
+}
+
+fn sha_of<R: Read>(r: &mut R) -> io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok((common::hex(&h.finalize()), total));
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+    }
+}
+
+fn send_pattern(out: &mut TcpStream, size: u64, seed: u64) -> io::Result<()> {
+    let mut p = common::Pattern::new(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        p.fill(&mut buf[..n]);
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
