@@ -50,7 +50,11 @@ struct Tally {
 fn main() -> ExitCode {
     let args = Args::parse();
     let next = Arc::new(AtomicU64::new(0));
-    let tally = Arc::new(Mutex::new(Tally { per_server: BTreeMap::new(), latencies: Vec::new(), failures: Vec::new() }));
+    let tally = Arc::new(Mutex::new(Tally {
+        per_server: BTreeMap::new(),
+        latencies: Vec::new(),
+        failures: Vec::new(),
+    }));
     let start = Instant::now();
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|_| {
@@ -74,7 +78,12 @@ fn main() -> ExitCode {
     }
     let elapsed = start.elapsed();
     let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-    println!("sessions: {} in {:.2}s, {} messages each", args.sessions, elapsed.as_secs_f64(), args.messages);
+    println!(
+        "sessions: {} in {:.2}s, {} messages each",
+        args.sessions,
+        elapsed.as_secs_f64(),
+        args.messages
+    );
     for (server, n) in &t.per_server {
         println!("  server {server}: {n} sessions");
     }
@@ -124,7 +133,10 @@ fn run_session(args: &Args, lat: &mut Vec<Duration>) -> Result<String, String> {
         }
         lat.push(t0.elapsed());
         let field = |k: &str| {
-            line.split_whitespace().find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('='))).unwrap_or("").to_string()
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                .unwrap_or("")
+                .to_string()
         };
         let (server, session) = (field("server"), field("session"));
         let (count, echo) = (field("count"), field("echo"));

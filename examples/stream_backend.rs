@@ -17,8 +17,8 @@ mod common;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Parser;
 use sha2::{Digest, Sha256};
@@ -48,10 +48,10 @@ fn main() -> io::Result<()> {
         let sid = sessions.fetch_add(1, Ordering::Relaxed) + 1;
         let id = args.id;
         std::thread::spawn(move || {
-            if let Err(e) = serve(stream, id, sid) {
-                if e.kind() != io::ErrorKind::UnexpectedEof {
-                    eprintln!("server {id} session {sid}: {e}");
-                }
+            if let Err(e) = serve(stream, id, sid)
+                && e.kind() != io::ErrorKind::UnexpectedEof
+            {
+                eprintln!("server {id} session {sid}: {e}");
             }
         });
     }

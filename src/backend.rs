@@ -23,7 +23,10 @@ pub struct Backend {
 
 impl Backend {
     pub fn new(addr: SocketAddr) -> Backend {
-        Backend { addr, stats: BackendStats::default() }
+        Backend {
+            addr,
+            stats: BackendStats::default(),
+        }
     }
 
     /// May new sessions be sent here? (Health and drain state will hook in here.)
@@ -52,7 +55,10 @@ mod tests {
 
     #[test]
     fn table_names_every_backend() {
-        let mut b = vec![Backend::new("127.0.0.1:8001".parse().unwrap()), Backend::new("127.0.0.1:8002".parse().unwrap())];
+        let mut b = vec![
+            Backend::new("127.0.0.1:8001".parse().unwrap()),
+            Backend::new("127.0.0.1:8002".parse().unwrap()),
+        ];
         b[0].stats.total = 6720;
         b[0].stats.active = 3;
         let t = usage_table(&b);

@@ -15,7 +15,11 @@ pub struct Buffer {
 
 impl Buffer {
     fn new(size: usize) -> Buffer {
-        Buffer { data: vec![0; size].into_boxed_slice(), start: 0, end: 0 }
+        Buffer {
+            data: vec![0; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,7 +68,12 @@ pub struct BufferPool {
 impl BufferPool {
     /// Buffers of `size` bytes; at most `keep_free` idle ones are kept.
     pub fn new(size: usize, keep_free: usize) -> BufferPool {
-        BufferPool { size, free: Vec::new(), keep_free, in_use: 0 }
+        BufferPool {
+            size,
+            free: Vec::new(),
+            keep_free,
+            in_use: 0,
+        }
     }
 
     pub fn buffer_size(&self) -> usize {

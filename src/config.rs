@@ -190,7 +190,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" | "sec" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("invalid duration \"{s}\": unknown unit \"{other}\" (use ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "invalid duration \"{s}\": unknown unit \"{other}\" (use ms, s, m, h)"
+            ));
+        }
     };
     if !secs.is_finite() || secs > 1e9 {
         return Err(format!("invalid duration \"{s}\": out of range"));

@@ -168,7 +168,10 @@ impl Pipe {
 pub enum Phase {
     /// Waiting for the backend's non-blocking connect; `attempt` identifies
     /// this connect among all, so a stale timeout can be told apart.
-    Connecting { since: Instant, attempt: u64 },
+    Connecting {
+        since: Instant,
+        attempt: u64,
+    },
     Proxying,
 }
 // While connecting, client bytes stay in the kernel's receive queue (we do

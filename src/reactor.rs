@@ -55,7 +55,11 @@ fn token(key: usize, side: Side) -> Token {
 }
 
 fn split_token(t: Token) -> (usize, Side) {
-    let side = if t.0 % 2 == 0 { Side::Client } else { Side::Backend };
+    let side = if t.0.is_multiple_of(2) {
+        Side::Client
+    } else {
+        Side::Backend
+    };
     (t.0 / 2, side)
 }
 
@@ -98,7 +102,10 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 }
 
 fn is_descriptor_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Ask the policy, then connect; on an immediate failure mark it and ask
@@ -129,8 +136,8 @@ fn open_backend(
 impl Reactor {
     pub fn bind(config: Config) -> io::Result<Reactor> {
         let poll = Poll::new()?;
-        let mut listener =
-            listen(config.listen, config.backlog).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
+        let mut listener = listen(config.listen, config.backlog)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
         let local_addr = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
@@ -176,10 +183,10 @@ impl Reactor {
         let mut again = Vec::new();
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != ErrorKind::Interrupted {
-                    return Err(e);
-                }
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != ErrorKind::Interrupted
+            {
+                return Err(e);
             }
             self.now = Instant::now();
 
@@ -255,7 +262,10 @@ impl Reactor {
                 return;
             }
             if self.sessions.len() >= self.config.max_connections {
-                warn!("max connections ({}) reached: pausing accept", self.config.max_connections);
+                warn!(
+                    "max connections ({}) reached: pausing accept",
+                    self.config.max_connections
+                );
                 self.accept_pause = Some(AcceptPause::MaxConnections);
                 return;
             }
@@ -265,7 +275,9 @@ impl Reactor {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_descriptor_exhaustion(&e) => {
                     warn!("accept failed: {e}; pausing accept until a session closes");
-                    self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
+                    self.accept_pause = Some(AcceptPause::OutOfDescriptors {
+                        retry_at: self.now + ACCEPT_RETRY,
+                    });
                     return;
                 }
                 // ECONNABORTED and friends: that client is gone, the next may not be.
@@ -284,7 +296,9 @@ impl Reactor {
     fn start_session(&mut self, mut client: TcpStream, client_addr: SocketAddr) {
         let _ = client.set_nodelay(true);
         let mut tried = Vec::new();
-        let Some((idx, mut backend)) = open_backend(self.policy.as_mut(), &mut self.backends, client_addr.ip(), &mut tried) else {
+        let Some((idx, mut backend)) =
+            open_backend(self.policy.as_mut(), &mut self.backends, client_addr.ip(), &mut tried)
+        else {
             warn!("no backend available for client {client_addr}: closing it");
             return;
         };
@@ -303,7 +317,8 @@ impl Reactor {
         self.backends[idx].stats.active += 1;
         let attempt = self.next_attempt;
         self.next_attempt += 1;
-        self.connect_deadlines.push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
+        self.connect_deadlines
+            .push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
         entry.insert(Session {
             client,
             client_addr,
@@ -311,13 +326,19 @@ impl Reactor {
             backend,
             backend_ready: Ready::default(),
             backend_idx: idx,
-            phase: Phase::Connecting { since: self.now, attempt },
+            phase: Phase::Connecting {
+                since: self.now,
+                attempt,
+            },
             up: Default::default(),
             down: Default::default(),
             tried,
             last_active: self.now,
         });
-        debug!("client {client_addr} -> backend {} (session {key})", self.backends[idx].addr);
+        debug!(
+            "client {client_addr} -> backend {} (session {key})",
+            self.backends[idx].addr
+        );
     }
 
     /// Do whatever work the session's readiness allows.
@@ -375,12 +396,25 @@ impl Reactor {
         s.tried.push(failed);
         let _ = self.poll.registry().deregister(&mut s.backend);
 
-        let Some((idx, mut backend)) = open_backend(self.policy.as_mut(), &mut self.backends, s.client_addr.ip(), &mut s.tried) else {
-            warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
+        let Some((idx, mut backend)) = open_backend(
+            self.policy.as_mut(),
+            &mut self.backends,
+            s.client_addr.ip(),
+            &mut s.tried,
+        ) else {
+            warn!(
+                "no backend accepted client {} ({} tried): closing it",
+                s.client_addr,
+                s.tried.len()
+            );
             self.remove_unconnected(key);
             return;
         };
-        if let Err(e) = self.poll.registry().register(&mut backend, token(key, Side::Backend), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) = self.poll.registry().register(
+            &mut backend,
+            token(key, Side::Backend),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             warn!("cannot register backend socket: {e}");
             self.remove_unconnected(key);
             return;
@@ -388,11 +422,15 @@ impl Reactor {
         self.backends[idx].stats.active += 1;
         let attempt = self.next_attempt;
         self.next_attempt += 1;
-        self.connect_deadlines.push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
+        self.connect_deadlines
+            .push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
         s.backend = backend;
         s.backend_idx = idx;
         s.backend_ready = Ready::default();
-        s.phase = Phase::Connecting { since: self.now, attempt };
+        s.phase = Phase::Connecting {
+            since: self.now,
+            attempt,
+        };
     }
 
     /// Drop a session whose backend `active` count was already given back.
@@ -404,7 +442,9 @@ impl Reactor {
     }
 
     fn end_session(&mut self, key: usize, abort: bool) {
-        let Some(mut s) = self.sessions.try_remove(key) else { return };
+        let Some(mut s) = self.sessions.try_remove(key) else {
+            return;
+        };
         let registry = self.poll.registry();
         let _ = registry.deregister(&mut s.client);
         let _ = registry.deregister(&mut s.backend);
@@ -420,14 +460,15 @@ impl Reactor {
                 self.drain_until = Some(self.now);
                 continue;
             }
+            // Close the listener before saying so: new clients are refused from here on.
+            if let Some(mut l) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut l);
+            }
             info!(
                 "signal {sig}: stopped accepting; waiting up to {:?} for {} sessions",
                 self.config.drain_timeout,
                 self.sessions.len()
             );
-            if let Some(mut l) = self.listener.take() {
-                let _ = self.poll.registry().deregister(&mut l);
-            }
             self.drain_until = Some(self.now + self.config.drain_timeout);
         }
     }
@@ -445,32 +486,39 @@ impl Reactor {
             );
             if !stale {
                 let after = self.config.connect_timeout;
-                self.connect_failed(key, io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")));
+                self.connect_failed(
+                    key,
+                    io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")),
+                );
             }
         }
-        if let Some(at) = self.next_stats {
-            if now >= at {
-                info!("{}", usage_table(&self.backends));
-                let every = self.config.stats_interval.unwrap_or(Duration::from_secs(5));
-                self.next_stats = Some(at + every);
-            }
+        if let Some(at) = self.next_stats
+            && now >= at
+        {
+            info!("{}", usage_table(&self.backends));
+            let every = self.config.stats_interval.unwrap_or(Duration::from_secs(5));
+            self.next_stats = Some(at + every);
         }
-        if let (Some(at), Some(idle)) = (self.next_idle_sweep, self.config.idle_timeout) {
-            if now >= at {
-                let expired: Vec<usize> =
-                    self.sessions.iter().filter(|(_, s)| now - s.last_active >= idle).map(|(k, _)| k).collect();
-                for k in expired {
-                    debug!("session {k}: idle for {idle:?}, closing");
-                    self.end_session(k, false);
-                }
-                self.next_idle_sweep = Some(now + sweep_period(idle));
+        if let (Some(at), Some(idle)) = (self.next_idle_sweep, self.config.idle_timeout)
+            && now >= at
+        {
+            let expired: Vec<usize> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| now - s.last_active >= idle)
+                .map(|(k, _)| k)
+                .collect();
+            for k in expired {
+                debug!("session {k}: idle for {idle:?}, closing");
+                self.end_session(k, false);
             }
+            self.next_idle_sweep = Some(now + sweep_period(idle));
         }
-        if let Some(AcceptPause::OutOfDescriptors { retry_at }) = self.accept_pause {
-            if now >= retry_at {
-                self.accept_pause = None;
-                self.accept_ready();
-            }
+        if let Some(AcceptPause::OutOfDescriptors { retry_at }) = self.accept_pause
+            && now >= retry_at
+        {
+            self.accept_pause = None;
+            self.accept_ready();
         }
     }
 }

@@ -75,7 +75,11 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 3] = [PolicyKind::RoundRobin, PolicyKind::FewestConnections, PolicyKind::IpHash];
+    pub const ALL: [PolicyKind; 3] = [
+        PolicyKind::RoundRobin,
+        PolicyKind::FewestConnections,
+        PolicyKind::IpHash,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -130,7 +134,9 @@ pub(crate) mod test_support {
     }
 
     pub fn key(last_octet: u8) -> PickKey {
-        PickKey { client_ip: IpAddr::from([127, 0, 0, last_octet]) }
+        PickKey {
+            client_ip: IpAddr::from([127, 0, 0, last_octet]),
+        }
     }
 
     pub fn picks(p: &mut dyn Policy, b: &[Backend], excluded: &[usize], n: usize) -> Vec<Option<usize>> {

@@ -1,0 +1,241 @@
+//! Test support: start real processes (lbproxy, the example backends) on
+//! free loopback ports and wait for them to say they are listening.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn lbproxy_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lbproxy"))
+}
+
+/// Examples are built by `cargo test` next to the test binaries' `deps/`.
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join("examples").join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --examples` first",
+        p.display()
+    );
+    p
+}
+
+/// A child process that is killed when dropped, with its log lines kept.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait until a log line containing `needle` appears (or fail the test).
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no line containing {needle:?}; log:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        let r = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(r, 0, "kill failed");
+    }
+
+    /// Wait for exit, bounded by PATIENCE.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        s.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in status"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawn, collect lines from `stream` of the child, and return once a line
+/// contains "listening on ADDR".
+fn spawn_and_wait(mut cmd: Command, from_stderr: bool) -> Proc {
+    cmd.stdin(Stdio::null());
+    if from_stderr {
+        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let out: Box<dyn Read + Send> = if from_stderr {
+        Box::new(child.stderr.take().expect("stderr"))
+    } else {
+        Box::new(child.stdout.take().expect("stdout"))
+    };
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            log2.lock().unwrap().push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "process never said it was listening; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest
+                .split([',', ' '])
+                .next()
+                .unwrap_or("")
+                .parse()
+                .expect("listen address");
+            return Proc {
+                child,
+                addr,
+                log,
+                lines: rx,
+            };
+        }
+    }
+}
+
+pub fn stream_backend(id: u32) -> Proc {
+    let mut cmd = Command::new(example_bin("stream_backend"));
+    cmd.args(["--port", "0", "--id", &id.to_string()]);
+    spawn_and_wait(cmd, false)
+}
+
+pub fn http_backend(id: u32, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(example_bin("http_backend"));
+    cmd.args(["--port", "0", "--id", &id.to_string()]).args(extra);
+    spawn_and_wait(cmd, false)
+}
+
+/// Start lbproxy on 127.0.0.1 with a free port in front of `backends`.
+pub fn lbproxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(lbproxy_bin());
+    cmd.env("RUST_LOG", "info")
+        .args(["--bind", "127.0.0.1", "--port", "0", "--policy", policy])
+        .args(extra);
+    if !extra.contains(&"--stats-interval") {
+        cmd.args(["--stats-interval", "0"]);
+    }
+    for b in backends {
+        cmd.args(["--backend", &b.to_string()]);
+    }
+    spawn_and_wait(cmd, true)
+}
+
+/// A loopback address where nothing listens.
+pub fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s
+}
+
+/// Send one line, read one line.
+pub fn ask(s: &mut TcpStream, line: &str) -> String {
+    s.write_all(format!("{line}\n").as_bytes()).expect("send");
+    read_line(s)
+}
+
+/// Read up to and including '\n', byte by byte so nothing after it is consumed.
+pub fn read_line(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(_) if b[0] == b'\n' => break,
+            Ok(_) => out.push(b[0]),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `server=N` field of a stream_backend reply.
+pub fn server_of(reply: &str) -> u32 {
+    reply
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("server=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no server in reply {reply:?}"))
+}
+
+/// Which backend serves a fresh connection.
+pub fn who(proxy: SocketAddr) -> u32 {
+    let mut s = connect(proxy);
+    let r = ask(&mut s, "WHO");
+    server_of(&r)
+}
+
+/// End a session the orderly way and wait until the proxy has closed it:
+/// the proxy's FIN to us comes after it has finished the session.
+pub fn close_and_wait(mut s: TcpStream) {
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+}
