@@ -144,15 +144,12 @@ impl Pipe {
             }
         }
 
-        if self.eof && self.buf.is_none() && !self.shut {
-            self.shut = true;
-            match dst.shutdown(Shutdown::Write) {
-                // The destination already went away; the other direction will see it.
-                Err(e) if e.kind() == ErrorKind::NotConnected => {}
-                r => r?,
-            }
-        }
         Ok(written)
+    }
+
+    /// The source ended and everything it sent is delivered: time to pass its FIN on.
+    fn wants_shut(&self) -> bool {
+        self.eof && self.buf.is_none() && !self.shut
     }
 
     /// Work is waiting that the readiness we hold allows.
@@ -240,6 +237,24 @@ impl Session {
             Ok(n) => moved.down += n,
             Err(e) => return Step::Failed(e),
         }
+        // Pass a FIN on with shutdown(2); when the other direction is already
+        // finished the session closes right away and close(2) sends it.
+        if self.up.wants_shut() {
+            self.up.shut = true;
+            if !self.down.shut
+                && let Err(e) = shutdown_write(&self.backend)
+            {
+                return Step::Failed(e);
+            }
+        }
+        if self.down.wants_shut() {
+            self.down.shut = true;
+            if !self.up.shut
+                && let Err(e) = shutdown_write(&self.client)
+            {
+                return Step::Failed(e);
+            }
+        }
         if self.up.shut && self.down.shut {
             return Step::Finished;
         }
@@ -258,6 +273,14 @@ impl Session {
             let _ = socket2::SockRef::from(&self.client).set_linger(Some(std::time::Duration::ZERO));
             let _ = socket2::SockRef::from(&self.backend).set_linger(Some(std::time::Duration::ZERO));
         }
+    }
+}
+
+fn shutdown_write(s: &TcpStream) -> io::Result<()> {
+    match s.shutdown(Shutdown::Write) {
+        // The peer already went away; the other direction will see it.
+        Err(e) if e.kind() == ErrorKind::NotConnected => Ok(()),
+        r => r,
     }
 }
 

@@ -40,7 +40,7 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
 /// Free buffers kept for reuse; more are returned to the allocator.
-const POOL_KEEP_FREE: usize = 256;
+const POOL_KEEP_FREE: usize = 64;
 /// After EMFILE/ENFILE with no session left to close, try accepting again after this.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -349,7 +349,18 @@ impl Reactor {
             if !(r.writable || r.readable || r.hup) {
                 return; // only the client spoke so far; its bytes wait in the kernel
             }
-            match check_connect(&s.backend) {
+            // A writable edge on a connecting socket means the handshake
+            // ended; `take_error` alone tells how. Other wake-ups take the
+            // full check, which also tells a spurious one apart.
+            let checked = if r.writable && !r.hup {
+                match s.backend.take_error() {
+                    Ok(None) => ConnectCheck::Connected,
+                    Ok(Some(e)) | Err(e) => ConnectCheck::Failed(e),
+                }
+            } else {
+                check_connect(&s.backend)
+            };
+            match checked {
                 ConnectCheck::Pending => {
                     s.backend_ready = Ready::default();
                     return;
@@ -394,7 +405,7 @@ impl Reactor {
         b.stats.connect_failures += 1;
         warn!("backend {} connect failed for client {}: {err}", b.addr, s.client_addr);
         s.tried.push(failed);
-        let _ = self.poll.registry().deregister(&mut s.backend);
+        // The old socket is closed (and so leaves epoll) when replaced below.
 
         let Some((idx, mut backend)) = open_backend(
             self.policy.as_mut(),
@@ -435,19 +446,17 @@ impl Reactor {
 
     /// Drop a session whose backend `active` count was already given back.
     fn remove_unconnected(&mut self, key: usize) {
-        let mut s = self.sessions.remove(key);
-        let _ = self.poll.registry().deregister(&mut s.client);
+        let s = self.sessions.remove(key);
         s.close(&mut self.pool, false);
         self.resume_accept();
     }
 
     fn end_session(&mut self, key: usize, abort: bool) {
-        let Some(mut s) = self.sessions.try_remove(key) else {
+        // No explicit deregister: closing a descriptor removes it from epoll,
+        // and two `epoll_ctl` calls are a real share of a short session.
+        let Some(s) = self.sessions.try_remove(key) else {
             return;
         };
-        let registry = self.poll.registry();
-        let _ = registry.deregister(&mut s.client);
-        let _ = registry.deregister(&mut s.backend);
         self.backends[s.backend_idx].stats.active -= 1;
         s.close(&mut self.pool, abort);
         self.resume_accept();
