@@ -13,6 +13,10 @@ pub struct BackendStats {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub connect_failures: u64,
+    /// HTTP requests sent here (HTTP mode) or redirected here (redirect mode).
+    pub requests: u64,
+    /// Backend connections opened (HTTP mode; shows pool reuse).
+    pub conns_opened: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +49,13 @@ pub fn usage_table(backends: &[Backend]) -> String {
             "\n  {}: {} sessions, {} active, {} B up, {} B down, {} connect failures",
             b.addr, s.total, s.active, s.bytes_up, s.bytes_down, s.connect_failures
         );
+        if s.requests > 0 || s.conns_opened > 0 {
+            let _ = write!(
+                out,
+                ", {} requests, {} backend connections opened",
+                s.requests, s.conns_opened
+            );
+        }
     }
     out
 }

@@ -30,16 +30,42 @@ impl Buffer {
         self.end - self.start
     }
 
+    /// No byte can be read in, even after moving the filled part to the front.
     pub fn is_full(&self) -> bool {
-        self.end == self.data.len()
+        self.len() == self.data.len()
     }
 
+    /// Bytes the next `fill_from` may read.
     pub fn space(&self) -> usize {
-        self.data.len() - self.end
+        if self.end == self.data.len() {
+            self.data.len() - self.len()
+        } else {
+            self.data.len() - self.end
+        }
     }
 
-    /// Read once from `src` into the free tail.
+    /// The filled part.
+    pub fn data(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    /// Drop `n` bytes from the front of the filled part.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Read once from `src` into the free tail. When the tail is full but
+    /// the front was consumed, the filled part is moved to the front first.
     pub fn fill_from<R: Read>(&mut self, src: &mut R) -> io::Result<usize> {
+        if self.end == self.data.len() && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
         let n = src.read(&mut self.data[self.end..])?;
         self.end += n;
         Ok(n)

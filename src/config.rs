@@ -4,11 +4,13 @@
 //! flag name and exits with status 2.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
 
+use crate::http::{BackendConnMode, HttpRole, HttpSettings};
 use crate::policy::PolicyKind;
 
 /// lbproxy: a single-threaded TCP load balancer.
@@ -66,6 +68,88 @@ pub struct Args {
     /// Seed for hashing policies, so a deployment can pick its own mapping.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// tcp: pin each client connection to one backend. http: balance every
+    /// HTTP/1.1 request on its own. redirect: answer each request with a
+    /// redirect to the chosen backend.
+    #[arg(long, default_value = "tcp", value_parser = parse_mode)]
+    pub mode: Mode,
+
+    /// HTTP mode: `persistent` reuses backend connections from an idle pool,
+    /// `per-request` opens one per request and closes it after the response.
+    #[arg(long, default_value = "persistent", value_parser = parse_backend_conn)]
+    pub backend_conn: BackendConnMode,
+
+    /// HTTP mode: most idle backend connections kept per backend.
+    #[arg(long, default_value_t = 64)]
+    pub pool_size: usize,
+
+    /// HTTP mode: idle backend connections are closed after this long.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub pool_idle_timeout: Duration,
+
+    /// HTTP mode: largest request or response head; larger requests get 431.
+    /// At most --buffer-size.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_size: usize,
+
+    /// HTTP mode: a backend that has not started its response this long
+    /// after the request arrived gets the client a 504.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub backend_timeout: Duration,
+
+    /// HTTP and redirect modes: append one CSV line per request to FILE
+    /// (timestamp,client,method,path,backend,status,bytes,latency_us,reused).
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+
+    /// Redirect mode: the status code sent (301, 302, 307 or 308).
+    #[arg(long, default_value_t = 301, value_parser = parse_redirect_code)]
+    pub redirect_code: u16,
+}
+
+/// What lbproxy does with a client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tcp,
+    Http,
+    Redirect,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Http => "http",
+            Mode::Redirect => "redirect",
+        }
+    }
+}
+
+pub fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "tcp" => Ok(Mode::Tcp),
+        "http" => Ok(Mode::Http),
+        "redirect" => Ok(Mode::Redirect),
+        _ => Err(format!("unknown mode \"{s}\" (expected tcp, http or redirect)")),
+    }
+}
+
+pub fn parse_backend_conn(s: &str) -> Result<BackendConnMode, String> {
+    match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+        "persistent" | "keep-alive" | "keepalive" => Ok(BackendConnMode::Persistent),
+        "per-request" | "perrequest" | "close" => Ok(BackendConnMode::PerRequest),
+        _ => Err(format!(
+            "unknown backend connection mode \"{s}\" (expected persistent or per-request)"
+        )),
+    }
+}
+
+pub fn parse_redirect_code(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(c @ (301 | 302 | 307 | 308)) => Ok(c),
+        _ => Err(format!("invalid redirect code \"{s}\" (expected 301, 302, 307 or 308)")),
+    }
 }
 
 /// The backends named by one `--backend` value (a comma-separated list).
@@ -86,6 +170,14 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub backlog: i32,
     pub seed: u64,
+    pub mode: Mode,
+    pub backend_conn: BackendConnMode,
+    pub pool_size: usize,
+    pub pool_idle_timeout: Duration,
+    pub max_header_size: usize,
+    pub backend_timeout: Duration,
+    pub access_log: Option<PathBuf>,
+    pub redirect_code: u16,
 }
 
 impl Config {
@@ -103,7 +195,34 @@ impl Config {
             drain_timeout: Duration::from_secs(10),
             backlog: 1024,
             seed: 0,
+            mode: Mode::Tcp,
+            backend_conn: BackendConnMode::Persistent,
+            pool_size: 64,
+            pool_idle_timeout: Duration::from_secs(60),
+            max_header_size: 64 * 1024,
+            backend_timeout: Duration::from_secs(30),
+            access_log: None,
+            redirect_code: 301,
         }
+    }
+
+    /// Settings of the HTTP engine, or `None` in TCP mode.
+    pub fn http_settings(&self) -> Option<HttpSettings> {
+        let role = match self.mode {
+            Mode::Tcp => return None,
+            Mode::Http => HttpRole::Proxy,
+            Mode::Redirect => HttpRole::Redirect(self.redirect_code),
+        };
+        Some(HttpSettings {
+            role,
+            conn_mode: self.backend_conn,
+            pool_size: self.pool_size,
+            pool_idle_timeout: self.pool_idle_timeout,
+            max_header_size: self.max_header_size.min(self.buffer_size),
+            backend_timeout: self.backend_timeout,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+        })
     }
 }
 
@@ -122,6 +241,14 @@ impl From<Args> for Config {
             drain_timeout: a.drain_timeout,
             backlog: a.backlog,
             seed: a.seed,
+            mode: a.mode,
+            backend_conn: a.backend_conn,
+            pool_size: a.pool_size,
+            pool_idle_timeout: a.pool_idle_timeout,
+            max_header_size: a.max_header_size,
+            backend_timeout: a.backend_timeout,
+            access_log: a.access_log,
+            redirect_code: a.redirect_code,
         }
     }
 }

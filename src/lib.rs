@@ -9,13 +9,17 @@
 //! - `buffer`: fixed-size buffers and the pool they are taken from.
 //! - `backend`: the backend list and its per-backend counters.
 //! - `policy`: the `Policy` trait and one module per balancing policy.
+//! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
+//! - `tokens`: the mio token of every socket, in one place.
 
 pub mod backend;
 pub mod buffer;
 pub mod config;
 pub mod connection;
+pub mod http;
 pub mod policy;
 pub mod reactor;
+pub mod tokens;
 
 pub use config::{Args, Config};
 pub use reactor::Reactor;

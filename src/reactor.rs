@@ -11,8 +11,8 @@
 //! work is queued in `ready_again` and driven after the next poll, which then
 //! does not wait, so a fast transfer cannot starve the other sessions.
 //!
-//! Tokens: session key `k` owns `Token(2k)` (client) and `Token(2k + 1)`
-//! (backend). Fixed tokens sit at the top of the range.
+//! Tokens are made in `tokens.rs`. In HTTP and redirect modes the sockets
+//! belong to the `http` engine, which the reactor drives through the same loop.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
@@ -32,10 +32,9 @@ use crate::backend::{Backend, usage_table};
 use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
+use crate::http::{ACCESS_LOG_HEADER, Ctx, HttpEngine};
 use crate::policy::{Candidates, PickKey, Policy};
-
-const LISTENER: Token = Token(usize::MAX);
-const SIGNALS: Token = Token(usize::MAX - 1);
+use crate::tokens::{LISTENER, Owner, SIGNALS};
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
@@ -43,25 +42,8 @@ const READ_BUDGET: u32 = 16;
 const POOL_KEEP_FREE: usize = 64;
 /// After EMFILE/ENFILE with no session left to close, try accepting again after this.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Client,
-    Backend,
-}
-
-fn token(key: usize, side: Side) -> Token {
-    Token(key * 2 + side as usize)
-}
-
-fn split_token(t: Token) -> (usize, Side) {
-    let side = if t.0.is_multiple_of(2) {
-        Side::Client
-    } else {
-        Side::Backend
-    };
-    (t.0 / 2, side)
-}
+/// How often HTTP mode checks pool idle timeouts and flushes the access log.
+const HTTP_SWEEP: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AcceptPause {
@@ -84,6 +66,9 @@ pub struct Reactor {
     connect_deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     next_attempt: u64,
     ready_again: Vec<usize>,
+    /// The HTTP/redirect engine; `None` in TCP mode.
+    http: Option<HttpEngine>,
+    next_http_sweep: Option<Instant>,
     next_stats: Option<Instant>,
     next_idle_sweep: Option<Instant>,
     drain_until: Option<Instant>,
@@ -143,6 +128,15 @@ impl Reactor {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         let now = Instant::now();
+        let http = match config.http_settings() {
+            None => None,
+            Some(settings) => Some(HttpEngine::new(
+                settings,
+                config.backends.len(),
+                open_access_log(&config)?,
+            )),
+        };
+        let http_sweep = http.as_ref().map(|_| now + HTTP_SWEEP);
         Ok(Reactor {
             poll,
             listener: Some(listener),
@@ -156,6 +150,8 @@ impl Reactor {
             connect_deadlines: BinaryHeap::new(),
             next_attempt: 0,
             ready_again: Vec::new(),
+            http,
+            next_http_sweep: http_sweep,
             next_stats: config.stats_interval.map(|d| now + d),
             next_idle_sweep: config.idle_timeout.map(|d| now + sweep_period(d)),
             drain_until: None,
@@ -173,9 +169,10 @@ impl Reactor {
     pub fn run(mut self) -> io::Result<()> {
         let backends: Vec<String> = self.backends.iter().map(|b| b.addr.to_string()).collect();
         info!(
-            "lbproxy {} listening on {}, policy {}, backends [{}]",
+            "lbproxy {} listening on {}, mode {}, policy {}, backends [{}]",
             env!("CARGO_PKG_VERSION"),
             self.local_addr,
+            self.config.mode.name(),
             self.config.policy,
             backends.join(", ")
         );
@@ -194,31 +191,48 @@ impl Reactor {
             for key in again.drain(..) {
                 self.drive(key);
             }
+            self.with_http(|h, ctx| h.run_ready_again(ctx));
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept_ready(),
                     SIGNALS => self.on_signals(),
-                    t => {
-                        let (key, side) = split_token(t);
-                        if let Some(s) = self.sessions.get_mut(key) {
-                            match side {
-                                Side::Client => s.client_ready.absorb(ev),
-                                Side::Backend => s.backend_ready.absorb(ev),
+                    t => match Owner::of(t) {
+                        Owner::TcpClient(key) => {
+                            if let Some(s) = self.sessions.get_mut(key) {
+                                s.client_ready.absorb(ev);
+                                self.drive(key);
                             }
-                            self.drive(key);
                         }
-                    }
+                        Owner::TcpBackend(key) => {
+                            if let Some(s) = self.sessions.get_mut(key) {
+                                s.backend_ready.absorb(ev);
+                                self.drive(key);
+                            }
+                        }
+                        Owner::HttpClient(key) => {
+                            self.with_http(|h, ctx| h.client_event(key, ev, ctx));
+                        }
+                        Owner::HttpBackend(key) => {
+                            self.with_http(|h, ctx| h.conn_event(key, ev, ctx));
+                        }
+                    },
                 }
             }
             self.on_timers();
+            if self.accept_pause == Some(AcceptPause::MaxConnections)
+                && self.open_clients() < self.config.max_connections
+            {
+                self.resume_accept();
+            }
 
             if let Some(until) = self.drain_until {
-                if self.sessions.is_empty() {
+                if self.open_clients() == 0 {
                     info!("all sessions finished, exiting");
                     break;
                 }
                 if self.now >= until {
-                    warn!("drain timeout: closing {} open sessions", self.sessions.len());
+                    warn!("drain timeout: closing {} open sessions", self.open_clients());
+                    self.with_http(|h, ctx| h.close_all(ctx));
                     let keys: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
                     for k in keys {
                         self.end_session(k, true);
@@ -227,12 +241,31 @@ impl Reactor {
                 }
             }
         }
+        self.with_http(|h, _| h.flush_log());
         info!("{}", usage_table(&self.backends));
         Ok(())
     }
 
+    /// Client connections open in either mode (what --max-connections limits).
+    fn open_clients(&self) -> usize {
+        self.sessions.len() + self.http.as_ref().map_or(0, HttpEngine::open_clients)
+    }
+
+    /// Lend the HTTP engine the shared state for one call.
+    fn with_http<R>(&mut self, f: impl FnOnce(&mut HttpEngine, &mut Ctx) -> R) -> Option<R> {
+        let http = self.http.as_mut()?;
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            backends: &mut self.backends,
+            policy: self.policy.as_mut(),
+            pool: &mut self.pool,
+            now: self.now,
+        };
+        Some(f(http, &mut ctx))
+    }
+
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.ready_again.is_empty() {
+        if !self.ready_again.is_empty() || self.http.as_ref().is_some_and(HttpEngine::has_ready_work) {
             return Some(Duration::ZERO);
         }
         let retry = match self.accept_pause {
@@ -245,6 +278,8 @@ impl Reactor {
             self.next_idle_sweep,
             self.drain_until,
             retry,
+            self.next_http_sweep,
+            self.http.as_ref().and_then(HttpEngine::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -261,7 +296,7 @@ impl Reactor {
             if self.accept_pause.is_some() {
                 return;
             }
-            if self.sessions.len() >= self.config.max_connections {
+            if self.open_clients() >= self.config.max_connections {
                 warn!(
                     "max connections ({}) reached: pausing accept",
                     self.config.max_connections
@@ -270,7 +305,13 @@ impl Reactor {
                 return;
             }
             match listener.accept() {
-                Ok((stream, addr)) => self.start_session(stream, addr),
+                Ok((stream, addr)) => {
+                    if self.http.is_some() {
+                        self.with_http(|h, ctx| h.accept(stream, addr, ctx));
+                    } else {
+                        self.start_session(stream, addr);
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_descriptor_exhaustion(&e) => {
@@ -288,7 +329,7 @@ impl Reactor {
 
     fn resume_accept(&mut self) {
         if self.accept_pause.take().is_some() {
-            info!("resuming accept ({} sessions open)", self.sessions.len());
+            info!("resuming accept ({} sessions open)", self.open_clients());
             self.accept_ready();
         }
     }
@@ -307,8 +348,8 @@ impl Reactor {
         let registry = self.poll.registry();
         let both = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = registry
-            .register(&mut client, token(key, Side::Client), both)
-            .and_then(|_| registry.register(&mut backend, token(key, Side::Backend), both))
+            .register(&mut client, Owner::TcpClient(key).token(), both)
+            .and_then(|_| registry.register(&mut backend, Owner::TcpBackend(key).token(), both))
         {
             warn!("cannot register client {client_addr}: {e}");
             let _ = registry.deregister(&mut client);
@@ -423,7 +464,7 @@ impl Reactor {
         };
         if let Err(e) = self.poll.registry().register(
             &mut backend,
-            token(key, Side::Backend),
+            Owner::TcpBackend(key).token(),
             Interest::READABLE | Interest::WRITABLE,
         ) {
             warn!("cannot register backend socket: {e}");
@@ -479,11 +520,19 @@ impl Reactor {
                 self.sessions.len()
             );
             self.drain_until = Some(self.now + self.config.drain_timeout);
+            self.with_http(|h, ctx| h.start_drain(ctx));
         }
     }
 
     fn on_timers(&mut self) {
         let now = self.now;
+        self.with_http(|h, ctx| h.on_timers(ctx));
+        if let Some(at) = self.next_http_sweep
+            && now >= at
+        {
+            self.next_http_sweep = Some(now + HTTP_SWEEP);
+            self.with_http(|h, ctx| h.sweep(ctx));
+        }
         while let Some(&Reverse((deadline, key, attempt))) = self.connect_deadlines.peek() {
             if deadline > now {
                 break;
@@ -532,21 +581,24 @@ impl Reactor {
     }
 }
 
+/// Open the access log for appending; a new file gets the CSV header.
+fn open_access_log(config: &Config) -> io::Result<Option<std::fs::File>> {
+    let Some(path) = &config.access_log else {
+        return Ok(None);
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open access log {}: {e}", path.display())))?;
+    if f.metadata()?.len() == 0 {
+        use std::io::Write;
+        writeln!(f, "{ACCESS_LOG_HEADER}")?;
+    }
+    Ok(Some(f))
+}
+
 /// Idle timeouts are checked a few times per timeout, at most once a second.
 fn sweep_period(idle: Duration) -> Duration {
     (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_round_trip() {
-        for key in [0usize, 1, 7, 1 << 20] {
-            assert_eq!(split_token(token(key, Side::Client)), (key, Side::Client));
-            assert_eq!(split_token(token(key, Side::Backend)), (key, Side::Backend));
-        }
-        assert_ne!(token(usize::MAX / 2 - 1, Side::Backend), LISTENER);
-    }
 }

@@ -1,0 +1,457 @@
+//! HTTP/1.x request and response heads: parsing (httparse), the framing
+//! rules that decide where a body ends, and the rewrite sent to the other side.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::framing::BodyFraming;
+
+const MAX_HEADERS: usize = 128;
+
+/// Headers that describe one hop and never cross the proxy.
+/// (Transfer-Encoding is kept: chunked bodies are forwarded as they are.)
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+/// Why a request head was refused; becomes the status sent to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not yet complete, and already larger than the limit: 431.
+    TooLarge,
+    /// Malformed or ambiguous: 400 with this reason.
+    Bad(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// The client wants the connection kept after this exchange.
+    pub keep_alive: bool,
+    pub framing: BodyFraming,
+    /// Length of the head in the buffer, to consume it.
+    pub len: usize,
+    /// The rewritten head for the backend, without the Connection line.
+    rewritten: Vec<u8>,
+}
+
+impl RequestHead {
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+
+    /// Safe to send again on another connection (RFC 9110 9.2.2).
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self.method.as_str(),
+            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+        )
+    }
+
+    /// The head for the backend, ending with the Connection line we choose.
+    pub fn write_for_backend(&self, keep_backend_alive: bool, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.rewritten);
+        let conn = if keep_backend_alive { "keep-alive" } else { "close" };
+        let _ = write!(VecWriter(out), "Connection: {conn}\r\n\r\n");
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// The backend will close after this response.
+    pub backend_closes: bool,
+    pub framing: BodyFraming,
+    pub len: usize,
+    rewritten: Vec<u8>,
+}
+
+impl ResponseHead {
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+
+    /// The head for the client; `close` adds `Connection: close`.
+    pub fn write_for_client(&self, close: bool, http10_keep_alive: bool, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.rewritten);
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if http10_keep_alive {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `fmt::Write` into a byte vector.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn connection_tokens(headers: &[httparse::Header]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| {
+            String::from_utf8_lossy(h.value)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_hop_by_hop(name: &str, conn_tokens: &[String]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) || conn_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
+}
+
+/// Content-Length and Transfer-Encoding, checked as RFC 9112 6.3 asks so
+/// that the proxy and the backend cannot disagree on where a body ends.
+fn body_framing(headers: &[httparse::Header]) -> Result<Option<BodyFraming>, &'static str> {
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te_seen = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value).map_err(|_| "bad Content-Length")?.trim();
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("bad Content-Length");
+            }
+            let n: u64 = v.parse().map_err(|_| "bad Content-Length")?;
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting Content-Length");
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            te_seen = true;
+            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            chunked = v.split(',').map(str::trim).next_back() == Some("chunked");
+        }
+    }
+    match (te_seen, chunked, length) {
+        (true, _, Some(_)) => Err("both Transfer-Encoding and Content-Length"),
+        (true, false, _) => Err("Transfer-Encoding without final chunked"),
+        (true, true, None) => Ok(Some(BodyFraming::chunked())),
+        (false, _, Some(n)) => Ok(Some(if n == 0 {
+            BodyFraming::Done
+        } else {
+            BodyFraming::Length(n)
+        })),
+        (false, _, None) => Ok(None),
+    }
+}
+
+/// Parse a request head from `buf`. `Ok(None)`: incomplete, read more.
+pub fn parse_request(buf: &[u8], max_head: usize, client_ip: IpAddr) -> Result<Option<RequestHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Bad("malformed request head")),
+    };
+    if len > max_head {
+        return Err(HeadError::TooLarge);
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Bad("incomplete request line"));
+    };
+    let framing = body_framing(req.headers)
+        .map_err(HeadError::Bad)?
+        .unwrap_or(BodyFraming::Done);
+    if minor == 1 && !req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("host")) {
+        return Err(HeadError::Bad("HTTP/1.1 request without Host"));
+    }
+    let tokens = connection_tokens(req.headers);
+    let keep_alive = if minor == 0 {
+        tokens.iter().any(|t| t == "keep-alive")
+    } else {
+        !tokens.iter().any(|t| t == "close")
+    };
+
+    let mut out = Vec::with_capacity(len + 128);
+    let _ = write!(VecWriter(&mut out), "{method} {target} HTTP/1.1\r\n");
+    let mut xff: Option<String> = None;
+    let mut via: Option<String> = None;
+    let mut has_proto = false;
+    for h in req.headers.iter() {
+        if is_hop_by_hop(h.name, &tokens) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(h.value);
+        if h.name.eq_ignore_ascii_case("x-forwarded-for") {
+            xff = Some(xff.map_or_else(|| value.to_string(), |x| format!("{x}, {value}")));
+            continue;
+        }
+        if h.name.eq_ignore_ascii_case("via") {
+            via = Some(via.map_or_else(|| value.to_string(), |v| format!("{v}, {value}")));
+            continue;
+        }
+        has_proto |= h.name.eq_ignore_ascii_case("x-forwarded-proto");
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    let ip = client_ip.to_canonical();
+    let _ = match xff {
+        Some(x) => write!(VecWriter(&mut out), "X-Forwarded-For: {x}, {ip}\r\n"),
+        None => write!(VecWriter(&mut out), "X-Forwarded-For: {ip}\r\n"),
+    };
+    if !has_proto {
+        out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
+    }
+    let _ = match via {
+        Some(v) => write!(VecWriter(&mut out), "Via: {v}, 1.{minor} lbproxy\r\n"),
+        None => write!(VecWriter(&mut out), "Via: 1.{minor} lbproxy\r\n"),
+    };
+    Ok(Some(RequestHead {
+        method: method.to_string(),
+        target: target.to_string(),
+        minor,
+        keep_alive,
+        framing,
+        len,
+        rewritten: out,
+    }))
+}
+
+/// Parse a response head. `Ok(None)`: incomplete. `Err`: the backend sent
+/// something that is not HTTP/1.x (the client gets a 502).
+pub fn parse_response(buf: &[u8], max_head: usize, request_is_head: bool) -> Result<Option<ResponseHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(HeadError::Bad("malformed response head")),
+    };
+    let (Some(status), Some(minor)) = (resp.code, resp.version) else {
+        return Err(HeadError::Bad("incomplete status line"));
+    };
+    let tokens = connection_tokens(resp.headers);
+    let backend_closes =
+        tokens.iter().any(|t| t == "close") || (minor == 0 && !tokens.iter().any(|t| t == "keep-alive"));
+    let declared = body_framing(resp.headers).map_err(HeadError::Bad)?;
+    let no_body = request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
+    let framing = if no_body {
+        BodyFraming::Done
+    } else {
+        declared.unwrap_or(BodyFraming::UntilClose)
+    };
+
+    let mut out = Vec::with_capacity(len + 64);
+    let reason = resp.reason.unwrap_or("");
+    let _ = write!(VecWriter(&mut out), "HTTP/1.1 {status} {reason}\r\n");
+    for h in resp.headers.iter() {
+        if is_hop_by_hop(h.name, &tokens) {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(Some(ResponseHead {
+        status,
+        backend_closes,
+        framing,
+        len,
+        rewritten: out,
+    }))
+}
+
+/// A response made by the proxy itself, with a short text body.
+pub fn error_response(status: u16, close: bool, out: &mut Vec<u8>) {
+    let reason = reason_phrase(status);
+    let body = format!("{status} {reason}\n");
+    let conn = if close { "Connection: close\r\n" } else { "" };
+    let _ = write!(
+        VecWriter(out),
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{conn}\r\n{body}",
+        body.len()
+    );
+}
+
+/// The redirector's answer: `Location` names the chosen backend.
+pub fn redirect_response(code: u16, backend: &str, target: &str, close: bool, out: &mut Vec<u8>) {
+    let reason = reason_phrase(code);
+    let location = format!("http://{backend}{target}");
+    let body = format!(
+        "<html><head><title>{code} {reason}</title></head><body><a href=\"{}\">{}</a></body></html>\n",
+        html_escape(&location),
+        html_escape(&location)
+    );
+    let conn = if close { "Connection: close\r\n" } else { "" };
+    let _ = write!(
+        VecWriter(out),
+        "HTTP/1.1 {code} {reason}\r\nLocation: {location}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n{conn}\r\n{body}",
+        body.len()
+    );
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3));
+
+    fn req(s: &str) -> Result<Option<RequestHead>, HeadError> {
+        parse_request(s.as_bytes(), 64 * 1024, IP)
+    }
+
+    fn backend_bytes(h: &RequestHead, keep: bool) -> String {
+        let mut out = Vec::new();
+        h.write_for_backend(keep, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rewrite_strips_hop_by_hop_and_adds_forwarding() {
+        let h = req("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 1.1.1.1\r\nAccept: */*\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.keep_alive);
+        let s = backend_bytes(&h, true);
+        assert_eq!(
+            s,
+            "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\nVia: 1.1 lbproxy\r\nConnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(!req("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(
+            req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !req("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
+    }
+
+    #[test]
+    fn framing_rules() {
+        let f = |s: &str| req(s).map(|h| h.unwrap().framing);
+        assert_eq!(
+            f("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+            Ok(BodyFraming::Length(5))
+        );
+        assert_eq!(
+            f("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Ok(BodyFraming::chunked())
+        );
+        assert_eq!(f("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(BodyFraming::Done));
+        for bad in [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GARBAGE\r\n\r\n",
+        ] {
+            assert!(matches!(req(bad), Err(HeadError::Bad(_))), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn partial_and_too_large() {
+        assert_eq!(req("GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
+        let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "a".repeat(100));
+        assert_eq!(parse_request(big.as_bytes(), 64, IP), Err(HeadError::TooLarge));
+    }
+
+    #[test]
+    fn response_framing_and_close() {
+        let r = |s: &str, head: bool| parse_response(s.as_bytes(), 65536, head).unwrap().unwrap();
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false).framing,
+            BodyFraming::Length(3)
+        );
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true).framing,
+            BodyFraming::Done
+        );
+        assert_eq!(r("HTTP/1.1 204 No Content\r\n\r\n", false).framing, BodyFraming::Done);
+        assert_eq!(r("HTTP/1.1 304 Not Modified\r\n\r\n", false).framing, BodyFraming::Done);
+        assert_eq!(r("HTTP/1.1 200 OK\r\n\r\n", false).framing, BodyFraming::UntilClose);
+        assert!(r("HTTP/1.1 100 Continue\r\n\r\n", false).is_interim());
+        assert!(
+            r(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                false
+            )
+            .backend_closes
+        );
+        assert!(r("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).backend_closes);
+        let h = r(
+            "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\nX-Server: 1\r\n\r\n",
+            false,
+        );
+        let mut out = Vec::new();
+        h.write_for_client(true, false, &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Server: 1\r\nConnection: close\r\n\r\n"
+        );
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", 65536, false).is_err());
+    }
+
+    #[test]
+    fn redirect_names_backend_and_path() {
+        let mut out = Vec::new();
+        redirect_response(301, "127.0.0.1:8001", "/f.bin?x=1", false, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.starts_with("HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:8001/f.bin?x=1\r\n"),
+            "{s}"
+        );
+    }
+}
