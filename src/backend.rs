@@ -1,7 +1,10 @@
 //! The backend list: address and traffic counters per backend.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
 
 /// Counters for one backend. "up" is client to backend, "down" the reverse.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -19,23 +22,91 @@ pub struct BackendStats {
     pub conns_opened: u64,
 }
 
+/// Passive failure marking, as nginx's `max_fails`/`fail_timeout`: after
+/// `max_fails` consecutive failed connects a backend sits out `fail_timeout`,
+/// then gets real traffic again. `max_fails == 0` never marks it down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailPolicy {
+    pub max_fails: u32,
+    pub fail_timeout: Duration,
+}
+
+impl Default for FailPolicy {
+    fn default() -> Self {
+        FailPolicy {
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub addr: SocketAddr,
     pub stats: BackendStats,
+    fail_policy: FailPolicy,
+    consecutive_fails: u32,
+    down_until: Option<Instant>,
 }
 
 impl Backend {
     pub fn new(addr: SocketAddr) -> Backend {
+        Backend::with_fail_policy(addr, FailPolicy::default())
+    }
+
+    pub fn with_fail_policy(addr: SocketAddr, fail_policy: FailPolicy) -> Backend {
         Backend {
             addr,
             stats: BackendStats::default(),
+            fail_policy,
+            consecutive_fails: 0,
+            down_until: None,
         }
     }
 
-    /// May new sessions be sent here? (Health and drain state will hook in here.)
+    /// May new sessions be sent here?
     pub fn accepts_new(&self) -> bool {
-        true
+        self.down_until.is_none()
+    }
+
+    pub fn down_until(&self) -> Option<Instant> {
+        self.down_until
+    }
+
+    /// A connect to this backend failed (refused, timed out, ...).
+    pub fn note_connect_failure(&mut self, now: Instant, why: &dyn Display) {
+        self.stats.connect_failures += 1;
+        self.consecutive_fails += 1;
+        let fp = self.fail_policy;
+        if fp.max_fails > 0 && self.consecutive_fails >= fp.max_fails && self.down_until.is_none() {
+            self.down_until = Some(now + fp.fail_timeout);
+            warn!(
+                "backend {} DOWN: {why} ({}/{}); retried in {:?}",
+                self.addr, self.consecutive_fails, fp.max_fails, fp.fail_timeout
+            );
+        } else {
+            warn!(
+                "backend {} connect failed: {why} ({}/{})",
+                self.addr, self.consecutive_fails, fp.max_fails
+            );
+        }
+    }
+
+    pub fn note_connect_success(&mut self) {
+        self.consecutive_fails = 0;
+    }
+
+    /// Put a down backend back in rotation once its fail timeout is over.
+    pub fn revive_if_due(&mut self, now: Instant) {
+        if self.down_until.is_some_and(|t| now >= t) {
+            self.down_until = None;
+            // One more failure takes it out again at once.
+            self.consecutive_fails = self.fail_policy.max_fails.saturating_sub(1);
+            info!(
+                "backend {} back in rotation after {:?}",
+                self.addr, self.fail_policy.fail_timeout
+            );
+        }
     }
 }
 
@@ -63,6 +134,35 @@ pub fn usage_table(backends: &[Backend]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_fails_marks_down_and_fail_timeout_revives() {
+        let fp = FailPolicy {
+            max_fails: 2,
+            fail_timeout: Duration::from_secs(10),
+        };
+        let mut b = Backend::with_fail_policy("127.0.0.1:1".parse().unwrap(), fp);
+        let t0 = Instant::now();
+        b.note_connect_failure(t0, &"refused");
+        assert!(b.accepts_new());
+        b.note_connect_failure(t0, &"refused");
+        assert!(!b.accepts_new());
+        assert_eq!(b.stats.connect_failures, 2);
+        b.revive_if_due(t0 + Duration::from_secs(9));
+        assert!(!b.accepts_new());
+        b.revive_if_due(t0 + Duration::from_secs(10));
+        assert!(b.accepts_new());
+        b.note_connect_failure(t0, &"refused");
+        assert!(
+            !b.accepts_new(),
+            "a revived backend that fails again goes straight back down"
+        );
+        let mut ok = Backend::with_fail_policy("127.0.0.1:2".parse().unwrap(), fp);
+        ok.note_connect_failure(t0, &"refused");
+        ok.note_connect_success();
+        ok.note_connect_failure(t0, &"refused");
+        assert!(ok.accepts_new(), "failures must be consecutive");
+    }
 
     #[test]
     fn table_names_every_backend() {

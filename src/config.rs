@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::backend::FailPolicy;
 use crate::http::{BackendConnMode, HttpRole, HttpSettings};
 use crate::policy::PolicyKind;
 
@@ -103,6 +104,15 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
 
+    /// Consecutive failed connects that take a backend out of rotation
+    /// for --fail-timeout (0: never).
+    #[arg(long, default_value_t = 3)]
+    pub max_fails: u32,
+
+    /// How long a backend that reached --max-fails sits out before it gets traffic again.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub fail_timeout: Duration,
+
     /// Redirect mode: the status code sent (301, 302, 307 or 308).
     #[arg(long, default_value_t = 301, value_parser = parse_redirect_code)]
     pub redirect_code: u16,
@@ -178,6 +188,7 @@ pub struct Config {
     pub backend_timeout: Duration,
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
+    pub fail_policy: FailPolicy,
 }
 
 impl Config {
@@ -203,6 +214,7 @@ impl Config {
             backend_timeout: Duration::from_secs(30),
             access_log: None,
             redirect_code: 301,
+            fail_policy: FailPolicy::default(),
         }
     }
 
@@ -249,6 +261,10 @@ impl From<Args> for Config {
             backend_timeout: a.backend_timeout,
             access_log: a.access_log,
             redirect_code: a.redirect_code,
+            fail_policy: FailPolicy {
+                max_fails: a.max_fails,
+                fail_timeout: a.fail_timeout,
+            },
         }
     }
 }

@@ -100,6 +100,7 @@ fn open_backend(
     backends: &mut [Backend],
     client_ip: IpAddr,
     tried: &mut Vec<usize>,
+    now: Instant,
 ) -> Option<(usize, TcpStream)> {
     let key = PickKey { client_ip };
     loop {
@@ -110,8 +111,7 @@ fn open_backend(
                 return Some((idx, stream));
             }
             Err(e) => {
-                backends[idx].stats.connect_failures += 1;
-                warn!("backend {} connect failed: {e}", backends[idx].addr);
+                backends[idx].note_connect_failure(now, &e);
                 tried.push(idx);
             }
         }
@@ -143,7 +143,11 @@ impl Reactor {
             local_addr,
             signals,
             sessions: Slab::with_capacity(1024),
-            backends: config.backends.iter().copied().map(Backend::new).collect(),
+            backends: config
+                .backends
+                .iter()
+                .map(|&a| Backend::with_fail_policy(a, config.fail_policy))
+                .collect(),
             policy: config.policy.build(config.seed),
             pool: BufferPool::new(config.buffer_size, POOL_KEEP_FREE),
             accept_pause: None,
@@ -279,6 +283,7 @@ impl Reactor {
             self.drain_until,
             retry,
             self.next_http_sweep,
+            self.backends.iter().filter_map(Backend::down_until).min(),
             self.http.as_ref().and_then(HttpEngine::next_deadline),
         ]
         .into_iter()
@@ -337,9 +342,13 @@ impl Reactor {
     fn start_session(&mut self, mut client: TcpStream, client_addr: SocketAddr) {
         let _ = client.set_nodelay(true);
         let mut tried = Vec::new();
-        let Some((idx, mut backend)) =
-            open_backend(self.policy.as_mut(), &mut self.backends, client_addr.ip(), &mut tried)
-        else {
+        let Some((idx, mut backend)) = open_backend(
+            self.policy.as_mut(),
+            &mut self.backends,
+            client_addr.ip(),
+            &mut tried,
+            self.now,
+        ) else {
             warn!("no backend available for client {client_addr}: closing it");
             return;
         };
@@ -414,6 +423,7 @@ impl Reactor {
                     s.phase = Phase::Proxying;
                     let b = &mut self.backends[s.backend_idx];
                     b.stats.total += 1;
+                    b.note_connect_success();
                     debug!("session {key}: connected to {} in {:?}", b.addr, self.now - since);
                 }
             }
@@ -443,8 +453,7 @@ impl Reactor {
         let failed = s.backend_idx;
         let b = &mut self.backends[failed];
         b.stats.active -= 1;
-        b.stats.connect_failures += 1;
-        warn!("backend {} connect failed for client {}: {err}", b.addr, s.client_addr);
+        b.note_connect_failure(self.now, &format_args!("{err} (client {})", s.client_addr));
         s.tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
 
@@ -453,6 +462,7 @@ impl Reactor {
             &mut self.backends,
             s.client_addr.ip(),
             &mut s.tried,
+            self.now,
         ) else {
             warn!(
                 "no backend accepted client {} ({} tried): closing it",
@@ -549,6 +559,9 @@ impl Reactor {
                     io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")),
                 );
             }
+        }
+        for b in self.backends.iter_mut() {
+            b.revive_if_due(now);
         }
         if let Some(at) = self.next_stats
             && now >= at

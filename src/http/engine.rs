@@ -294,6 +294,7 @@ impl HttpEngine {
                     ConnectCheck::Connected => {
                         conn.phase = ConnPhase::Busy { client };
                         ctx.backends[conn.backend].stats.total += 1;
+                        ctx.backends[conn.backend].note_connect_success();
                         self.drive(client, ctx);
                     }
                     ConnectCheck::Failed(e) => self.connect_failed(client, e, ctx),
@@ -635,8 +636,7 @@ impl HttpEngine {
                     return Some((ck, idx, false));
                 }
                 Err(e) => {
-                    ctx.backends[idx].stats.connect_failures += 1;
-                    warn!("backend {} connect failed: {e}", ctx.backends[idx].addr);
+                    ctx.backends[idx].note_connect_failure(ctx.now, &e);
                     tried.push(idx);
                 }
             }
@@ -650,9 +650,8 @@ impl HttpEngine {
         };
         let (old_conn, backend) = (ex.conn, ex.backend);
         let b = &mut ctx.backends[backend];
-        b.stats.connect_failures += 1;
         b.stats.active -= 1;
-        warn!("backend {} connect failed: {err}", b.addr);
+        b.note_connect_failure(ctx.now, &err);
         ex.tried.push(backend);
         let mut tried = std::mem::take(&mut ex.tried);
         self.remove_conn(old_conn);
