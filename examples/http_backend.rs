@@ -6,6 +6,7 @@
 //! Routes (every response carries `X-Server: ID`):
 //! - `GET /` -> `Hello from server ID`
 //! - `GET /heartbeat` -> 200, empty body, never delayed
+//! - `GET /headers` -> the request's header lines, one per line
 //! - `GET /bytes?size=N&seed=S` -> N bytes of the seeded pattern, Content-Length
 //! - `GET /chunked?size=N&seed=S` -> the same bytes, chunked transfer encoding
 //! - `GET /status/CODE` -> that status (204 and 304 without a body)
@@ -57,6 +58,9 @@ struct Request {
     keep_alive: bool,
     content_length: Option<u64>,
     chunked: bool,
+    expect_continue: bool,
+    /// The head as received, for `/headers`.
+    raw_headers: String,
 }
 
 fn main() -> io::Result<()> {
@@ -97,6 +101,10 @@ fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         };
+        if req.expect_continue {
+            out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            out.flush()?;
+        }
         let body_sha = read_body(&mut input, &req)?;
         if req.target != "/heartbeat" && (args.delay_ms > 0 || args.jitter_ms > 0) {
             let jitter = if args.jitter_ms > 0 {
@@ -143,6 +151,8 @@ fn read_head<R: BufRead>(input: &mut R) -> io::Result<Option<Request>> {
         keep_alive: version == "HTTP/1.1",
         content_length: None,
         chunked: false,
+        expect_continue: false,
+        raw_headers: String::new(),
     };
     loop {
         line.clear();
@@ -157,9 +167,12 @@ fn read_head<R: BufRead>(input: &mut R) -> io::Result<Option<Request>> {
         }
         let (name, value) = h.split_once(':').ok_or_else(|| bad("header"))?;
         let value = value.trim();
+        req.raw_headers.push_str(h);
+        req.raw_headers.push('\n');
         match name.to_ascii_lowercase().as_str() {
             "content-length" => req.content_length = Some(value.parse().map_err(|_| bad("content-length"))?),
             "transfer-encoding" => req.chunked = value.to_ascii_lowercase().contains("chunked"),
+            "expect" => req.expect_continue = value.eq_ignore_ascii_case("100-continue"),
             "connection" => {
                 let v = value.to_ascii_lowercase();
                 if v.contains("close") {
@@ -243,6 +256,15 @@ fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(S
             respond(out, args.id, "200 OK", "text/plain", body.as_bytes(), ka, head_only)
         }
         "/heartbeat" => respond(out, args.id, "200 OK", "text/plain", b"", ka, head_only),
+        "/headers" => respond(
+            out,
+            args.id,
+            "200 OK",
+            "text/plain",
+            req.raw_headers.as_bytes(),
+            ka,
+            head_only,
+        ),
         "/bytes" | "/chunked" => {
             let size = query_u64(&req.target, "size").unwrap_or(1024);
             let seed = query_u64(&req.target, "seed").unwrap_or(0);

@@ -147,39 +147,13 @@ fn slow_reader_gets_256mib_intact_in_bounded_memory() {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    let mut expected = Sha256::new();
-    let mut pattern_buf = vec![0u8; 1 << 20];
-    let mut p = Pattern::new(7);
-    for _ in 0..256 {
-        p.fill(&mut pattern_buf);
-        expected.update(&pattern_buf);
-    }
-    assert_eq!(h.finalize(), expected.finalize(), "download corrupted");
+    assert_eq!(h.finalize().to_vec(), pattern_sha256(7, size), "download corrupted");
     let peak_kib = lb.status_kib("VmHWM");
     // Two 64 KiB buffers for the session plus the binary; 256 MiB would show.
     assert!(
         peak_kib < 32 * 1024,
         "proxy peak RSS {peak_kib} KiB for one 256 MiB session"
     );
-}
-
-/// The seeded pattern of examples/common, for checking downloads here.
-struct Pattern(u64);
-
-impl Pattern {
-    fn new(seed: u64) -> Pattern {
-        Pattern(seed)
-    }
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            let bytes = (z ^ (z >> 31)).to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! free loopback ports and wait for them to say they are listening.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -238,4 +240,41 @@ pub fn close_and_wait(mut s: TcpStream) {
     s.shutdown(Shutdown::Write).expect("shutdown");
     let mut sink = Vec::new();
     let _ = s.read_to_end(&mut sink);
+}
+
+/// The seeded byte pattern of examples/common (splitmix64, little endian).
+pub struct Pattern(u64);
+
+impl Pattern {
+    pub fn new(seed: u64) -> Pattern {
+        Pattern(seed)
+    }
+
+    /// Fill `out`; call with lengths that are multiples of 8 except the last.
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            let bytes = (z ^ (z >> 31)).to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// sha256 of `size` bytes of the pattern for `seed`.
+pub fn pattern_sha256(seed: u64, size: u64) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut p = Pattern::new(seed);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        p.fill(&mut buf[..n]);
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    h.finalize().to_vec()
 }

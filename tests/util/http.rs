@@ -1,0 +1,156 @@
+//! A minimal HTTP/1.1 client over a raw socket, so tests see exactly what
+//! the proxy sends (status, headers, framing, connection close).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use super::PATIENCE;
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The example backend's id, from `X-Server`.
+    pub fn server(&self) -> u32 {
+        self.header("x-server")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no X-Server in {}", self.status))
+    }
+}
+
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        Conn {
+            writer: s.try_clone().unwrap(),
+            reader: BufReader::with_capacity(256 * 1024, s),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.writer.write_all(raw).expect("send");
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        self.read_response(false)
+    }
+
+    pub fn read_response(&mut self, head_request: bool) -> Response {
+        let mut body = Vec::new();
+        let (status, headers) = self.read_response_with(head_request, |b| body.extend_from_slice(b));
+        Response { status, headers, body }
+    }
+
+    /// Read one response head (interim ones included), no body.
+    pub fn read_head(&mut self) -> (u16, Vec<(String, String)>) {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        assert!(line.starts_with("HTTP/1."), "not an HTTP response: {line:?}");
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status code");
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header line");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (n, v) = l.split_once(':').expect("header");
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        (status, headers)
+    }
+
+    /// Read one response, passing the body to `sink` as it arrives. Interim
+    /// (100) responses are skipped.
+    pub fn read_response_with(
+        &mut self,
+        head_request: bool,
+        mut sink: impl FnMut(&[u8]),
+    ) -> (u16, Vec<(String, String)>) {
+        let (status, headers) = self.read_head();
+        let mut line = String::new();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        if status == 100 {
+            return self.read_response_with(head_request, sink);
+        }
+        if head_request || status == 204 || status == 304 {
+            return (status, headers);
+        }
+        let mut buf = vec![0u8; 128 * 1024];
+        if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).expect("chunk size");
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap(), 16).expect("hex size");
+                if size == 0 {
+                    line.clear();
+                    self.reader.read_line(&mut line).expect("last CRLF");
+                    break;
+                }
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(buf.len());
+                    self.reader.read_exact(&mut buf[..n]).expect("chunk data");
+                    sink(&buf[..n]);
+                    left -= n;
+                }
+                line.clear();
+                self.reader.read_line(&mut line).expect("chunk CRLF");
+            }
+        } else if let Some(len) = get("content-length") {
+            let mut left: u64 = len.parse().expect("content-length");
+            while left > 0 {
+                let n = (left as usize).min(buf.len());
+                self.reader.read_exact(&mut buf[..n]).expect("body");
+                sink(&buf[..n]);
+                left -= n as u64;
+            }
+        } else {
+            loop {
+                let n = self.reader.read(&mut buf).expect("body until close");
+                if n == 0 {
+                    break;
+                }
+                sink(&buf[..n]);
+            }
+        }
+        (status, headers)
+    }
+
+    /// True once the peer has closed (read returns 0 or a reset).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+    }
+}
