@@ -38,8 +38,10 @@ use crate::tokens::{LISTENER, Owner, SIGNALS};
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
-/// Free buffers kept for reuse; more are returned to the allocator.
-const POOL_KEEP_FREE: usize = 64;
+/// Free buffers kept for reuse; more are returned to the allocator. Large
+/// enough that a few hundred busy connections do not free and re-zero
+/// buffers on every request (measured: 4% of CPU at 64).
+const POOL_KEEP_FREE: usize = 512;
 /// After EMFILE/ENFILE with no session left to close, try accepting again after this.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How often HTTP mode checks pool idle timeouts and flushes the access log.

@@ -14,27 +14,13 @@ BIG=${BIG:-1GiB}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 
-missing=()
-for tool in wrk haproxy iperf3 python3 taskset; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if ((${#missing[@]})); then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk haproxy iperf3 python3 util-linux
-fi
+work=$(mktemp -d)
+mkdir -p "$OUT"
+# shellcheck source=tools/bench-lib.sh
+source tools/bench-lib.sh
+install_missing wrk haproxy iperf3 python3
 ulimit -n "$(ulimit -Hn)"
 cargo build --release --quiet --bin lbproxy --examples
-mkdir -p "$OUT"
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-start() { # start CPU CMD...; records pid
-  local cpu=$1; shift
-  taskset -c "$cpu" "$@" >"$work/$(basename "$1").$RANDOM.log" 2>&1 &
-  pids+=($!)
-}
 rel=target/release
 H1=$(free_port); H2=$(free_port); S1=$(free_port); S2=$(free_port); IP=$(free_port)
 start "$LOAD_CPU" $rel/examples/http_backend --port "$H1" --id 1
@@ -75,16 +61,9 @@ CFG
 }
 stop_proxies() { kill "$LB_PID" "$HA_PID" 2>/dev/null || true; wait "$LB_PID" "$HA_PID" 2>/dev/null || true; }
 
-echo "test,target,value,unit" >"$OUT/results.csv"
-record() { echo "$1,$2,$3,$4" >>"$OUT/results.csv"; printf '  %-22s %-10s %14s %s\n' "$1" "$2" "$3" "$4"; }
+init_results
 
-wrk_rps() { # wrk_rps URL [header]: prints requests/s; fails loudly on socket errors
-  local args=(-t2 -c100 -d"$DURATION" --latency)
-  [[ -n "${2:-}" ]] && args+=(-H "$2")
-  taskset -c "$LOAD_CPU" wrk "${args[@]}" "$1" >"$work/wrk.out"
-  if grep -q "Socket errors\|Non-2xx" "$work/wrk.out"; then echo "wrk errors on $1:" >&2; cat "$work/wrk.out" >&2; fi
-  awk '/Requests\/sec/ {print $2}' "$work/wrk.out"
-}
+wrk_rps() { wrk_run "$@"; }
 
 echo "== wrk keep-alive, small page"
 start_proxies "$H1" "$H2"
@@ -154,9 +133,20 @@ after = rss()
 print(round((after - before) / n, 2))
 PY
 }
-record idle_kib_per_conn lbproxy "$(hold "$LB_PORT" "$LB_PID")" KiB
-record idle_kib_per_conn haproxy "$(hold "$HA_PORT" "$HA_PID")" KiB
+record idle_kib_per_conn lbproxy "$(hold "$LB_PORT" "$LB_PID")" "KiB (lower is better)"
+record idle_kib_per_conn haproxy "$(hold "$HA_PORT" "$HA_PID")" "KiB (lower is better)"
 stop_proxies
 
-python3 tools/bench_report.py "$OUT/results.csv" "$DURATION" "$IDLE_CONNS" "$BIG" >"$OUT/report.md"
+cat >"$work/commands.md" <<MD
+## Commands
+
+- \`wrk -t2 -c100 -d$DURATION --latency http://127.0.0.1:PORT/\` (keep-alive), and the same with \`-H 'Connection: close'\`.
+  Backends: two \`http_backend\` examples. lbproxy \`--policy round_robin\`; HAProxy \`mode tcp\`, \`balance roundrobin\`, \`nbthread 1\`.
+- \`file_client --size $BIG --parallel 1\` against two \`stream_backend\`s: upload then download, sha256 checked on both.
+- \`iperf3 -c 127.0.0.1 -p PORT -t 5\` through each proxy to one \`iperf3 -s\`; lbproxy also with 16 KiB and 256 KiB buffers.
+- $IDLE_CONNS connections opened through each proxy, one round trip each to prove they reach a backend, then held idle:
+  (VmRSS after - VmRSS before) / connections.
+MD
+python3 tools/bench_report.py "$OUT/results.csv" "TCP pass-through: direct vs lbproxy vs HAProxy (bash tools/bench-tcp.sh)" \
+  "$work/commands.md" lbproxy/direct haproxy/direct lbproxy/haproxy >"$OUT/report.md"
 echo "wrote $OUT/report.md"

@@ -1,56 +1,52 @@
 #!/usr/bin/env python3
-"""Turn tools/bench-tcp.sh's results.csv into report.md (tables with ratios)."""
+"""Write a benchmark report (markdown) from a results CSV.
+
+usage: bench_report.py RESULTS_CSV TITLE COMMANDS_MD RATIO...
+  RATIO is "a/b": a column with target a's value divided by target b's.
+Targets become columns in the order they first appear in the CSV.
+"""
 import csv
 import platform
 import subprocess
 import sys
-from collections import defaultdict
+from collections import OrderedDict
 
-csv_path, duration, idle_conns, big = sys.argv[1:5]
-rows = defaultdict(dict)
+csv_path, title, commands_path, *ratios = sys.argv[1:]
+rows = OrderedDict()
 units = {}
+targets = []
 for r in csv.DictReader(open(csv_path)):
-    rows[r["test"]][r["target"]] = float(r["value"])
+    rows.setdefault(r["test"], {})[r["target"]] = float(r["value"])
     units[r["test"]] = r["unit"]
+    if r["target"] not in targets:
+        targets.append(r["target"])
 
 
 def version(cmd):
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
         return (out.stdout or out.stderr).splitlines()[0].strip()
-    except Exception as e:  # noqa: BLE001 - report whatever went wrong
-        return f"unknown ({e})"
+    except (OSError, IndexError, subprocess.TimeoutExpired) as e:
+        return f"{cmd[0]}: unknown ({e})"
 
 
-def ratio(a, b):
-    return f"{a / b:.2f}" if b else "n/a"
-
-
-print("# TCP pass-through: direct vs lbproxy vs HAProxy\n")
-print("Made by `bash tools/bench-tcp.sh` (re-run it to reproduce). Same run, same machine;")
-print("proxies pinned to CPU 1, load generators and backends to CPU 0 with `taskset`.\n")
+print(f"# {title}\n")
+print("Made by the script named below; re-run it to reproduce. One run, one machine:")
+print("proxies pinned to CPU 1, load generator and backends to CPU 0 with `taskset`.\n")
 print("## Results\n")
-print("| test | unit | direct | lbproxy | haproxy | lbproxy/direct | haproxy/direct | lbproxy/haproxy |")
-print("|---|---|---|---|---|---|---|---|")
-for test, t in rows.items():
-    d, l, h = t.get("direct"), t.get("lbproxy"), t.get("haproxy")
-    cell = lambda v: "" if v is None else f"{v:g}"  # noqa: E731
-    lower_is_better = test.startswith("idle_kib")
-    lh = ratio(l, h) if l is not None and h is not None else ""
-    print(
-        f"| {test} | {units[test]}{' (lower is better)' if lower_is_better else ''} | {cell(d)} | {cell(l)} | {cell(h)} "
-        f"| {ratio(l, d) if d and l else ''} | {ratio(h, d) if d and h else ''} | {lh} |"
-    )
-print("\n## Commands\n")
-print(f"- `wrk -t2 -c100 -d{duration} --latency http://127.0.0.1:PORT/` (keep-alive) and the same with `-H 'Connection: close'`;")
-print("  backends: two `http_backend` examples; lbproxy `--policy round_robin`; HAProxy `mode tcp`, `balance roundrobin`, `nbthread 1`.")
-print(f"- `file_client --size {big} --parallel 1` against two `stream_backend`s: upload and download, sha256 checked.")
-print("- `iperf3 -c 127.0.0.1 -p PORT -t 5` through each proxy to one `iperf3 -s` (and lbproxy with 16 KiB and 256 KiB buffers).")
-print(f"- {idle_conns} connections opened through each proxy, one round trip each to prove they reach a backend, then held idle;")
-print("  (VmRSS after - VmRSS before) / connections.")
+print("| test | unit | " + " | ".join(targets) + " | " + " | ".join(ratios) + " |")
+print("|---|---|" + "---|" * (len(targets) + len(ratios)))
+for test, vals in rows.items():
+    cells = [f"{vals[t]:g}" if t in vals else "" for t in targets]
+    rcells = []
+    for spec in ratios:
+        a, b = spec.split("/")
+        rcells.append(f"{vals[a] / vals[b]:.2f}" if vals.get(a) and vals.get(b) else "")
+    print(f"| {test} | {units[test]} | " + " | ".join(cells) + " | " + " | ".join(rcells) + " |")
+print()
+print(open(commands_path).read().strip())
 print("\n## Machine\n")
-print(f"- {platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, kernel {platform.release()}")
-print(f"- {version(['haproxy', '-v'])}")
-print(f"- {version(['wrk', '-v'])}")
-print(f"- {version(['iperf3', '-v'])}")
-print(f"- {version(['rustc', '-V'])}")
+nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+print(f"- {platform.machine()}, {nproc} cores, kernel {platform.release()}")
+for cmd in (["haproxy", "-v"], ["nginx", "-v"], ["wrk", "-v"], ["iperf3", "-v"], ["rustc", "-V"]):
+    print(f"- {version(cmd)}")

@@ -71,6 +71,9 @@ pub struct Ctx<'a> {
     pub now: Instant,
 }
 
+/// Largest response body copied behind its head into one write.
+const COALESCE_MAX: usize = 16 * 1024;
+
 /// Rounds of work per client per wake-up before yielding to others.
 const ROUNDS: u32 = 32;
 
@@ -804,9 +807,20 @@ impl HttpEngine {
                         let client_close = !ex.head.keep_alive || until_close || self.draining;
                         let http10_ka = ex.head.minor == 0 && !client_close;
                         rh.write_for_client(client_close, http10_ka, &mut c.wbuf);
+                        // Send a small body in the same write as the head: one
+                        // syscall instead of two for the common short response.
+                        let mut framing = rh.framing;
+                        let ready = framing.peek(rbuf.data()).unwrap_or(0);
+                        if ready > 0 && ready <= COALESCE_MAX {
+                            let k = framing.advance(&rbuf.data()[..ready]).unwrap_or(0);
+                            c.wbuf.extend_from_slice(&rbuf.data()[..k]);
+                            rbuf.consume(k);
+                            ex.resp_bytes += k as u64;
+                            ctx.backends[ex.backend].stats.bytes_down += k as u64;
+                        }
                         ex.resp = Some(Resp {
                             status: rh.status,
-                            framing: rh.framing,
+                            framing,
                             backend_closes: rh.backend_closes,
                             client_close,
                         });

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# HTTP mode benchmark: lbproxy --mode http (persistent and per-request backend
+# connections) next to HAProxy (mode http, http-reuse always, nbthread 1) and
+# nginx (worker_processes 1, upstream keepalive on and off), same run.
+# Writes measurements/http-mode/{report.md,results.csv}.
+#   bash tools/bench-http.sh                 # full run (about 2 minutes)
+#   DURATION=3s bash tools/bench-http.sh     # quick look
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+OUT=${OUT:-measurements/http-mode}
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+
+work=$(mktemp -d)
+mkdir -p "$OUT"
+# shellcheck source=tools/bench-lib.sh
+source tools/bench-lib.sh
+install_missing wrk haproxy nginx python3
+ulimit -n "$(ulimit -Hn)"
+cargo build --release --quiet --bin lbproxy --examples
+rel=target/release
+
+H1=$(free_port); H2=$(free_port)
+start "$LOAD_CPU" $rel/examples/http_backend --port "$H1" --id 1
+start "$LOAD_CPU" $rel/examples/http_backend --port "$H2" --id 2
+wait_port "$H1"; wait_port "$H2"
+
+LB_KA=$(free_port); LB_PR=$(free_port); HA=$(free_port); NG_KA=$(free_port); NG_NOKA=$(free_port)
+lb() { start "$PROXY_CPU" $rel/lbproxy --mode http --bind 127.0.0.1 --stats-interval 0 \
+  --backend "127.0.0.1:$H1" --backend "127.0.0.1:$H2" "$@"; }
+lb --port "$LB_KA" --backend-conn persistent
+lb --port "$LB_PR" --backend-conn per-request
+
+cat >"$work/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  option forwardfor
+  http-reuse always
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:$HA
+  default_backend be
+backend be
+  balance roundrobin
+  server s1 127.0.0.1:$H1
+  server s2 127.0.0.1:$H2
+CFG
+start "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx.conf" <<CFG
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream ka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; keepalive 64; }
+  upstream noka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; }
+  server {
+    listen 127.0.0.1:$NG_KA;
+    location / {
+      proxy_pass http://ka;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+  server {
+    listen 127.0.0.1:$NG_NOKA;
+    location / {
+      proxy_pass http://noka;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CFG
+start "$PROXY_CPU" nginx -c "$work/nginx.conf" -g 'daemon off;'
+for p in $LB_KA $LB_PR $HA $NG_KA $NG_NOKA; do wait_port "$p"; done
+
+init_results
+run() { # run TARGET PORT
+  record wrk_rps "$1" "$(wrk_run "http://127.0.0.1:$2/")" req/s
+  record latency_p50 "$1" "$(wrk_latency 50)" us
+  record latency_p99 "$1" "$(wrk_latency 99)" us
+}
+echo "== wrk -t2 -c100 -d$DURATION, GET / through each"
+run direct "$H1"
+run lbproxy_persistent "$LB_KA"
+run haproxy_reuse "$HA"
+run nginx_keepalive "$NG_KA"
+run lbproxy_per_request "$LB_PR"
+run nginx_no_keepalive "$NG_NOKA"
+
+cat >"$work/commands.md" <<MD
+## Commands
+
+- Load: \`wrk -t2 -c100 -d$DURATION --latency http://127.0.0.1:PORT/\` (keep-alive from the client), small page from two \`http_backend\` examples.
+- lbproxy: \`--mode http --backend-conn persistent\` and \`--mode http --backend-conn per-request\`, round_robin.
+- HAProxy: \`mode http\`, \`http-reuse always\`, \`option forwardfor\`, \`nbthread 1\`, \`balance roundrobin\`.
+- nginx: \`worker_processes 1\`, \`proxy_pass\` to an upstream with \`keepalive 64\` (HTTP/1.1, \`Connection ""\`), and to one without keepalive.
+- All proxies add X-Forwarded-For (lbproxy also Via and X-Forwarded-Proto).
+MD
+python3 tools/bench_report.py "$OUT/results.csv" "HTTP mode: lbproxy vs HAProxy vs nginx (bash tools/bench-http.sh)" \
+  "$work/commands.md" lbproxy_persistent/haproxy_reuse lbproxy_persistent/nginx_keepalive \
+  lbproxy_per_request/nginx_no_keepalive >"$OUT/report.md"
+echo "wrote $OUT/report.md"

@@ -1,0 +1,50 @@
+# Shared helpers for tools/bench-*.sh (sourced, not run).
+# Expects: $work (scratch dir), $OUT (result dir), LOAD_CPU, PROXY_CPU, DURATION.
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+# start CPU CMD...: run in the background pinned to CPU, remember the pid in LAST_PID.
+start() {
+  local cpu=$1; shift
+  taskset -c "$cpu" "$@" >"$work/$(basename "$1").$RANDOM.log" 2>&1 &
+  LAST_PID=$!
+  pids+=("$LAST_PID")
+}
+
+install_missing() { # install_missing TOOL... (Debian package names = tool names)
+  local missing=()
+  for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  if ((${#missing[@]})); then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+init_results() { echo "test,target,value,unit" >"$OUT/results.csv"; }
+record() { echo "$1,$2,$3,$4" >>"$OUT/results.csv"; printf '  %-22s %-18s %14s %s\n' "$1" "$2" "$3" "$4"; }
+
+# wrk_run URL [HEADER]: runs wrk -t2 -c100, leaves its output in $work/wrk.out,
+# prints requests/s. Socket errors or non-2xx answers are shown, not hidden.
+wrk_run() {
+  local args=(-t2 -c100 -d"$DURATION" --latency)
+  [[ -n "${2:-}" ]] && args+=(-H "$2")
+  taskset -c "$LOAD_CPU" wrk "${args[@]}" "$1" >"$work/wrk.out"
+  if grep -q "Socket errors\|Non-2xx" "$work/wrk.out"; then
+    echo "wrk reported errors on $1:" >&2
+    grep "Socket errors\|Non-2xx" "$work/wrk.out" >&2
+  fi
+  awk '/Requests\/sec/ {print $2}' "$work/wrk.out"
+}
+
+# wrk_latency PCT: that percentile from the last wrk run, in microseconds.
+wrk_latency() {
+  awk -v p="$1%" '$1 == p { v = $2;
+      if (v ~ /us$/) { sub(/us/, "", v); print v }
+      else if (v ~ /ms$/) { sub(/ms/, "", v); print v * 1000 }
+      else if (v ~ /s$/) { sub(/s/, "", v); print v * 1000000 } }' "$work/wrk.out"
+}
