@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
+use crate::health::{HealthState, Transition};
+
 /// Counters for one backend. "up" is client to backend, "down" the reverse.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BackendStats {
@@ -40,10 +42,38 @@ impl Default for FailPolicy {
     }
 }
 
+/// What the operator said about a backend (admin API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    Enabled,
+    /// No new sessions; open ones finish. Set by `/drain` and by `/rm`.
+    Draining,
+    /// No new sessions, kept in the list until enabled again.
+    Disabled,
+}
+
+impl AdminState {
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminState::Enabled => "enabled",
+            AdminState::Draining => "draining",
+            AdminState::Disabled => "disabled",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub addr: SocketAddr,
     pub stats: BackendStats,
+    pub admin: AdminState,
+    /// Removed by the admin API: leaves the list once its sessions end.
+    pub removing: bool,
+    /// Gone from the list; the slot stays so indices held elsewhere keep their meaning.
+    pub removed: bool,
+    /// Active health (when checks are on; passive failures count toward `fall` too).
+    pub health: HealthState,
+    thresholds: Option<(u32, u32)>,
     fail_policy: FailPolicy,
     consecutive_fails: u32,
     down_until: Option<Instant>,
@@ -58,24 +88,68 @@ impl Backend {
         Backend {
             addr,
             stats: BackendStats::default(),
+            admin: AdminState::Enabled,
+            removing: false,
+            removed: false,
+            health: HealthState::default(),
+            thresholds: None,
             fail_policy,
             consecutive_fails: 0,
             down_until: None,
         }
     }
 
+    /// Health checks decide up and down (`rise`, `fall`); `start_down`
+    /// holds traffic back until the first `rise` checks pass.
+    pub fn with_health(mut self, rise: u32, fall: u32, start_down: bool) -> Backend {
+        self.thresholds = Some((rise, fall));
+        if start_down {
+            self.health = HealthState::starting_down();
+        }
+        self
+    }
+
     /// May new sessions be sent here?
     pub fn accepts_new(&self) -> bool {
-        self.down_until.is_none()
+        self.admin == AdminState::Enabled && !self.removed && self.is_up()
+    }
+
+    /// Up as far as health and failure marking know (admin state aside).
+    pub fn is_up(&self) -> bool {
+        self.health.is_up() && self.down_until.is_none()
+    }
+
+    /// One word for listings: up, down, draining, disabled.
+    pub fn state_name(&self) -> &'static str {
+        match (self.admin, self.is_up()) {
+            (AdminState::Enabled, true) => "up",
+            (AdminState::Enabled, false) => "down",
+            (other, _) => other.name(),
+        }
     }
 
     pub fn down_until(&self) -> Option<Instant> {
         self.down_until
     }
 
-    /// A connect to this backend failed (refused, timed out, ...).
+    /// A connect to this backend failed (refused, timed out, ...). With
+    /// health checks it counts toward `fall`; without, toward `--max-fails`.
     pub fn note_connect_failure(&mut self, now: Instant, why: &dyn Display) {
         self.stats.connect_failures += 1;
+        if let Some((rise, fall)) = self.thresholds {
+            let reason = why.to_string();
+            match self.health.record(false, &reason, rise, fall) {
+                Some(Transition::WentDown { after, reason }) => {
+                    warn!("backend {} DOWN: {reason} ({after}/{fall}, from traffic)", self.addr)
+                }
+                _ => warn!(
+                    "backend {} connect failed: {reason} ({}/{fall})",
+                    self.addr,
+                    self.health.bad_in_a_row()
+                ),
+            }
+            return;
+        }
         self.consecutive_fails += 1;
         let fp = self.fail_policy;
         if fp.max_fails > 0 && self.consecutive_fails >= fp.max_fails && self.down_until.is_none() {
@@ -96,6 +170,18 @@ impl Backend {
         self.consecutive_fails = 0;
     }
 
+    /// The result of one active check.
+    pub fn note_check(&mut self, ok: bool, reason: &str) {
+        let Some((rise, fall)) = self.thresholds else { return };
+        match self.health.record(ok, reason, rise, fall) {
+            Some(Transition::WentDown { after, reason }) => {
+                warn!("backend {} DOWN: {reason} ({after}/{fall})", self.addr)
+            }
+            Some(Transition::WentUp { after }) => info!("backend {} UP: {after}/{rise} checks passed", self.addr),
+            None => {}
+        }
+    }
+
     /// Put a down backend back in rotation once its fail timeout is over.
     pub fn revive_if_due(&mut self, now: Instant) {
         if self.down_until.is_some_and(|t| now >= t) {
@@ -113,12 +199,18 @@ impl Backend {
 /// The periodic usage table, one line per backend.
 pub fn usage_table(backends: &[Backend]) -> String {
     let mut out = String::from("=== Backend usage ===");
-    for b in backends {
+    for b in backends.iter().filter(|b| !b.removed) {
         let s = &b.stats;
         let _ = write!(
             out,
-            "\n  {}: {} sessions, {} active, {} B up, {} B down, {} connect failures",
-            b.addr, s.total, s.active, s.bytes_up, s.bytes_down, s.connect_failures
+            "\n  {} [{}]: {} sessions, {} active, {} B up, {} B down, {} connect failures",
+            b.addr,
+            b.state_name(),
+            s.total,
+            s.active,
+            s.bytes_up,
+            s.bytes_down,
+            s.connect_failures
         );
         if s.requests > 0 || s.conns_opened > 0 {
             let _ = write!(
@@ -174,7 +266,7 @@ mod tests {
         b[0].stats.active = 3;
         let t = usage_table(&b);
         assert!(t.starts_with("=== Backend usage ==="));
-        assert!(t.contains("127.0.0.1:8001: 6720 sessions, 3 active"), "{t}");
-        assert!(t.contains("127.0.0.1:8002: 0 sessions"), "{t}");
+        assert!(t.contains("127.0.0.1:8001 [up]: 6720 sessions, 3 active"), "{t}");
+        assert!(t.contains("127.0.0.1:8002 [up]: 0 sessions"), "{t}");
     }
 }

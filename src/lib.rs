@@ -9,6 +9,7 @@
 //! - `buffer`: fixed-size buffers and the pool they are taken from.
 //! - `backend`: the backend list and its per-backend counters.
 //! - `policy`: the `Policy` trait and one module per balancing policy.
+//! - `health`: health state per backend (rise/fall thresholds, history).
 //! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
 //! - `tokens`: the mio token of every socket, in one place.
 
@@ -16,6 +17,7 @@ pub mod backend;
 pub mod buffer;
 pub mod config;
 pub mod connection;
+pub mod health;
 pub mod http;
 pub mod policy;
 pub mod reactor;

@@ -3,7 +3,7 @@
 # connections) next to HAProxy (mode http, http-reuse always, nbthread 1) and
 # nginx (worker_processes 1, upstream keepalive on and off), same run.
 # Writes measurements/http-mode/{report.md,results.csv}.
-#   bash tools/bench-http.sh                 # full run (about 2 minutes)
+#   bash tools/bench-http.sh                 # full run, 3 rounds (about 4 minutes)
 #   DURATION=3s bash tools/bench-http.sh     # quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,22 +91,27 @@ start "$PROXY_CPU" nginx -c "$work/nginx.conf" -g 'daemon off;'
 for p in $LB_KA $LB_PR $HA $NG_KA $NG_NOKA; do wait_port "$p"; done
 
 init_results
+ROUNDS=${ROUNDS:-3}
 run() { # run TARGET PORT
-  record wrk_rps "$1" "$(wrk_run "http://127.0.0.1:$2/")" req/s
-  record latency_p50 "$1" "$(wrk_latency 50)" us
-  record latency_p99 "$1" "$(wrk_latency 99)" us
+  raw_add wrk_rps "$1" "$(wrk_run "http://127.0.0.1:$2/")" req/s
+  raw_add latency_p50 "$1" "$(wrk_latency 50)" us
+  raw_add latency_p99 "$1" "$(wrk_latency 99)" us
 }
-echo "== wrk -t2 -c100 -d$DURATION, GET / through each"
-run direct "$H1"
-run lbproxy_persistent "$LB_KA"
-run haproxy_reuse "$HA"
-run nginx_keepalive "$NG_KA"
-run lbproxy_per_request "$LB_PR"
-run nginx_no_keepalive "$NG_NOKA"
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS: wrk -t2 -c100 -d$DURATION, GET / through each"
+  run direct "$H1"
+  run lbproxy_persistent "$LB_KA"
+  run haproxy_reuse "$HA"
+  run nginx_keepalive "$NG_KA"
+  run lbproxy_per_request "$LB_PR"
+  run nginx_no_keepalive "$NG_NOKA"
+done
+record_medians
 
 cat >"$work/commands.md" <<MD
 ## Commands
 
+- Each figure is the median of $ROUNDS rounds; the rounds run the targets one after another, interleaved (all rounds: rounds.csv).
 - Load: \`wrk -t2 -c100 -d$DURATION --latency http://127.0.0.1:PORT/\` (keep-alive from the client), small page from two \`http_backend\` examples.
 - lbproxy: \`--mode http --backend-conn persistent\` and \`--mode http --backend-conn per-request\`, round_robin.
 - HAProxy: \`mode http\`, \`http-reuse always\`, \`option forwardfor\`, \`nbthread 1\`, \`balance roundrobin\`.

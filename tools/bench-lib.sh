@@ -48,3 +48,24 @@ wrk_latency() {
       else if (v ~ /ms$/) { sub(/ms/, "", v); print v * 1000 }
       else if (v ~ /s$/) { sub(/s/, "", v); print v * 1000000 } }' "$work/wrk.out"
 }
+
+# Several rounds, interleaved, then the median: single runs on a small VM move
+# by 20% from one to the next, which is larger than the differences measured.
+# raw_add TEST TARGET VALUE UNIT: keep one round's value.
+raw_add() { echo "$1,$2,$3,$4" >>"$work/raw.csv"; printf '  %-22s %-22s %14s %s\n' "$1" "$2" "$3" "$4"; }
+# record_medians: write the median of each (test, target) to results.csv, and all rounds to rounds.csv.
+record_medians() {
+  cp "$work/raw.csv" "$OUT/rounds.csv"
+  python3 - "$work/raw.csv" >>"$OUT/results.csv" <<'PY'
+import csv, statistics, sys
+vals, units, order = {}, {}, []
+for test, target, value, unit in csv.reader(open(sys.argv[1])):
+    key = (test, target)
+    if key not in vals:
+        order.append(key)
+    vals.setdefault(key, []).append(float(value))
+    units[key] = unit
+for key in order:
+    print(f"{key[0]},{key[1]},{statistics.median(vals[key]):g},{units[key]}")
+PY
+}
