@@ -380,3 +380,23 @@ fn redirect_code_option_is_used() {
     assert_eq!(r.status, 307);
     assert_eq!(r.header("location"), Some(format!("http://{}/x", addrs[0]).as_str()));
 }
+
+#[test]
+fn a_128mib_upload_streams_in_bounded_memory() {
+    let (_b, addrs) = backends(1, &[]);
+    let lb = http_proxy(&addrs, &[]);
+    let mut c = Conn::open(lb.addr);
+    let size: u64 = 128 << 20;
+    c.send(format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n").as_bytes());
+    let mut p = Pattern::new(5);
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..128 {
+        p.fill(&mut buf);
+        c.send(&buf);
+    }
+    let r = c.read_response(false);
+    let hex: String = pattern_sha256(5, size).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(r.text(), format!("sha256 {hex} {size}\n"));
+    let peak = lb.status_kib("VmHWM");
+    assert!(peak < 32 * 1024, "proxy peak RSS {peak} KiB for a 128 MiB upload");
+}
