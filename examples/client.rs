@@ -50,11 +50,8 @@ struct Tally {
 fn main() -> ExitCode {
     let args = Args::parse();
     let next = Arc::new(AtomicU64::new(0));
-    let tally = Arc::new(Mutex::new(Tally {
-        per_server: BTreeMap::new(),
-        latencies: Vec::new(),
-        failures: Vec::new(),
-    }));
+    let tally =
+        Arc::new(Mutex::new(Tally { per_server: BTreeMap::new(), latencies: Vec::new(), failures: Vec::new() }));
     let start = Instant::now();
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|_| {
@@ -78,12 +75,7 @@ fn main() -> ExitCode {
     }
     let elapsed = start.elapsed();
     let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-    println!(
-        "sessions: {} in {:.2}s, {} messages each",
-        args.sessions,
-        elapsed.as_secs_f64(),
-        args.messages
-    );
+    println!("sessions: {} in {:.2}s, {} messages each", args.sessions, elapsed.as_secs_f64(), args.messages);
     for (server, n) in &t.per_server {
         println!("  server {server}: {n} sessions");
     }

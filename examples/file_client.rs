@@ -165,15 +165,10 @@ fn worker(args: &Args, w: u32, size: u64, up_sha: &str, down_sha: &str) -> Resul
         }
     }
     let mut line = String::new();
-    BufReader::new(&s)
-        .read_line(&mut line)
-        .map_err(|e| ctx("upload reply", e))?;
+    BufReader::new(&s).read_line(&mut line).map_err(|e| ctx("upload reply", e))?;
     let want = format!("SHA256 {up_sha} {size}");
     if line.trim() != want {
-        return Err(format!(
-            "worker {w}: upload mismatch: backend said {:?}, expected {want:?}",
-            line.trim()
-        ));
+        return Err(format!("worker {w}: upload mismatch: backend said {:?}, expected {want:?}", line.trim()));
     }
     let up = t0.elapsed();
     // Download.

@@ -88,15 +88,7 @@ fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                respond(
-                    &mut out,
-                    args.id,
-                    "400 Bad Request",
-                    "text/plain",
-                    b"bad request\n",
-                    false,
-                    false,
-                )?;
+                respond(&mut out, args.id, "400 Bad Request", "text/plain", b"bad request\n", false, false)?;
                 return out.flush();
             }
             Err(e) => return Err(e),
@@ -107,11 +99,7 @@ fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
         }
         let body_sha = read_body(&mut input, &req)?;
         if req.target != "/heartbeat" && (args.delay_ms > 0 || args.jitter_ms > 0) {
-            let jitter = if args.jitter_ms > 0 {
-                next_rand(&mut rng) % (args.jitter_ms + 1)
-            } else {
-                0
-            };
+            let jitter = if args.jitter_ms > 0 { next_rand(&mut rng) % (args.jitter_ms + 1) } else { 0 };
             std::thread::sleep(Duration::from_millis(args.delay_ms + jitter));
         }
         answer(&mut out, args, &req, body_sha)?;
@@ -238,8 +226,7 @@ fn copy_hashing<R: Read>(r: &mut R, h: &mut Sha256) -> io::Result<u64> {
 
 fn query_u64(target: &str, key: &str) -> Option<u64> {
     let q = target.split_once('?')?.1;
-    q.split('&')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(String, u64)>) -> io::Result<()> {
@@ -256,15 +243,7 @@ fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(S
             respond(out, args.id, "200 OK", "text/plain", body.as_bytes(), ka, head_only)
         }
         "/heartbeat" => respond(out, args.id, "200 OK", "text/plain", b"", ka, head_only),
-        "/headers" => respond(
-            out,
-            args.id,
-            "200 OK",
-            "text/plain",
-            req.raw_headers.as_bytes(),
-            ka,
-            head_only,
-        ),
+        "/headers" => respond(out, args.id, "200 OK", "text/plain", req.raw_headers.as_bytes(), ka, head_only),
         "/bytes" | "/chunked" => {
             let size = query_u64(&req.target, "size").unwrap_or(1024);
             let seed = query_u64(&req.target, "seed").unwrap_or(0);
@@ -274,27 +253,14 @@ fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(S
             let code: u16 = p[8..].parse().unwrap_or(500);
             let status = format!("{code} {}", reason(code));
             if code == 204 || code == 304 {
-                write!(
-                    out,
-                    "HTTP/1.1 {status}\r\nX-Server: {}\r\n{}\r\n",
-                    args.id,
-                    conn_header(ka)
-                )
+                write!(out, "HTTP/1.1 {status}\r\nX-Server: {}\r\n{}\r\n", args.id, conn_header(ka))
             } else {
                 respond(out, args.id, &status, "text/plain", status.as_bytes(), ka, head_only)
             }
         }
         p => match args.dir.as_deref().and_then(|d| safe_join(d, p)) {
             Some(file) if file.is_file() => send_file(out, args.id, &file, ka, head_only),
-            _ => respond(
-                out,
-                args.id,
-                "404 Not Found",
-                "text/plain",
-                b"not found\n",
-                ka,
-                head_only,
-            ),
+            _ => respond(out, args.id, "404 Not Found", "text/plain", b"not found\n", ka, head_only),
         },
     }
 }
@@ -346,11 +312,7 @@ fn send_pattern<W: Write>(
     ka: bool,
     head_only: bool,
 ) -> io::Result<()> {
-    let framing = if chunked {
-        "Transfer-Encoding: chunked".to_string()
-    } else {
-        format!("Content-Length: {size}")
-    };
+    let framing = if chunked { "Transfer-Encoding: chunked".to_string() } else { format!("Content-Length: {size}") };
     write!(
         out,
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{framing}\r\nX-Server: {id}\r\n{}\r\n",
@@ -404,10 +366,7 @@ fn safe_join(dir: &Path, url_path: &str) -> Option<PathBuf> {
 }
 
 fn seed_rng() -> u64 {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
     t | 1
 }
 

@@ -4,6 +4,7 @@ use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use log::{info, warn};
 
 use crate::health::{HealthState, Transition};
@@ -35,10 +36,7 @@ pub struct FailPolicy {
 
 impl Default for FailPolicy {
     fn default() -> Self {
-        FailPolicy {
-            max_fails: 3,
-            fail_timeout: Duration::from_secs(10),
-        }
+        FailPolicy { max_fails: 3, fail_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -77,6 +75,8 @@ pub struct Backend {
     fail_policy: FailPolicy,
     consecutive_fails: u32,
     down_until: Option<Instant>,
+    /// Backend response times in microseconds (HTTP mode), made on first use.
+    latency: Option<Histogram<u64>>,
 }
 
 impl Backend {
@@ -96,7 +96,26 @@ impl Backend {
             fail_policy,
             consecutive_fails: 0,
             down_until: None,
+            latency: None,
         }
+    }
+
+    /// Count one backend response time.
+    pub fn record_latency(&mut self, d: Duration) {
+        let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
+        if self.latency.is_none() {
+            // 1 us .. 1 h with 2 significant digits: about 30 KiB.
+            self.latency = Histogram::new_with_bounds(1, 3_600_000_000, 2).ok();
+        }
+        if let Some(h) = self.latency.as_mut() {
+            let _ = h.record(us);
+        }
+    }
+
+    /// p50, p90, p99 and max of the recorded response times, in microseconds.
+    pub fn latency_percentiles(&self) -> Option<[u64; 4]> {
+        let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
+        Some([h.value_at_quantile(0.5), h.value_at_quantile(0.9), h.value_at_quantile(0.99), h.max()])
     }
 
     /// Health checks decide up and down (`rise`, `fall`); `start_down`
@@ -142,11 +161,7 @@ impl Backend {
                 Some(Transition::WentDown { after, reason }) => {
                     warn!("backend {} DOWN: {reason} ({after}/{fall}, from traffic)", self.addr)
                 }
-                _ => warn!(
-                    "backend {} connect failed: {reason} ({}/{fall})",
-                    self.addr,
-                    self.health.bad_in_a_row()
-                ),
+                _ => warn!("backend {} connect failed: {reason} ({}/{fall})", self.addr, self.health.bad_in_a_row()),
             }
             return;
         }
@@ -159,10 +174,7 @@ impl Backend {
                 self.addr, self.consecutive_fails, fp.max_fails, fp.fail_timeout
             );
         } else {
-            warn!(
-                "backend {} connect failed: {why} ({}/{})",
-                self.addr, self.consecutive_fails, fp.max_fails
-            );
+            warn!("backend {} connect failed: {why} ({}/{})", self.addr, self.consecutive_fails, fp.max_fails);
         }
     }
 
@@ -188,10 +200,7 @@ impl Backend {
             self.down_until = None;
             // One more failure takes it out again at once.
             self.consecutive_fails = self.fail_policy.max_fails.saturating_sub(1);
-            info!(
-                "backend {} back in rotation after {:?}",
-                self.addr, self.fail_policy.fail_timeout
-            );
+            info!("backend {} back in rotation after {:?}", self.addr, self.fail_policy.fail_timeout);
         }
     }
 }
@@ -213,11 +222,7 @@ pub fn usage_table(backends: &[Backend]) -> String {
             s.connect_failures
         );
         if s.requests > 0 || s.conns_opened > 0 {
-            let _ = write!(
-                out,
-                ", {} requests, {} backend connections opened",
-                s.requests, s.conns_opened
-            );
+            let _ = write!(out, ", {} requests, {} backend connections opened", s.requests, s.conns_opened);
         }
     }
     out
@@ -229,10 +234,7 @@ mod tests {
 
     #[test]
     fn max_fails_marks_down_and_fail_timeout_revives() {
-        let fp = FailPolicy {
-            max_fails: 2,
-            fail_timeout: Duration::from_secs(10),
-        };
+        let fp = FailPolicy { max_fails: 2, fail_timeout: Duration::from_secs(10) };
         let mut b = Backend::with_fail_policy("127.0.0.1:1".parse().unwrap(), fp);
         let t0 = Instant::now();
         b.note_connect_failure(t0, &"refused");
@@ -245,10 +247,7 @@ mod tests {
         b.revive_if_due(t0 + Duration::from_secs(10));
         assert!(b.accepts_new());
         b.note_connect_failure(t0, &"refused");
-        assert!(
-            !b.accepts_new(),
-            "a revived backend that fails again goes straight back down"
-        );
+        assert!(!b.accepts_new(), "a revived backend that fails again goes straight back down");
         let mut ok = Backend::with_fail_policy("127.0.0.1:2".parse().unwrap(), fp);
         ok.note_connect_failure(t0, &"refused");
         ok.note_connect_success();
@@ -258,10 +257,8 @@ mod tests {
 
     #[test]
     fn table_names_every_backend() {
-        let mut b = vec![
-            Backend::new("127.0.0.1:8001".parse().unwrap()),
-            Backend::new("127.0.0.1:8002".parse().unwrap()),
-        ];
+        let mut b =
+            vec![Backend::new("127.0.0.1:8001".parse().unwrap()), Backend::new("127.0.0.1:8002".parse().unwrap())];
         b[0].stats.total = 6720;
         b[0].stats.active = 3;
         let t = usage_table(&b);

@@ -15,11 +15,7 @@ pub struct Buffer {
 
 impl Buffer {
     fn new(size: usize) -> Buffer {
-        Buffer {
-            data: vec![0; size].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
+        Buffer { data: vec![0; size].into_boxed_slice(), start: 0, end: 0 }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -37,11 +33,7 @@ impl Buffer {
 
     /// Bytes the next `fill_from` may read.
     pub fn space(&self) -> usize {
-        if self.end == self.data.len() {
-            self.data.len() - self.len()
-        } else {
-            self.data.len() - self.end
-        }
+        if self.end == self.data.len() { self.data.len() - self.len() } else { self.data.len() - self.end }
     }
 
     /// The filled part.
@@ -94,12 +86,7 @@ pub struct BufferPool {
 impl BufferPool {
     /// Buffers of `size` bytes; at most `keep_free` idle ones are kept.
     pub fn new(size: usize, keep_free: usize) -> BufferPool {
-        BufferPool {
-            size,
-            free: Vec::new(),
-            keep_free,
-            in_use: 0,
-        }
+        BufferPool { size, free: Vec::new(), keep_free, in_use: 0 }
     }
 
     pub fn buffer_size(&self) -> usize {

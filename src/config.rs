@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::backend::FailPolicy;
+use crate::health::{CheckKind, HealthConfig};
 use crate::http::{BackendConnMode, HttpRole, HttpSettings};
 use crate::policy::PolicyKind;
 
@@ -33,7 +34,7 @@ pub struct Args {
 
     /// Backend server as HOST:PORT; repeat the flag or give a comma-separated
     /// list. Host names are resolved once at start. At least one is required.
-    #[arg(long = "backend", value_name = "HOST:PORT", required = true, value_parser = parse_backend_list)]
+    #[arg(long = "backend", value_name = "HOST:PORT", required_unless_present = "replicas", value_parser = parse_backend_list)]
     pub backends: Vec<BackendList>,
 
     /// How long a backend connect may take before the next backend is tried.
@@ -113,6 +114,46 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub fail_timeout: Duration,
 
+    /// Active health checks: `tcp` (connect succeeds) or `http:/PATH` (GET answers 2xx).
+    /// Off unless given (then only failed connects from traffic count).
+    #[arg(long, value_name = "tcp|http:/PATH", value_parser = CheckKind::parse)]
+    pub health_check: Option<CheckKind>,
+
+    /// Time between two checks of one backend.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+
+    /// A check without an answer this long has failed.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub health_timeout: Duration,
+
+    /// Consecutive passed checks that bring a down backend up.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rise: u32,
+
+    /// Consecutive failed checks (or failed connects from traffic) that take a backend down.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub fall: u32,
+
+    /// Serve the admin API (JSON, /metrics, dashboard) on ADDR; a bare port means 127.0.0.1:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = parse_admin_addr)]
+    pub admin: Option<SocketAddr>,
+
+    /// Require `Authorization: Bearer TOKEN` on every admin request.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+
+    /// Command that starts one backend, with {port} and {id} filled in, e.g.
+    /// 'target/release/examples/http_backend --port {port} --id {id}'. Used by
+    /// /add when it asks for more replicas than it names, and by --replicas.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub spawn_cmd: Option<String>,
+
+    /// Keep this many spawned backends running: start them at launch and
+    /// replace any that dies (needs --spawn-cmd).
+    #[arg(long, value_name = "N", requires = "spawn_cmd")]
+    pub replicas: Option<usize>,
+
     /// Redirect mode: the status code sent (301, 302, 307 or 308).
     #[arg(long, default_value_t = 301, value_parser = parse_redirect_code)]
     pub redirect_code: u16,
@@ -149,9 +190,7 @@ pub fn parse_backend_conn(s: &str) -> Result<BackendConnMode, String> {
     match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
         "persistent" | "keep-alive" | "keepalive" => Ok(BackendConnMode::Persistent),
         "per-request" | "perrequest" | "close" => Ok(BackendConnMode::PerRequest),
-        _ => Err(format!(
-            "unknown backend connection mode \"{s}\" (expected persistent or per-request)"
-        )),
+        _ => Err(format!("unknown backend connection mode \"{s}\" (expected persistent or per-request)")),
     }
 }
 
@@ -189,6 +228,11 @@ pub struct Config {
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
     pub fail_policy: FailPolicy,
+    pub health: Option<HealthConfig>,
+    pub admin: Option<SocketAddr>,
+    pub admin_token: Option<String>,
+    pub spawn_cmd: Option<String>,
+    pub replicas: Option<usize>,
 }
 
 impl Config {
@@ -215,6 +259,11 @@ impl Config {
             access_log: None,
             redirect_code: 301,
             fail_policy: FailPolicy::default(),
+            health: None,
+            admin: None,
+            admin_token: None,
+            spawn_cmd: None,
+            replicas: None,
         }
     }
 
@@ -261,12 +310,29 @@ impl From<Args> for Config {
             backend_timeout: a.backend_timeout,
             access_log: a.access_log,
             redirect_code: a.redirect_code,
-            fail_policy: FailPolicy {
-                max_fails: a.max_fails,
-                fail_timeout: a.fail_timeout,
-            },
+            fail_policy: FailPolicy { max_fails: a.max_fails, fail_timeout: a.fail_timeout },
+            // Spawned backends join once a check passes, so --spawn-cmd turns on tcp checks.
+            health: a.health_check.or_else(|| a.spawn_cmd.as_ref().map(|_| CheckKind::Tcp)).map(|kind| HealthConfig {
+                kind,
+                interval: a.health_interval,
+                timeout: a.health_timeout,
+                rise: a.rise,
+                fall: a.fall,
+            }),
+            admin: a.admin,
+            admin_token: a.admin_token,
+            spawn_cmd: a.spawn_cmd,
+            replicas: a.replicas,
         }
     }
+}
+
+/// `HOST:PORT`, or a bare port on the loopback address.
+pub fn parse_admin_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.trim().parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.trim().parse().map_err(|_| format!("invalid admin address \"{s}\" (expected IP:PORT or PORT)"))
 }
 
 pub fn parse_policy(s: &str) -> Result<PolicyKind, String> {
@@ -289,9 +355,8 @@ fn parse_backend(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return check_port(s, addr);
     }
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("invalid backend address \"{s}\": expected HOST:PORT"))?;
+    let (host, port) =
+        s.rsplit_once(':').ok_or_else(|| format!("invalid backend address \"{s}\": expected HOST:PORT"))?;
     if host.is_empty() {
         return Err(format!("invalid backend address \"{s}\": empty host"));
     }
@@ -324,9 +389,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("invalid duration \"{s}\": missing unit (ms, s, m, h)"))?;
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration \"{s}\": \"{num}\" is not a number"))?;
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration \"{s}\": \"{num}\" is not a number"))?;
     let secs = match unit.trim() {
         "us" | "µs" => n / 1e6,
         "ms" => n / 1e3,
@@ -334,9 +397,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
         other => {
-            return Err(format!(
-                "invalid duration \"{s}\": unknown unit \"{other}\" (use ms, s, m, h)"
-            ));
+            return Err(format!("invalid duration \"{s}\": unknown unit \"{other}\" (use ms, s, m, h)"));
         }
     };
     if !secs.is_finite() || secs > 1e9 {
@@ -350,18 +411,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("invalid size \"{s}\": \"{num}\" is not a whole number"))?;
+    let n: usize = num.parse().map_err(|_| format!("invalid size \"{s}\": \"{num}\" is not a whole number"))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
         other => return Err(format!("invalid size \"{s}\": unknown unit \"{other}\" (use K or M)")),
     };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("invalid size \"{s}\": too large"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| format!("invalid size \"{s}\": too large"))?;
     if !(1024..=64 * 1024 * 1024).contains(&bytes) {
         return Err(format!("invalid size \"{s}\": must be between 1KiB and 64MiB"));
     }

@@ -64,22 +64,14 @@ pub enum Transition {
 impl Default for HealthState {
     fn default() -> Self {
         // A backend starts up: traffic is not held back until a first check.
-        HealthState {
-            up: true,
-            good_in_a_row: 0,
-            bad_in_a_row: 0,
-            history: VecDeque::new(),
-        }
+        HealthState { up: true, good_in_a_row: 0, bad_in_a_row: 0, history: VecDeque::new() }
     }
 }
 
 impl HealthState {
     /// A backend that must pass `rise` checks before it gets traffic.
     pub fn starting_down() -> HealthState {
-        HealthState {
-            up: false,
-            ..HealthState::default()
-        }
+        HealthState { up: false, ..HealthState::default() }
     }
 
     pub fn is_up(&self) -> bool {
@@ -95,26 +87,20 @@ impl HealthState {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
-        self.history
-            .push_back((ok, if ok { String::new() } else { reason.to_string() }));
+        self.history.push_back((ok, if ok { String::new() } else { reason.to_string() }));
         if ok {
             self.good_in_a_row += 1;
             self.bad_in_a_row = 0;
             if !self.up && self.good_in_a_row >= rise.max(1) {
                 self.up = true;
-                return Some(Transition::WentUp {
-                    after: self.good_in_a_row,
-                });
+                return Some(Transition::WentUp { after: self.good_in_a_row });
             }
         } else {
             self.bad_in_a_row += 1;
             self.good_in_a_row = 0;
             if self.up && self.bad_in_a_row >= fall.max(1) {
                 self.up = false;
-                return Some(Transition::WentDown {
-                    after: self.bad_in_a_row,
-                    reason: reason.to_string(),
-                });
+                return Some(Transition::WentDown { after: self.bad_in_a_row, reason: reason.to_string() });
             }
         }
         None
@@ -135,19 +121,9 @@ mod tests {
         let mut h = HealthState::default();
         assert_eq!(h.record(false, "refused", 2, 3), None);
         assert_eq!(h.record(false, "refused", 2, 3), None);
-        assert_eq!(
-            h.record(false, "refused", 2, 3),
-            Some(Transition::WentDown {
-                after: 3,
-                reason: "refused".into()
-            })
-        );
+        assert_eq!(h.record(false, "refused", 2, 3), Some(Transition::WentDown { after: 3, reason: "refused".into() }));
         assert!(!h.is_up());
-        assert_eq!(
-            h.record(false, "refused", 2, 3),
-            None,
-            "already down: no second transition"
-        );
+        assert_eq!(h.record(false, "refused", 2, 3), None, "already down: no second transition");
         assert_eq!(h.record(true, "", 2, 3), None);
         assert_eq!(h.record(true, "", 2, 3), Some(Transition::WentUp { after: 2 }));
         assert!(h.is_up());
@@ -175,17 +151,8 @@ mod tests {
     #[test]
     fn check_kinds() {
         assert_eq!(CheckKind::parse("tcp"), Ok(CheckKind::Tcp));
-        assert_eq!(
-            CheckKind::parse("http:/heartbeat"),
-            Ok(CheckKind::Http {
-                path: "/heartbeat".into()
-            })
-        );
-        assert!(
-            CheckKind::parse("http:heartbeat")
-                .unwrap_err()
-                .contains("\"http:heartbeat\"")
-        );
+        assert_eq!(CheckKind::parse("http:/heartbeat"), Ok(CheckKind::Http { path: "/heartbeat".into() }));
+        assert!(CheckKind::parse("http:heartbeat").unwrap_err().contains("\"http:heartbeat\""));
         assert!(CheckKind::parse("icmp").is_err());
     }
 }

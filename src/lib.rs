@@ -11,16 +11,22 @@
 //! - `policy`: the `Policy` trait and one module per balancing policy.
 //! - `health`: health state per backend (rise/fall thresholds, history).
 //! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
+//! - `checks`: active health checks run by the reactor.
+//! - `admin`: the admin API (routes, JSON, metrics, dashboard).
+//! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
 //! - `tokens`: the mio token of every socket, in one place.
 
+pub mod admin;
 pub mod backend;
 pub mod buffer;
+pub mod checks;
 pub mod config;
 pub mod connection;
 pub mod health;
 pub mod http;
 pub mod policy;
 pub mod reactor;
+pub mod spawn;
 pub mod tokens;
 
 pub use config::{Args, Config};

@@ -5,10 +5,7 @@ mod util;
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(util::lbproxy_bin())
-        .args(args)
-        .output()
-        .expect("run lbproxy");
+    let out = Command::new(util::lbproxy_bin()).args(args).output().expect("run lbproxy");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -19,33 +16,13 @@ fn run(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn bad_values_exit_2_and_name_flag_and_value() {
     let cases: &[(&[&str], &str, &str)] = &[
-        (
-            &["--backend", "foo:bar"],
-            "--backend",
-            "invalid backend address \"foo:bar\"",
-        ),
+        (&["--backend", "foo:bar"], "--backend", "invalid backend address \"foo:bar\""),
         (&["--backend", "127.0.0.1"], "--backend", "\"127.0.0.1\""),
-        (
-            &["--backend", "127.0.0.1:1", "--policy", "fastest"],
-            "--policy",
-            "\"fastest\"",
-        ),
-        (
-            &["--backend", "127.0.0.1:1", "--connect-timeout", "2"],
-            "--connect-timeout",
-            "missing unit",
-        ),
-        (
-            &["--backend", "127.0.0.1:1", "--buffer-size", "1G"],
-            "--buffer-size",
-            "\"1G\"",
-        ),
+        (&["--backend", "127.0.0.1:1", "--policy", "fastest"], "--policy", "\"fastest\""),
+        (&["--backend", "127.0.0.1:1", "--connect-timeout", "2"], "--connect-timeout", "missing unit"),
+        (&["--backend", "127.0.0.1:1", "--buffer-size", "1G"], "--buffer-size", "\"1G\""),
         (&["--backend", "127.0.0.1:1", "--port", "70000"], "--port", "70000"),
-        (
-            &["--backend", "127.0.0.1:1", "--max-connections", "0"],
-            "--max-connections",
-            "0",
-        ),
+        (&["--backend", "127.0.0.1:1", "--max-connections", "0"], "--max-connections", "0"),
         (&[], "--backend", "required"),
     ];
     for (args, flag, detail) in cases {
@@ -74,10 +51,7 @@ fn help_lists_every_flag_with_defaults() {
     ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
-    assert!(
-        out.contains("[default: round_robin]") && out.contains("[default: 2s]"),
-        "{out}"
-    );
+    assert!(out.contains("[default: round_robin]") && out.contains("[default: 2s]"), "{out}");
 }
 
 #[test]

@@ -29,10 +29,7 @@ fn access_rows(mut lb: Proc, path: &std::path::Path) -> Vec<Vec<String>> {
     assert!(lb.wait_exit().success());
     let text = std::fs::read_to_string(path).expect("access log");
     let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("timestamp,client,method,path,backend,status,bytes,latency_us,reused")
-    );
+    assert_eq!(lines.next(), Some("timestamp,client,method,path,backend,status,bytes,latency_us,reused"));
     lines.map(|l| l.split(',').map(str::to_string).collect()).collect()
 }
 
@@ -87,10 +84,7 @@ fn persistent_mode_reuses_at_most_pool_size_connections() {
         *opened.entry(r[4].clone()).or_default() += 1;
     }
     let total: u32 = opened.values().sum();
-    assert!(
-        opened.values().all(|&n| n <= 2),
-        "more than pool-size connections to one backend: {opened:?}"
-    );
+    assert!(opened.values().all(|&n| n <= 2), "more than pool-size connections to one backend: {opened:?}");
     assert!(total <= 6, "{total} backend connections for 3000 requests");
 }
 
@@ -98,21 +92,12 @@ fn persistent_mode_reuses_at_most_pool_size_connections() {
 fn per_request_mode_opens_one_connection_per_request() {
     let (_b, addrs) = backends(2, &[]);
     let log = temp_path("per-request.csv");
-    let lb = http_proxy(
-        &addrs,
-        &["--backend-conn", "per-request", "--access-log", log.to_str().unwrap()],
-    );
+    let lb = http_proxy(&addrs, &["--backend-conn", "per-request", "--access-log", log.to_str().unwrap()]);
     run_requests(lb.addr, 2, 100);
     let rows = access_rows(lb, &log);
     assert_eq!(rows.len(), 200);
-    assert!(
-        rows.iter().all(|r| r[8] == "false" && r[5] == "200"),
-        "a connection was reused in per-request mode"
-    );
-    assert!(
-        rows.iter().all(|r| r[7].parse::<u64>().is_ok()),
-        "latency_us must be recorded"
-    );
+    assert!(rows.iter().all(|r| r[8] == "false" && r[5] == "200"), "a connection was reused in per-request mode");
+    assert!(rows.iter().all(|r| r[7].parse::<u64>().is_ok()), "latency_us must be recorded");
 }
 
 #[test]
@@ -137,11 +122,7 @@ fn chunked_upload_and_download_are_intact() {
     let mut h = Sha256::new();
     let (status, headers) = c.read_response_with_get("/chunked?size=5000000&seed=3", |b| h.update(b));
     assert_eq!(status, 200);
-    assert!(
-        headers
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v == "chunked")
-    );
+    assert!(headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v == "chunked"));
     assert_eq!(h.finalize().to_vec(), pattern_sha256(3, 5_000_000));
 }
 
@@ -211,10 +192,7 @@ fn oversized_head_gets_431() {
 
 #[test]
 fn unreachable_backends_give_502_then_503_when_all_are_marked_down() {
-    let lb = http_proxy(
-        &[dead_addr(), dead_addr()],
-        &["--max-fails", "2", "--fail-timeout", "1h"],
-    );
+    let lb = http_proxy(&[dead_addr(), dead_addr()], &["--max-fails", "2", "--fail-timeout", "1h"]);
     let mut c = Conn::open(lb.addr);
     // Each request tries both backends; after two failures each, both are down.
     for _ in 0..2 {
@@ -337,10 +315,8 @@ fn redirect_mode_with_curl_fetches_files_byte_exact() {
     let dir = std::env::temp_dir().join(format!("lbproxy-redirect-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sizes = [0usize, 1, 65_537, 3_000_001];
-    let files: Vec<(String, Vec<u8>)> = sizes
-        .iter()
-        .map(|&n| (format!("f{n}.bin"), write_file(&dir, &format!("f{n}.bin"), n)))
-        .collect();
+    let files: Vec<(String, Vec<u8>)> =
+        sizes.iter().map(|&n| (format!("f{n}.bin"), write_file(&dir, &format!("f{n}.bin"), n))).collect();
     let d = dir.to_str().unwrap();
     let (_b, addrs) = backends(2, &["--dir", d]);
     let lb = lbproxy("round_robin", &addrs, &["--mode", "redirect"]);
@@ -356,14 +332,7 @@ fn redirect_mode_with_curl_fetches_files_byte_exact() {
     for (name, data) in &files {
         let out = dir.join(format!("{name}.got"));
         let st = Command::new("curl")
-            .args([
-                "-sSfL",
-                "--max-time",
-                "20",
-                "-o",
-                out.to_str().unwrap(),
-                &format!("http://{}/{name}", lb.addr),
-            ])
+            .args(["-sSfL", "--max-time", "20", "-o", out.to_str().unwrap(), &format!("http://{}/{name}", lb.addr)])
             .status()
             .expect("curl (apt-get install curl)");
         assert!(st.success(), "curl failed for {name}");

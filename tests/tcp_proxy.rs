@@ -41,10 +41,7 @@ fn fewest_connections_sends_new_sessions_to_the_least_loaded() {
             (id, s)
         })
         .collect();
-    assert_eq!(
-        counts(held.iter().map(|h| h.0)),
-        BTreeMap::from([(1, 2), (2, 2), (3, 2)])
-    );
+    assert_eq!(counts(held.iter().map(|h| h.0)), BTreeMap::from([(1, 2), (2, 2), (3, 2)]));
     // Free both sessions of backend 2: the next two sessions must go there.
     let (freed, kept): (Vec<_>, Vec<_>) = held.drain(..).partition(|h| h.0 == 2);
     for (_, s) in freed {
@@ -98,11 +95,7 @@ fn two_parallel_64mib_transfers_are_byte_exact() {
         .output()
         .expect("file_client");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "file_client failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "file_client failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("sha256 verified both ways: OK"), "{stdout}");
 }
 
@@ -150,10 +143,7 @@ fn slow_reader_gets_256mib_intact_in_bounded_memory() {
     assert_eq!(h.finalize().to_vec(), pattern_sha256(7, size), "download corrupted");
     let peak_kib = lb.status_kib("VmHWM");
     // Two 64 KiB buffers for the session plus the binary; 256 MiB would show.
-    assert!(
-        peak_kib < 32 * 1024,
-        "proxy peak RSS {peak_kib} KiB for one 256 MiB session"
-    );
+    assert!(peak_kib < 32 * 1024, "proxy peak RSS {peak_kib} KiB for one 256 MiB session");
 }
 
 #[test]
@@ -170,10 +160,7 @@ fn one_backend_down_is_invisible_to_clients() {
     let lb = lbproxy("round_robin", &addrs, &[]);
     let got = counts((0..30).map(|_| who(lb.addr)));
     assert_eq!(got.values().sum::<u32>(), 30);
-    assert!(
-        got.len() == 2,
-        "round_robin should still use both live backends: {got:?}"
-    );
+    assert!(got.len() == 2, "round_robin should still use both live backends: {got:?}");
 }
 
 #[test]
@@ -202,15 +189,10 @@ fn unanswered_connect_times_out_and_the_next_backend_serves() {
     sock.listen(0).unwrap();
     let silent: TcpListener = sock.into();
     let silent_addr = silent.local_addr().unwrap();
-    let _fill: Vec<_> = (0..2)
-        .filter_map(|_| TcpStream::connect_timeout(&silent_addr, Duration::from_millis(300)).ok())
-        .collect();
+    let _fill: Vec<_> =
+        (0..2).filter_map(|_| TcpStream::connect_timeout(&silent_addr, Duration::from_millis(300)).ok()).collect();
     let live = stream_backend(2);
-    let lb = lbproxy(
-        "round_robin",
-        &[silent_addr, live.addr],
-        &["--connect-timeout", "300ms"],
-    );
+    let lb = lbproxy("round_robin", &[silent_addr, live.addr], &["--connect-timeout", "300ms"]);
     for _ in 0..2 {
         assert_eq!(who(lb.addr), 2);
     }
@@ -227,9 +209,7 @@ fn a_reset_on_one_side_resets_the_other() {
     b.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut buf = [0u8; 5];
     b.read_exact(&mut buf).unwrap();
-    socket2::SockRef::from(&client)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
+    socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO)).unwrap();
     drop(client); // RST
     let r = b.read(&mut buf);
     assert!(
@@ -270,10 +250,7 @@ fn sigterm_drains_open_sessions_then_exits_zero() {
     lb.signal(libc::SIGTERM);
     lb.wait_for_line("stopped accepting");
     // New clients are refused, the open session still works.
-    assert!(
-        TcpStream::connect(lb.addr).is_err(),
-        "listener still open after SIGTERM"
-    );
+    assert!(TcpStream::connect(lb.addr).is_err(), "listener still open after SIGTERM");
     assert!(ask(&mut s, "MSG after").contains("count=2 echo=after"));
     assert!(lb.is_running());
     close_and_wait(s);

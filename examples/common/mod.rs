@@ -15,11 +15,7 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(seed: u64) -> Pattern {
-        Pattern {
-            state: seed,
-            pending: [0; 8],
-            used: 8,
-        }
+        Pattern { state: seed, pending: [0; 8], used: 8 }
     }
 
     pub fn fill(&mut self, out: &mut [u8]) {
@@ -73,8 +69,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("invalid size \"{s}\": unknown unit \"{unit}\"")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("invalid size \"{s}\": too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("invalid size \"{s}\": too large"))
 }
 
 /// p-th percentile (0..=100) of sorted samples, nearest-rank.

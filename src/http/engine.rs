@@ -71,6 +71,15 @@ pub struct Ctx<'a> {
     pub now: Instant,
 }
 
+/// A stand-in where a `Ctx` is needed but nothing is chosen.
+struct NoPolicy;
+
+impl Policy for NoPolicy {
+    fn pick(&mut self, _: &PickKey, _: &Candidates) -> Option<usize> {
+        None
+    }
+}
+
 /// Largest response body copied behind its head into one write.
 const COALESCE_MAX: usize = 16 * 1024;
 
@@ -235,6 +244,30 @@ impl HttpEngine {
         }
     }
 
+    /// Room for the idle pool of every backend, after backends were added.
+    pub fn ensure_backends(&mut self, n: usize) {
+        if self.idle.len() < n {
+            self.idle.resize(n, Vec::new());
+        }
+    }
+
+    /// Close the pooled connections of a backend that left the list.
+    pub fn forget_backend(
+        &mut self,
+        idx: usize,
+        backends: &mut [Backend],
+        pool: &mut BufferPool,
+        registry: &Registry,
+        now: Instant,
+    ) {
+        let Some(list) = self.idle.get_mut(idx) else { return };
+        let keys = std::mem::take(list);
+        let mut ctx = Ctx { registry, backends, policy: &mut NoPolicy, pool, now };
+        for k in keys {
+            self.close_conn(k, &mut ctx);
+        }
+    }
+
     pub fn open_clients(&self) -> usize {
         self.clients.len()
     }
@@ -251,11 +284,9 @@ impl HttpEngine {
         let _ = sock.set_nodelay(true);
         let entry = self.clients.vacant_entry();
         let key = entry.key();
-        if let Err(e) = ctx.registry.register(
-            &mut sock,
-            Owner::HttpClient(key).token(),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) =
+            ctx.registry.register(&mut sock, Owner::HttpClient(key).token(), Interest::READABLE | Interest::WRITABLE)
+        {
             warn!("cannot register client {addr}: {e}");
             return;
         }
@@ -518,9 +549,7 @@ impl HttpEngine {
         let Some(c) = self.clients.get_mut(key) else { return };
         let client_ip = c.addr.ip();
         if let HttpRole::Redirect(code) = self.settings.role {
-            let pick = ctx
-                .policy
-                .pick(&PickKey { client_ip }, &Candidates::new(ctx.backends, &[]));
+            let pick = ctx.policy.pick(&PickKey { client_ip }, &Candidates::new(ctx.backends, &[]));
             // A body we do not read cannot be skipped safely: close after answering.
             let close = !h.keep_alive || !h.framing.is_done() || self.draining;
             match pick {
@@ -560,12 +589,7 @@ impl HttpEngine {
         bc.wbuf.clear();
         bc.wpos = 0;
         h.write_for_backend(keep, &mut bc.wbuf);
-        self.deadlines.push(Reverse((
-            ctx.now + self.settings.backend_timeout,
-            T_RESPONSE,
-            key,
-            serial,
-        )));
+        self.deadlines.push(Reverse((ctx.now + self.settings.backend_timeout, T_RESPONSE, key, serial)));
         let req_body = h.framing;
         self.clients[key].phase = ClientPhase::Exchange(Box::new(Exchange {
             conn,
@@ -595,9 +619,7 @@ impl HttpEngine {
         ctx: &mut Ctx,
     ) -> Option<(usize, usize, bool)> {
         loop {
-            let idx = ctx
-                .policy
-                .pick(&PickKey { client_ip }, &Candidates::new(ctx.backends, tried))?;
+            let idx = ctx.policy.pick(&PickKey { client_ip }, &Candidates::new(ctx.backends, tried))?;
             if self.settings.conn_mode == BackendConnMode::Persistent
                 && let Some(ck) = self.idle[idx].pop()
             {
@@ -610,10 +632,7 @@ impl HttpEngine {
                     let entry = self.conns.vacant_entry();
                     let ck = entry.key();
                     let token = Owner::HttpBackend(ck).token();
-                    if let Err(e) = ctx
-                        .registry
-                        .register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)
-                    {
+                    if let Err(e) = ctx.registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
                         warn!("cannot register backend socket: {e}");
                         return None;
                     }
@@ -630,12 +649,7 @@ impl HttpEngine {
                         eof: false,
                     });
                     ctx.backends[idx].stats.conns_opened += 1;
-                    self.deadlines.push(Reverse((
-                        ctx.now + self.settings.connect_timeout,
-                        T_CONNECT,
-                        ck,
-                        attempt,
-                    )));
+                    self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, T_CONNECT, ck, attempt)));
                     return Some((ck, idx, false));
                 }
                 Err(e) => {
@@ -752,10 +766,7 @@ impl HttpEngine {
         if backend_error.is_none() && ex.head_sent && !ex.req_body.is_done() {
             let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take());
             if !rbuf.is_empty() {
-                let n = ex
-                    .req_body
-                    .peek(rbuf.data())
-                    .map_err(|e| io::Error::new(ErrorKind::InvalidData, e.0))?;
+                let n = ex.req_body.peek(rbuf.data()).map_err(|e| io::Error::new(ErrorKind::InvalidData, e.0))?;
                 match write_some(&mut bc.sock, &mut bc.ready, &rbuf.data()[..n]) {
                     Ok(k) => {
                         let _ = ex.req_body.advance(&rbuf.data()[..k]);
@@ -818,19 +829,12 @@ impl HttpEngine {
                             ex.resp_bytes += k as u64;
                             ctx.backends[ex.backend].stats.bytes_down += k as u64;
                         }
-                        ex.resp = Some(Resp {
-                            status: rh.status,
-                            framing,
-                            backend_closes: rh.backend_closes,
-                            client_close,
-                        });
+                        ex.resp =
+                            Some(Resp { status: rh.status, framing, backend_closes: rh.backend_closes, client_close });
                     }
                 }
                 Ok(None) if bc.eof => {
-                    backend_error = Some(io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        "backend closed before responding",
-                    ))
+                    backend_error = Some(io::Error::new(ErrorKind::UnexpectedEof, "backend closed before responding"))
                 }
                 Ok(None) => {}
                 Err(_) => {
@@ -851,10 +855,7 @@ impl HttpEngine {
             if c.wbuf.is_empty() && !resp.framing.is_done() {
                 let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
                 if !rbuf.is_empty() {
-                    let n = resp
-                        .framing
-                        .peek(rbuf.data())
-                        .map_err(|e| io::Error::new(ErrorKind::InvalidData, e.0));
+                    let n = resp.framing.peek(rbuf.data()).map_err(|e| io::Error::new(ErrorKind::InvalidData, e.0));
                     let n = match n {
                         Ok(n) => n,
                         Err(e) => return self.backend_broke(key, e, ctx).map(|_| true),
@@ -912,11 +913,7 @@ impl HttpEngine {
                     let ck = entry.key();
                     if ctx
                         .registry
-                        .register(
-                            &mut sock,
-                            Owner::HttpBackend(ck).token(),
-                            Interest::READABLE | Interest::WRITABLE,
-                        )
+                        .register(&mut sock, Owner::HttpBackend(ck).token(), Interest::READABLE | Interest::WRITABLE)
                         .is_ok()
                     {
                         self.serial += 1;
@@ -940,12 +937,7 @@ impl HttpEngine {
                             eof: false,
                         });
                         ctx.backends[backend].stats.conns_opened += 1;
-                        self.deadlines.push(Reverse((
-                            ctx.now + self.settings.connect_timeout,
-                            T_CONNECT,
-                            ck,
-                            attempt,
-                        )));
+                        self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, T_CONNECT, ck, attempt)));
                         return Ok(());
                     }
                 }
@@ -971,11 +963,7 @@ impl HttpEngine {
         let resp = ex.resp.as_ref().expect("finished exchanges have a response");
         let req_done = ex.req_body.is_done();
         let client_close = resp.client_close || !req_done || self.draining;
-        c.phase = if client_close {
-            ClientPhase::Closing
-        } else {
-            ClientPhase::Head
-        };
+        c.phase = if client_close { ClientPhase::Closing } else { ClientPhase::Head };
         c.last_active = ctx.now;
         let addr = c.addr;
         ctx.backends[ex.backend].stats.active -= 1;
@@ -983,10 +971,7 @@ impl HttpEngine {
         let reusable = self.settings.conn_mode == BackendConnMode::Persistent
             && !resp.backend_closes
             && req_done
-            && self
-                .conns
-                .get(ex.conn)
-                .is_some_and(|bc| !bc.eof && bc.rbuf.as_ref().is_none_or(Buffer::is_empty));
+            && self.conns.get(ex.conn).is_some_and(|bc| !bc.eof && bc.rbuf.as_ref().is_none_or(Buffer::is_empty));
         if reusable && self.idle[ex.backend].len() < self.settings.pool_size {
             let bc = &mut self.conns[ex.conn];
             bc.phase = ConnPhase::Idle { since: ctx.now };
@@ -1001,16 +986,11 @@ impl HttpEngine {
             (Some(s), Some(f)) => Some(f.saturating_duration_since(s)),
             _ => None,
         };
+        if let Some(l) = latency {
+            ctx.backends[ex.backend].record_latency(l);
+        }
         let backend = ctx.backends[ex.backend].addr;
-        self.log_access(
-            addr,
-            &ex.head,
-            Some(backend),
-            resp.status,
-            ex.resp_bytes,
-            latency,
-            ex.reused,
-        );
+        self.log_access(addr, &ex.head, Some(backend), resp.status, ex.resp_bytes, latency, ex.reused);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1086,11 +1066,7 @@ fn rbuf_capacity(ctx: &Ctx) -> usize {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
 }
 
 /// The access log's first line.

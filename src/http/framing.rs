@@ -55,11 +55,7 @@ const MAX_LINE: u32 = 8 * 1024;
 
 impl Default for Chunked {
     fn default() -> Self {
-        Chunked {
-            state: ChunkState::Size { digits: 0 },
-            left: 0,
-            line_len: 0,
-        }
+        Chunked { state: ChunkState::Size { digits: 0 }, left: 0, line_len: 0 }
     }
 }
 
@@ -146,11 +142,7 @@ impl Chunked {
                         return Err(FramingError("chunk size line not ended by CRLF"));
                     }
                     self.line_len = 0;
-                    self.state = if self.left == 0 {
-                        ChunkState::TrailerLineStart
-                    } else {
-                        ChunkState::Data
-                    };
+                    self.state = if self.left == 0 { ChunkState::TrailerLineStart } else { ChunkState::Data };
                 }
                 ChunkState::DataCr => {
                     if b != b'\r' {
@@ -165,11 +157,8 @@ impl Chunked {
                     self.state = ChunkState::Size { digits: 0 };
                 }
                 ChunkState::TrailerLineStart => {
-                    self.state = if b == b'\r' {
-                        ChunkState::TrailerLf { empty: true }
-                    } else {
-                        ChunkState::TrailerLine
-                    };
+                    self.state =
+                        if b == b'\r' { ChunkState::TrailerLf { empty: true } } else { ChunkState::TrailerLine };
                 }
                 ChunkState::TrailerLine => {
                     self.line_len += 1;

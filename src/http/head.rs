@@ -10,15 +10,8 @@ const MAX_HEADERS: usize = 128;
 
 /// Headers that describe one hop and never cross the proxy.
 /// (Transfer-Encoding is kept: chunked bodies are forwarded as they are.)
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authenticate",
-];
+const HOP_BY_HOP: [&str; 7] =
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate"];
 
 /// Why a request head was refused; becomes the status sent to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +44,7 @@ impl RequestHead {
 
     /// Safe to send again on another connection (RFC 9110 9.2.2).
     pub fn is_idempotent(&self) -> bool {
-        matches!(
-            self.method.as_str(),
-            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
-        )
+        matches!(self.method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE")
     }
 
     /// The head for the backend, ending with the Connection line we choose.
@@ -107,10 +97,7 @@ fn connection_tokens(headers: &[httparse::Header]) -> Vec<String> {
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         .flat_map(|h| {
-            String::from_utf8_lossy(h.value)
-                .split(',')
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
+            String::from_utf8_lossy(h.value).split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>()
         })
         .filter(|t| !t.is_empty())
         .collect()
@@ -147,11 +134,7 @@ fn body_framing(headers: &[httparse::Header]) -> Result<Option<BodyFraming>, &'s
         (true, _, Some(_)) => Err("both Transfer-Encoding and Content-Length"),
         (true, false, _) => Err("Transfer-Encoding without final chunked"),
         (true, true, None) => Ok(Some(BodyFraming::chunked())),
-        (false, _, Some(n)) => Ok(Some(if n == 0 {
-            BodyFraming::Done
-        } else {
-            BodyFraming::Length(n)
-        })),
+        (false, _, Some(n)) => Ok(Some(if n == 0 { BodyFraming::Done } else { BodyFraming::Length(n) })),
         (false, _, None) => Ok(None),
     }
 }
@@ -173,18 +156,13 @@ pub fn parse_request(buf: &[u8], max_head: usize, client_ip: IpAddr) -> Result<O
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Bad("incomplete request line"));
     };
-    let framing = body_framing(req.headers)
-        .map_err(HeadError::Bad)?
-        .unwrap_or(BodyFraming::Done);
+    let framing = body_framing(req.headers).map_err(HeadError::Bad)?.unwrap_or(BodyFraming::Done);
     if minor == 1 && !req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("host")) {
         return Err(HeadError::Bad("HTTP/1.1 request without Host"));
     }
     let tokens = connection_tokens(req.headers);
-    let keep_alive = if minor == 0 {
-        tokens.iter().any(|t| t == "keep-alive")
-    } else {
-        !tokens.iter().any(|t| t == "close")
-    };
+    let keep_alive =
+        if minor == 0 { tokens.iter().any(|t| t == "keep-alive") } else { !tokens.iter().any(|t| t == "close") };
 
     let mut out = Vec::with_capacity(len + 128);
     let _ = write!(VecWriter(&mut out), "{method} {target} HTTP/1.1\r\n");
@@ -252,11 +230,7 @@ pub fn parse_response(buf: &[u8], max_head: usize, request_is_head: bool) -> Res
         tokens.iter().any(|t| t == "close") || (minor == 0 && !tokens.iter().any(|t| t == "keep-alive"));
     let declared = body_framing(resp.headers).map_err(HeadError::Bad)?;
     let no_body = request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
-    let framing = if no_body {
-        BodyFraming::Done
-    } else {
-        declared.unwrap_or(BodyFraming::UntilClose)
-    };
+    let framing = if no_body { BodyFraming::Done } else { declared.unwrap_or(BodyFraming::UntilClose) };
 
     let mut out = Vec::with_capacity(len + 64);
     let reason = resp.reason.unwrap_or("");
@@ -270,13 +244,7 @@ pub fn parse_response(buf: &[u8], max_head: usize, request_is_head: bool) -> Res
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
     }
-    Ok(Some(ResponseHead {
-        status,
-        backend_closes,
-        framing,
-        len,
-        rewritten: out,
-    }))
+    Ok(Some(ResponseHead { status, backend_closes, framing, len, rewritten: out }))
 }
 
 /// A response made by the proxy itself, with a short text body.
@@ -309,10 +277,7 @@ pub fn redirect_response(code: u16, backend: &str, target: &str, close: bool, ou
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub fn reason_phrase(status: u16) -> &'static str {
@@ -363,31 +328,15 @@ mod tests {
     #[test]
     fn keep_alive_rules() {
         assert!(!req("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
-        assert!(
-            req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
-                .unwrap()
-                .unwrap()
-                .keep_alive
-        );
-        assert!(
-            !req("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap()
-                .unwrap()
-                .keep_alive
-        );
+        assert!(req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(!req("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap().unwrap().keep_alive);
     }
 
     #[test]
     fn framing_rules() {
         let f = |s: &str| req(s).map(|h| h.unwrap().framing);
-        assert_eq!(
-            f("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
-            Ok(BodyFraming::Length(5))
-        );
-        assert_eq!(
-            f("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Ok(BodyFraming::chunked())
-        );
+        assert_eq!(f("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"), Ok(BodyFraming::Length(5)));
+        assert_eq!(f("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), Ok(BodyFraming::chunked()));
         assert_eq!(f("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(BodyFraming::Done));
         for bad in [
             "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -411,36 +360,18 @@ mod tests {
     #[test]
     fn response_framing_and_close() {
         let r = |s: &str, head: bool| parse_response(s.as_bytes(), 65536, head).unwrap().unwrap();
-        assert_eq!(
-            r("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false).framing,
-            BodyFraming::Length(3)
-        );
-        assert_eq!(
-            r("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true).framing,
-            BodyFraming::Done
-        );
+        assert_eq!(r("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false).framing, BodyFraming::Length(3));
+        assert_eq!(r("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true).framing, BodyFraming::Done);
         assert_eq!(r("HTTP/1.1 204 No Content\r\n\r\n", false).framing, BodyFraming::Done);
         assert_eq!(r("HTTP/1.1 304 Not Modified\r\n\r\n", false).framing, BodyFraming::Done);
         assert_eq!(r("HTTP/1.1 200 OK\r\n\r\n", false).framing, BodyFraming::UntilClose);
         assert!(r("HTTP/1.1 100 Continue\r\n\r\n", false).is_interim());
-        assert!(
-            r(
-                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-                false
-            )
-            .backend_closes
-        );
+        assert!(r("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false).backend_closes);
         assert!(r("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).backend_closes);
-        let h = r(
-            "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\nX-Server: 1\r\n\r\n",
-            false,
-        );
+        let h = r("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\nX-Server: 1\r\n\r\n", false);
         let mut out = Vec::new();
         h.write_for_client(true, false, &mut out);
-        assert_eq!(
-            out,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Server: 1\r\nConnection: close\r\n\r\n"
-        );
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Server: 1\r\nConnection: close\r\n\r\n");
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", 65536, false).is_err());
     }
 

@@ -13,13 +13,14 @@ impl Policy for FewestConnections {
         let n = c.len();
         let start = if n == 0 { 0 } else { self.next % n };
         // Scan from the rotation point; strict `<` keeps the first minimum seen.
-        let best = (0..n)
-            .map(|k| (start + k) % n)
-            .filter(|&i| c.usable(i))
-            .fold(None, |best: Option<usize>, i| match best {
-                Some(b) if c.active(b) <= c.active(i) => Some(b),
-                _ => Some(i),
-            })?;
+        let best =
+            (0..n).map(|k| (start + k) % n).filter(|&i| c.usable(i)).fold(
+                None,
+                |best: Option<usize>, i| match best {
+                    Some(b) if c.active(b) <= c.active(i) => Some(b),
+                    _ => Some(i),
+                },
+            )?;
         self.next = best + 1;
         Some(best)
     }

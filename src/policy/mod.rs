@@ -75,11 +75,7 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 3] = [
-        PolicyKind::RoundRobin,
-        PolicyKind::FewestConnections,
-        PolicyKind::IpHash,
-    ];
+    pub const ALL: [PolicyKind; 3] = [PolicyKind::RoundRobin, PolicyKind::FewestConnections, PolicyKind::IpHash];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -128,15 +124,11 @@ pub(crate) mod test_support {
     use std::net::SocketAddr;
 
     pub fn backends(n: usize) -> Vec<Backend> {
-        (0..n)
-            .map(|i| Backend::new(SocketAddr::from(([127, 0, 0, 1], 8001 + i as u16))))
-            .collect()
+        (0..n).map(|i| Backend::new(SocketAddr::from(([127, 0, 0, 1], 8001 + i as u16)))).collect()
     }
 
     pub fn key(last_octet: u8) -> PickKey {
-        PickKey {
-            client_ip: IpAddr::from([127, 0, 0, last_octet]),
-        }
+        PickKey { client_ip: IpAddr::from([127, 0, 0, last_octet]) }
     }
 
     pub fn picks(p: &mut dyn Policy, b: &[Backend], excluded: &[usize], n: usize) -> Vec<Option<usize>> {

@@ -14,10 +14,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -26,9 +23,7 @@ impl Response {
 
     /// The example backend's id, from `X-Server`.
     pub fn server(&self) -> u32 {
-        self.header("x-server")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no X-Server in {}", self.status))
+        self.header("x-server").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no X-Server in {}", self.status))
     }
 }
 
@@ -41,10 +36,7 @@ impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let s = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
         s.set_read_timeout(Some(PATIENCE)).unwrap();
-        Conn {
-            writer: s.try_clone().unwrap(),
-            reader: BufReader::with_capacity(256 * 1024, s),
-        }
+        Conn { writer: s.try_clone().unwrap(), reader: BufReader::with_capacity(256 * 1024, s) }
     }
 
     pub fn send(&mut self, raw: &[u8]) {
@@ -67,11 +59,7 @@ impl Conn {
         let mut line = String::new();
         self.reader.read_line(&mut line).expect("status line");
         assert!(line.starts_with("HTTP/1."), "not an HTTP response: {line:?}");
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status code");
+        let status: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status code");
         let mut headers = Vec::new();
         loop {
             line.clear();
@@ -95,12 +83,7 @@ impl Conn {
     ) -> (u16, Vec<(String, String)>) {
         let (status, headers) = self.read_head();
         let mut line = String::new();
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
+        let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         if status == 100 {
             return self.read_response_with(head_request, sink);
         }

@@ -24,11 +24,7 @@ pub fn example_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let p = dir.join("examples").join(name);
-    assert!(
-        p.exists(),
-        "{} not built: run `cargo build --examples` first",
-        p.display()
-    );
+    assert!(p.exists(), "{} not built: run `cargo build --examples` first", p.display());
     p
 }
 
@@ -56,10 +52,7 @@ impl Proc {
             match self.lines.recv_timeout(left) {
                 Ok(l) if l.contains(needle) => return l,
                 Ok(_) => {}
-                Err(_) => panic!(
-                    "no line containing {needle:?}; log:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                ),
+                Err(_) => panic!("no line containing {needle:?}; log:\n{}", self.log.lock().unwrap().join("\n")),
             }
         }
     }
@@ -136,25 +129,12 @@ fn spawn_and_wait(mut cmd: Command, from_stderr: bool) -> Proc {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "process never said it was listening; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
+                panic!("process never said it was listening; log:\n{}", log.lock().unwrap().join("\n"));
             }
         };
         if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest
-                .split([',', ' '])
-                .next()
-                .unwrap_or("")
-                .parse()
-                .expect("listen address");
-            return Proc {
-                child,
-                addr,
-                log,
-                lines: rx,
-            };
+            let addr = rest.split([',', ' ']).next().unwrap_or("").parse().expect("listen address");
+            return Proc { child, addr, log, lines: rx };
         }
     }
 }
@@ -174,9 +154,7 @@ pub fn http_backend(id: u32, extra: &[&str]) -> Proc {
 /// Start lbproxy on 127.0.0.1 with a free port in front of `backends`.
 pub fn lbproxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> Proc {
     let mut cmd = Command::new(lbproxy_bin());
-    cmd.env("RUST_LOG", "info")
-        .args(["--bind", "127.0.0.1", "--port", "0", "--policy", policy])
-        .args(extra);
+    cmd.env("RUST_LOG", "info").args(["--bind", "127.0.0.1", "--port", "0", "--policy", policy]).args(extra);
     if !extra.contains(&"--stats-interval") {
         cmd.args(["--stats-interval", "0"]);
     }

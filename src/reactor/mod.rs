@@ -28,13 +28,18 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
+mod membership;
+
+use crate::admin::{AdminServer, route};
 use crate::backend::{Backend, usage_table};
 use crate::buffer::BufferPool;
+use crate::checks::Checker;
 use crate::config::Config;
 use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
 use crate::http::{ACCESS_LOG_HEADER, Ctx, HttpEngine};
 use crate::policy::{Candidates, PickKey, Policy};
-use crate::tokens::{LISTENER, Owner, SIGNALS};
+use crate::spawn::Spawner;
+use crate::tokens::{ADMIN_LISTENER, LISTENER, Owner, SIGNALS};
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
@@ -44,8 +49,9 @@ const READ_BUDGET: u32 = 16;
 const POOL_KEEP_FREE: usize = 512;
 /// After EMFILE/ENFILE with no session left to close, try accepting again after this.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// How often HTTP mode checks pool idle timeouts and flushes the access log.
-const HTTP_SWEEP: Duration = Duration::from_millis(500);
+/// How often housekeeping runs: HTTP pool idle timeouts and access log
+/// flush, backends whose removal finished, spawned backends that died.
+const TICK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AcceptPause {
@@ -70,7 +76,12 @@ pub struct Reactor {
     ready_again: Vec<usize>,
     /// The HTTP/redirect engine; `None` in TCP mode.
     http: Option<HttpEngine>,
-    next_http_sweep: Option<Instant>,
+    /// Housekeeping: HTTP pool sweep, finished removals, dead spawned backends.
+    next_tick: Instant,
+    checker: Option<Checker>,
+    admin: Option<AdminServer>,
+    spawner: Option<Spawner>,
+    started: Instant,
     next_stats: Option<Instant>,
     next_idle_sweep: Option<Instant>,
     drain_until: Option<Instant>,
@@ -89,10 +100,7 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 }
 
 fn is_descriptor_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
 /// Ask the policy, then connect; on an immediate failure mark it and ask
@@ -132,24 +140,26 @@ impl Reactor {
         let now = Instant::now();
         let http = match config.http_settings() {
             None => None,
-            Some(settings) => Some(HttpEngine::new(
-                settings,
-                config.backends.len(),
-                open_access_log(&config)?,
-            )),
+            Some(settings) => Some(HttpEngine::new(settings, config.backends.len(), open_access_log(&config)?)),
         };
-        let http_sweep = http.as_ref().map(|_| now + HTTP_SWEEP);
-        Ok(Reactor {
+        let admin = match config.admin {
+            None => None,
+            Some(addr) => {
+                let mut l = listen(addr, 128)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on admin address {addr}: {e}")))?;
+                poll.registry().register(&mut l, ADMIN_LISTENER, Interest::READABLE)?;
+                info!("admin API on http://{}/ (dashboard), /stats, /metrics", l.local_addr()?);
+                Some(AdminServer::new(l, config.admin_token.clone()))
+            }
+        };
+        let backends = config.backends.iter().map(|&a| make_backend(&config, a, false)).collect();
+        let mut reactor = Reactor {
             poll,
             listener: Some(listener),
             local_addr,
             signals,
             sessions: Slab::with_capacity(1024),
-            backends: config
-                .backends
-                .iter()
-                .map(|&a| Backend::with_fail_policy(a, config.fail_policy))
-                .collect(),
+            backends,
             policy: config.policy.build(config.seed),
             pool: BufferPool::new(config.buffer_size, POOL_KEEP_FREE),
             accept_pause: None,
@@ -157,13 +167,21 @@ impl Reactor {
             next_attempt: 0,
             ready_again: Vec::new(),
             http,
-            next_http_sweep: http_sweep,
+            next_tick: now + TICK,
+            checker: config.health.clone().map(|h| Checker::new(h, now)),
+            admin,
+            spawner: config.spawn_cmd.clone().map(Spawner::new),
+            started: now,
             next_stats: config.stats_interval.map(|d| now + d),
             next_idle_sweep: config.idle_timeout.map(|d| now + sweep_period(d)),
             drain_until: None,
             now,
             config,
-        })
+        };
+        for _ in 0..reactor.config.replicas.unwrap_or(0) {
+            reactor.spawn_backend()?;
+        }
+        Ok(reactor)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -202,6 +220,11 @@ impl Reactor {
                 match ev.token() {
                     LISTENER => self.accept_ready(),
                     SIGNALS => self.on_signals(),
+                    ADMIN_LISTENER => {
+                        if let Some(a) = self.admin.as_mut() {
+                            a.accept(self.poll.registry());
+                        }
+                    }
                     t => match Owner::of(t) {
                         Owner::TcpClient(key) => {
                             if let Some(s) = self.sessions.get_mut(key) {
@@ -221,6 +244,12 @@ impl Reactor {
                         Owner::HttpBackend(key) => {
                             self.with_http(|h, ctx| h.conn_event(key, ev, ctx));
                         }
+                        Owner::Check(key) => {
+                            if let Some(c) = self.checker.as_mut() {
+                                c.on_event(key, ev, &mut self.backends, self.poll.registry());
+                            }
+                        }
+                        Owner::Admin(key) => self.on_admin(key),
                     },
                 }
             }
@@ -284,7 +313,8 @@ impl Reactor {
             self.next_idle_sweep,
             self.drain_until,
             retry,
-            self.next_http_sweep,
+            Some(self.next_tick),
+            self.checker.as_ref().map(Checker::next_deadline),
             self.backends.iter().filter_map(Backend::down_until).min(),
             self.http.as_ref().and_then(HttpEngine::next_deadline),
         ]
@@ -304,10 +334,7 @@ impl Reactor {
                 return;
             }
             if self.open_clients() >= self.config.max_connections {
-                warn!(
-                    "max connections ({}) reached: pausing accept",
-                    self.config.max_connections
-                );
+                warn!("max connections ({}) reached: pausing accept", self.config.max_connections);
                 self.accept_pause = Some(AcceptPause::MaxConnections);
                 return;
             }
@@ -323,9 +350,7 @@ impl Reactor {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_descriptor_exhaustion(&e) => {
                     warn!("accept failed: {e}; pausing accept until a session closes");
-                    self.accept_pause = Some(AcceptPause::OutOfDescriptors {
-                        retry_at: self.now + ACCEPT_RETRY,
-                    });
+                    self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
                     return;
                 }
                 // ECONNABORTED and friends: that client is gone, the next may not be.
@@ -344,13 +369,9 @@ impl Reactor {
     fn start_session(&mut self, mut client: TcpStream, client_addr: SocketAddr) {
         let _ = client.set_nodelay(true);
         let mut tried = Vec::new();
-        let Some((idx, mut backend)) = open_backend(
-            self.policy.as_mut(),
-            &mut self.backends,
-            client_addr.ip(),
-            &mut tried,
-            self.now,
-        ) else {
+        let Some((idx, mut backend)) =
+            open_backend(self.policy.as_mut(), &mut self.backends, client_addr.ip(), &mut tried, self.now)
+        else {
             warn!("no backend available for client {client_addr}: closing it");
             return;
         };
@@ -369,8 +390,7 @@ impl Reactor {
         self.backends[idx].stats.active += 1;
         let attempt = self.next_attempt;
         self.next_attempt += 1;
-        self.connect_deadlines
-            .push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
+        self.connect_deadlines.push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
         entry.insert(Session {
             client,
             client_addr,
@@ -378,19 +398,13 @@ impl Reactor {
             backend,
             backend_ready: Ready::default(),
             backend_idx: idx,
-            phase: Phase::Connecting {
-                since: self.now,
-                attempt,
-            },
+            phase: Phase::Connecting { since: self.now, attempt },
             up: Default::default(),
             down: Default::default(),
             tried,
             last_active: self.now,
         });
-        debug!(
-            "client {client_addr} -> backend {} (session {key})",
-            self.backends[idx].addr
-        );
+        debug!("client {client_addr} -> backend {} (session {key})", self.backends[idx].addr);
     }
 
     /// Do whatever work the session's readiness allows.
@@ -459,18 +473,10 @@ impl Reactor {
         s.tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
 
-        let Some((idx, mut backend)) = open_backend(
-            self.policy.as_mut(),
-            &mut self.backends,
-            s.client_addr.ip(),
-            &mut s.tried,
-            self.now,
-        ) else {
-            warn!(
-                "no backend accepted client {} ({} tried): closing it",
-                s.client_addr,
-                s.tried.len()
-            );
+        let Some((idx, mut backend)) =
+            open_backend(self.policy.as_mut(), &mut self.backends, s.client_addr.ip(), &mut s.tried, self.now)
+        else {
+            warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
             self.remove_unconnected(key);
             return;
         };
@@ -486,15 +492,11 @@ impl Reactor {
         self.backends[idx].stats.active += 1;
         let attempt = self.next_attempt;
         self.next_attempt += 1;
-        self.connect_deadlines
-            .push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
+        self.connect_deadlines.push(Reverse((self.now + self.config.connect_timeout, key, attempt)));
         s.backend = backend;
         s.backend_idx = idx;
         s.backend_ready = Ready::default();
-        s.phase = Phase::Connecting {
-            since: self.now,
-            attempt,
-        };
+        s.phase = Phase::Connecting { since: self.now, attempt };
     }
 
     /// Drop a session whose backend `active` count was already given back.
@@ -513,6 +515,18 @@ impl Reactor {
         self.backends[s.backend_idx].stats.active -= 1;
         s.close(&mut self.pool, abort);
         self.resume_accept();
+    }
+
+    /// An admin connection spoke: answer its request once complete.
+    fn on_admin(&mut self, key: usize) {
+        let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key)) else { return };
+        let reply = match route(&req.method, &req.path, &req.body) {
+            Ok(cmd) => self.execute(cmd),
+            Err(reply) => reply,
+        };
+        if let Some(a) = self.admin.as_mut() {
+            a.answer(req.conn, &reply);
+        }
     }
 
     fn on_signals(&mut self) {
@@ -539,11 +553,13 @@ impl Reactor {
     fn on_timers(&mut self) {
         let now = self.now;
         self.with_http(|h, ctx| h.on_timers(ctx));
-        if let Some(at) = self.next_http_sweep
-            && now >= at
-        {
-            self.next_http_sweep = Some(now + HTTP_SWEEP);
+        if let Some(c) = self.checker.as_mut() {
+            c.on_timers(now, &mut self.backends, self.poll.registry());
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
             self.with_http(|h, ctx| h.sweep(ctx));
+            self.upkeep_membership();
         }
         while let Some(&Reverse((deadline, key, attempt))) = self.connect_deadlines.peek() {
             if deadline > now {
@@ -556,10 +572,7 @@ impl Reactor {
             );
             if !stale {
                 let after = self.config.connect_timeout;
-                self.connect_failed(
-                    key,
-                    io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")),
-                );
+                self.connect_failed(key, io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")));
             }
         }
         for b in self.backends.iter_mut() {
@@ -575,12 +588,8 @@ impl Reactor {
         if let (Some(at), Some(idle)) = (self.next_idle_sweep, self.config.idle_timeout)
             && now >= at
         {
-            let expired: Vec<usize> = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| now - s.last_active >= idle)
-                .map(|(k, _)| k)
-                .collect();
+            let expired: Vec<usize> =
+                self.sessions.iter().filter(|(_, s)| now - s.last_active >= idle).map(|(k, _)| k).collect();
             for k in expired {
                 debug!("session {k}: idle for {idle:?}, closing");
                 self.end_session(k, false);
@@ -593,6 +602,16 @@ impl Reactor {
             self.accept_pause = None;
             self.accept_ready();
         }
+    }
+}
+
+/// A backend as configured: failure marking, and health thresholds when
+/// checks are on. `start_down`: no traffic until `rise` checks pass.
+fn make_backend(config: &Config, addr: SocketAddr, start_down: bool) -> Backend {
+    let b = Backend::with_fail_policy(addr, config.fail_policy);
+    match &config.health {
+        Some(h) => b.with_health(h.rise, h.fall, start_down),
+        None => b,
     }
 }
 
