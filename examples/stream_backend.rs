@@ -73,34 +73,40 @@ fn serve(stream: TcpStream, id: u32, sid: u64) -> io::Result<()> {
         let cmd = line.trim_end_matches(['\r', '\n']);
         let (verb, rest) = cmd.split_once(' ').unwrap_or((cmd, ""));
         match verb {
-            "WHO" => writeln!(out, "server={id} session={session} count={count}")?,
+            "WHO" => reply(&mut out, format!("server={id} session={session} count={count}"))?,
             "MSG" => {
                 count += 1;
-                writeln!(out, "server={id} session={session} count={count} echo={rest}")?;
+                reply(&mut out, format!("server={id} session={session} count={count} echo={rest}"))?;
             }
             "UPLOAD" => match rest.trim().parse::<u64>() {
                 Ok(size) => {
                     let sha = sha_of(&mut (&mut input).take(size))?;
-                    writeln!(out, "SHA256 {} {}", sha.0, sha.1)?;
+                    reply(&mut out, format!("SHA256 {} {}", sha.0, sha.1))?;
                 }
-                Err(_) => writeln!(out, "ERR bad size")?,
+                Err(_) => reply(&mut out, "ERR bad size".into())?,
             },
             "UPLOAD-EOF" => {
                 let sha = sha_of(&mut input)?;
-                writeln!(out, "SHA256 {} {}", sha.0, sha.1)?;
+                reply(&mut out, format!("SHA256 {} {}", sha.0, sha.1))?;
                 return Ok(());
             }
             "DOWNLOAD" => {
                 let mut it = rest.split_whitespace().map(str::parse::<u64>);
                 match (it.next(), it.next()) {
                     (Some(Ok(size)), Some(Ok(seed))) => send_pattern(&mut out, size, seed)?,
-                    _ => writeln!(out, "ERR usage: DOWNLOAD SIZE SEED")?,
+                    _ => reply(&mut out, "ERR usage: DOWNLOAD SIZE SEED".into())?,
                 }
             }
             "QUIT" => return Ok(()),
-            _ => writeln!(out, "ERR unknown command")?,
+            _ => reply(&mut out, "ERR unknown command".into())?,
         }
     }
+}
+
+/// One reply line in one write, so it travels in one segment.
+fn reply(out: &mut TcpStream, mut line: String) -> io::Result<()> {
+    line.push('\n');
+    out.write_all(line.as_bytes())
 }
 
 fn sha_of<R: Read>(r: &mut R) -> io::Result<(String, u64)> {
