@@ -117,7 +117,7 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Reply> {
 }
 
 fn parse_addrs(names: &[String]) -> Result<Vec<SocketAddr>, Reply> {
-    names.iter().map(|n| parse_backend_list(n).map(|l| l.0[0]).map_err(|e| Reply::failure(400, &e))).collect()
+    names.iter().map(|n| parse_backend_list(n).map(|l| l.0[0].addr).map_err(|e| Reply::failure(400, &e))).collect()
 }
 
 /// Check one request and name what it asks for.
@@ -201,7 +201,7 @@ pub fn stats_json(v: &StatsView) -> Value {
             json!({
                 "address": b.addr.to_string(),
                 "state": b.state_name(),
-                "weight": 1,
+                "weight": b.weight,
                 "active": s.active,
                 "sessions": s.total,
                 "requests": s.requests,

@@ -63,6 +63,8 @@ impl AdminState {
 #[derive(Debug, Clone)]
 pub struct Backend {
     pub addr: SocketAddr,
+    /// Relative share of traffic for weighted policies (1 = normal).
+    pub weight: u32,
     pub stats: BackendStats,
     pub admin: AdminState,
     /// Removed by the admin API: leaves the list once its sessions end.
@@ -87,6 +89,7 @@ impl Backend {
     pub fn with_fail_policy(addr: SocketAddr, fail_policy: FailPolicy) -> Backend {
         Backend {
             addr,
+            weight: 1,
             stats: BackendStats::default(),
             admin: AdminState::Enabled,
             removing: false,
@@ -116,6 +119,11 @@ impl Backend {
     pub fn latency_percentiles(&self) -> Option<[u64; 4]> {
         let h = self.latency.as_ref().filter(|h| !h.is_empty())?;
         Some([h.value_at_quantile(0.5), h.value_at_quantile(0.9), h.value_at_quantile(0.99), h.max()])
+    }
+
+    pub fn with_weight(mut self, weight: u32) -> Backend {
+        self.weight = weight.max(1);
+        self
     }
 
     /// Health checks decide up and down (`rise`, `fall`); `start_down`

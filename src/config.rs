@@ -12,15 +12,18 @@ use clap::Parser;
 
 use crate::backend::FailPolicy;
 use crate::health::{CheckKind, HealthConfig};
+use crate::http::head::HashKey;
 use crate::http::{BackendConnMode, HttpRole, HttpSettings};
-use crate::policy::PolicyKind;
+use crate::policy::{PolicyKind, PolicyParams};
 
 /// lbproxy: a single-threaded TCP load balancer.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "lbproxy", version, about, long_about = None)]
 pub struct Args {
-    /// Balancing policy: round_robin, fewest_connections or ip_hash
-    /// (also: round-robin, roundrobin, rr, least_conn, leastconn, ip_hashing, source).
+    /// Balancing policy: round_robin, fewest_connections, ip_hash, weighted_round_robin,
+    /// random, weighted_random, least_requests, consistent_hash, maglev, sma, ewma,
+    /// p2c_peak_ewma (also: round-robin, rr, least_conn, leastconn, ip_hashing, source, wrr,
+    /// ketama, p2c).
     #[arg(long, default_value = "round_robin", value_parser = parse_policy)]
     pub policy: PolicyKind,
 
@@ -154,6 +157,36 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "spawn_cmd")]
     pub replicas: Option<usize>,
 
+    /// consistent_hash: virtual nodes per unit of weight.
+    #[arg(long, default_value_t = 160, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub vnodes: u32,
+
+    /// consistent_hash: use the classic bounded ring of this many slots
+    /// (linear probing on collisions) instead of 64-bit positions.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub ring_slots: Option<u32>,
+
+    /// maglev: lookup table size (a prime well above the number of backends).
+    #[arg(long, default_value_t = 65_537, value_parser = parse_prime)]
+    pub maglev_size: u32,
+
+    /// sma: response times averaged per backend.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub sma_window: u64,
+
+    /// ewma: weight of each new response time, 0 < alpha <= 1.
+    #[arg(long, default_value_t = 0.3, value_parser = parse_alpha)]
+    pub ewma_alpha: f64,
+
+    /// p2c_peak_ewma: decay time of the latency estimate.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub ewma_decay: Duration,
+
+    /// HTTP mode, hashing policies (ip_hash, consistent_hash, maglev): hash
+    /// `header:NAME`, `query:NAME` or `path` instead of the client address.
+    #[arg(long, value_parser = HashKey::parse)]
+    pub hash_key: Option<HashKey>,
+
     /// Redirect mode: the status code sent (301, 302, 307 or 308).
     #[arg(long, default_value_t = 301, value_parser = parse_redirect_code)]
     pub redirect_code: u16,
@@ -203,13 +236,23 @@ pub fn parse_redirect_code(s: &str) -> Result<u16, String> {
 
 /// The backends named by one `--backend` value (a comma-separated list).
 #[derive(Debug, Clone)]
-pub struct BackendList(pub Vec<SocketAddr>);
+pub struct BackendList(pub Vec<BackendSpec>);
+
+/// One backend as configured: where, and how much traffic relative to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+/// Largest weight accepted; weights are relative, so this is plenty.
+pub const MAX_WEIGHT: u32 = 1000;
 
 /// Everything the reactor needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub backends: Vec<SocketAddr>,
+    pub backends: Vec<BackendSpec>,
     pub policy: PolicyKind,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
@@ -233,6 +276,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub spawn_cmd: Option<String>,
     pub replicas: Option<usize>,
+    pub params: PolicyParams,
+    pub hash_key: Option<HashKey>,
 }
 
 impl Config {
@@ -240,7 +285,7 @@ impl Config {
     pub fn new(listen: SocketAddr, backends: Vec<SocketAddr>, policy: PolicyKind) -> Config {
         Config {
             listen,
-            backends,
+            backends: backends.into_iter().map(|addr| BackendSpec { addr, weight: 1 }).collect(),
             policy,
             connect_timeout: Duration::from_secs(2),
             idle_timeout: None,
@@ -264,6 +309,8 @@ impl Config {
             admin_token: None,
             spawn_cmd: None,
             replicas: None,
+            params: PolicyParams::default(),
+            hash_key: None,
         }
     }
 
@@ -283,6 +330,7 @@ impl Config {
             backend_timeout: self.backend_timeout,
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
+            hash_key: self.hash_key.clone(),
         })
     }
 }
@@ -323,7 +371,34 @@ impl From<Args> for Config {
             admin_token: a.admin_token,
             spawn_cmd: a.spawn_cmd,
             replicas: a.replicas,
+            params: PolicyParams {
+                seed: a.seed,
+                vnodes: a.vnodes,
+                ring_slots: a.ring_slots,
+                maglev_size: a.maglev_size,
+                sma_window: a.sma_window as usize,
+                ewma_alpha: a.ewma_alpha,
+                ewma_decay: a.ewma_decay,
+            },
+            hash_key: a.hash_key,
         }
+    }
+}
+
+fn parse_prime(s: &str) -> Result<u32, String> {
+    let n: u32 = s.trim().parse().map_err(|_| format!("invalid table size \"{s}\""))?;
+    let prime = n >= 7 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d));
+    if prime && n <= 10_000_019 {
+        Ok(n)
+    } else {
+        Err(format!("invalid table size \"{s}\": use a prime from 7 to 10000019"))
+    }
+}
+
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(a) if a > 0.0 && a <= 1.0 => Ok(a),
+        _ => Err(format!("invalid alpha \"{s}\" (expected 0 < alpha <= 1)")),
     }
 }
 
@@ -339,16 +414,35 @@ pub fn parse_policy(s: &str) -> Result<PolicyKind, String> {
     PolicyKind::from_str(s)
 }
 
-/// `HOST:PORT[,HOST:PORT...]`, each resolved now (first address of each name).
+/// `HOST:PORT[,HOST:PORT...]`, each resolved now (first address of each
+/// name). A weight follows as `HOST:PORT@3` or as a `weight=3` item after
+/// the address: `127.0.0.1:8001,weight=3,127.0.0.1:8002`.
 pub fn parse_backend_list(s: &str) -> Result<BackendList, String> {
-    let mut out = Vec::new();
+    let mut out: Vec<BackendSpec> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        out.push(parse_backend(part)?);
+        if let Some(w) = part.strip_prefix("weight=") {
+            let last =
+                out.last_mut().ok_or_else(|| format!("invalid backend list \"{s}\": weight before any address"))?;
+            last.weight = parse_weight(s, w)?;
+            continue;
+        }
+        let (addr, weight) = match part.rsplit_once('@') {
+            Some((a, w)) => (a, parse_weight(s, w)?),
+            None => (part, 1),
+        };
+        out.push(BackendSpec { addr: parse_backend(addr)?, weight });
     }
     if out.is_empty() {
         return Err(format!("invalid backend address \"{s}\": empty list"));
     }
     Ok(BackendList(out))
+}
+
+fn parse_weight(list: &str, w: &str) -> Result<u32, String> {
+    match w.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_WEIGHT).contains(&n) => Ok(n),
+        _ => Err(format!("invalid weight \"{w}\" in \"{list}\" (expected 1-{MAX_WEIGHT})")),
+    }
 }
 
 fn parse_backend(s: &str) -> Result<SocketAddr, String> {
@@ -454,7 +548,11 @@ mod tests {
     fn backends_lists_and_errors() {
         let l = parse_backend_list("127.0.0.1:8001, 127.0.0.1:8002").unwrap();
         assert_eq!(l.0.len(), 2);
-        assert_eq!(parse_backend_list("localhost:80").unwrap().0[0].port(), 80);
+        assert_eq!(parse_backend_list("localhost:80").unwrap().0[0].addr.port(), 80);
+        let w = parse_backend_list("127.0.0.1:1,weight=3,127.0.0.1:2@2,127.0.0.1:3").unwrap().0;
+        assert_eq!(w.iter().map(|b| b.weight).collect::<Vec<_>>(), [3, 2, 1]);
+        assert!(parse_backend_list("weight=3").unwrap_err().contains("weight before any address"));
+        assert!(parse_backend_list("127.0.0.1:1@0").unwrap_err().contains("invalid weight \"0\""));
         let e = parse_backend_list("foo:bar").unwrap_err();
         assert!(e.starts_with("invalid backend address \"foo:bar\""), "{e}");
         assert!(parse_backend_list("127.0.0.1").unwrap_err().contains("HOST:PORT"));

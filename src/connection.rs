@@ -190,6 +190,9 @@ pub struct Session {
     /// Backends that refused or timed out for this client (rarely non-empty).
     pub tried: Vec<usize>,
     pub last_active: Instant,
+    /// When the current backend connect started, until the first byte comes
+    /// back: that span is the latency sample TCP mode gives the policy.
+    pub awaiting_first_byte: Option<Instant>,
 }
 
 /// Outcome of driving a session's pipes.

@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufWriter, ErrorKind, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{debug, warn};
@@ -25,7 +25,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::framing::BodyFraming;
-use super::head::{self, HeadError, RequestHead};
+use super::head::{self, HashKey, HeadError, RequestHead};
 use crate::backend::Backend;
 use crate::buffer::{Buffer, BufferPool};
 use crate::connection::{ConnectCheck, Ready, check_connect};
@@ -60,6 +60,8 @@ pub struct HttpSettings {
     pub backend_timeout: Duration,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
+    /// What hashing policies key on instead of the client address.
+    pub hash_key: Option<HashKey>,
 }
 
 /// What the reactor lends the engine for one call.
@@ -496,10 +498,11 @@ impl HttpEngine {
                     return Ok(moved);
                 }
                 let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take());
-                let parsed = head::parse_request(
+                let parsed = head::parse_request_keyed(
                     rbuf.data(),
                     self.settings.max_header_size.min(rbuf_capacity(ctx)),
                     c.addr.ip(),
+                    self.settings.hash_key.as_ref(),
                 );
                 match parsed {
                     Ok(Some(h)) => {
@@ -549,7 +552,8 @@ impl HttpEngine {
         let Some(c) = self.clients.get_mut(key) else { return };
         let client_ip = c.addr.ip();
         if let HttpRole::Redirect(code) = self.settings.role {
-            let pick = ctx.policy.pick(&PickKey { client_ip }, &Candidates::new(ctx.backends, &[]));
+            let pick_key = PickKey { client_ip, request_hash: h.request_hash };
+            let pick = ctx.policy.pick(&pick_key, &Candidates::new(ctx.backends, &[]));
             // A body we do not read cannot be skipped safely: close after answering.
             let close = !h.keep_alive || !h.framing.is_done() || self.draining;
             match pick {
@@ -571,7 +575,7 @@ impl HttpEngine {
         self.serial += 1;
         let serial = self.serial;
         let mut tried = Vec::new();
-        let opened = self.open_conn(key, client_ip, &mut tried, ctx);
+        let opened = self.open_conn(key, PickKey { client_ip, request_hash: h.request_hash }, &mut tried, ctx);
         let Some((conn, backend, reused)) = opened else {
             let status = if tried.is_empty() { 503 } else { 502 };
             let c = &mut self.clients[key];
@@ -614,12 +618,12 @@ impl HttpEngine {
     fn open_conn(
         &mut self,
         key: usize,
-        client_ip: IpAddr,
+        pick: PickKey,
         tried: &mut Vec<usize>,
         ctx: &mut Ctx,
     ) -> Option<(usize, usize, bool)> {
         loop {
-            let idx = ctx.policy.pick(&PickKey { client_ip }, &Candidates::new(ctx.backends, tried))?;
+            let idx = ctx.policy.pick(&pick, &Candidates::new(ctx.backends, tried))?;
             if self.settings.conn_mode == BackendConnMode::Persistent
                 && let Some(ck) = self.idle[idx].pop()
             {
@@ -671,9 +675,10 @@ impl HttpEngine {
         b.note_connect_failure(ctx.now, &err);
         ex.tried.push(backend);
         let mut tried = std::mem::take(&mut ex.tried);
+        let request_hash = ex.head.request_hash;
         self.remove_conn(old_conn);
-        let client_ip = self.clients[key].addr.ip();
-        match self.open_conn(key, client_ip, &mut tried, ctx) {
+        let pick = PickKey { client_ip: self.clients[key].addr.ip(), request_hash };
+        match self.open_conn(key, pick, &mut tried, ctx) {
             Some((conn, idx, reused)) => {
                 ctx.backends[idx].stats.active += 1;
                 ctx.backends[idx].stats.requests += 1;
@@ -988,6 +993,7 @@ impl HttpEngine {
         };
         if let Some(l) = latency {
             ctx.backends[ex.backend].record_latency(l);
+            ctx.policy.observe(ex.backend, l, ctx.now);
         }
         let backend = ctx.backends[ex.backend].addr;
         self.log_access(addr, &ex.head, Some(backend), resp.status, ex.resp_bytes, latency, ex.reused);

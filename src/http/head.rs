@@ -33,6 +33,8 @@ pub struct RequestHead {
     pub framing: BodyFraming,
     /// Length of the head in the buffer, to consume it.
     pub len: usize,
+    /// Hash of what `--hash-key` names, when the request has it.
+    pub request_hash: Option<u64>,
     /// The rewritten head for the backend, without the Connection line.
     rewritten: Vec<u8>,
 }
@@ -140,7 +142,53 @@ fn body_framing(headers: &[httparse::Header]) -> Result<Option<BodyFraming>, &'s
 }
 
 /// Parse a request head from `buf`. `Ok(None)`: incomplete, read more.
+/// What a hashing policy keys on in HTTP mode (`--hash-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    Header(String),
+    Query(String),
+    Path,
+}
+
+impl HashKey {
+    /// `header:NAME`, `query:NAME` or `path`.
+    pub fn parse(s: &str) -> Result<HashKey, String> {
+        let t = s.trim();
+        if t == "path" {
+            return Ok(HashKey::Path);
+        }
+        match t.split_once(':') {
+            Some(("header", n)) if !n.is_empty() => Ok(HashKey::Header(n.to_string())),
+            Some(("query", n)) if !n.is_empty() => Ok(HashKey::Query(n.to_string())),
+            _ => Err(format!("invalid hash key \"{s}\" (expected header:NAME, query:NAME or path)")),
+        }
+    }
+
+    /// The value this key names in a request, if the request has it.
+    fn value<'a>(&self, target: &'a str, headers: &'a [httparse::Header<'a>]) -> Option<&'a [u8]> {
+        match self {
+            HashKey::Path => Some(target.split('?').next().unwrap_or(target).as_bytes()),
+            HashKey::Query(name) => target.split_once('?')?.1.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k == name).then_some(v.as_bytes())
+            }),
+            HashKey::Header(name) => headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value),
+        }
+    }
+}
+
 pub fn parse_request(buf: &[u8], max_head: usize, client_ip: IpAddr) -> Result<Option<RequestHead>, HeadError> {
+    parse_request_keyed(buf, max_head, client_ip, None)
+}
+
+/// Parse a request head from `buf`, also hashing what `hash_key` names.
+/// `Ok(None)`: incomplete, read more.
+pub fn parse_request_keyed(
+    buf: &[u8],
+    max_head: usize,
+    client_ip: IpAddr,
+    hash_key: Option<&HashKey>,
+) -> Result<Option<RequestHead>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -200,6 +248,8 @@ pub fn parse_request(buf: &[u8], max_head: usize, client_ip: IpAddr) -> Result<O
         Some(v) => write!(VecWriter(&mut out), "Via: {v}, 1.{minor} lbproxy\r\n"),
         None => write!(VecWriter(&mut out), "Via: 1.{minor} lbproxy\r\n"),
     };
+    let request_hash =
+        hash_key.and_then(|k| k.value(target, req.headers)).map(|v| crate::policy::hash::hash_bytes(0, v));
     Ok(Some(RequestHead {
         method: method.to_string(),
         target: target.to_string(),
@@ -207,6 +257,7 @@ pub fn parse_request(buf: &[u8], max_head: usize, client_ip: IpAddr) -> Result<O
         keep_alive,
         framing,
         len,
+        request_hash,
         rewritten: out,
     }))
 }
@@ -348,6 +399,18 @@ mod tests {
         ] {
             assert!(matches!(req(bad), Err(HeadError::Bad(_))), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn hash_keys_pick_the_named_value() {
+        let raw = b"GET /a/b?user=42&x=1 HTTP/1.1\r\nHost: h\r\nX-User: 42\r\n\r\n";
+        let h = |k: &str| parse_request_keyed(raw, 65536, IP, Some(&HashKey::parse(k).unwrap())).unwrap().unwrap();
+        let hash = |v: &[u8]| Some(crate::policy::hash::hash_bytes(0, v));
+        assert_eq!(h("path").request_hash, hash(b"/a/b"));
+        assert_eq!(h("query:user").request_hash, hash(b"42"));
+        assert_eq!(h("header:x-user").request_hash, hash(b"42"));
+        assert_eq!(h("query:none").request_hash, None);
+        assert!(HashKey::parse("cookie:x").is_err());
     }
 
     #[test]

@@ -1,29 +1,73 @@
 //! Balancing policies behind one small trait.
 //!
 //! A policy only chooses among the candidates it is shown. Which backends are
-//! eligible (not already tried for this client, later: healthy, not draining)
-//! is decided by the caller and exposed through [`Candidates::usable`], so no
-//! policy re-implements that filtering.
+//! eligible (healthy, enabled, not already tried for this client) is decided
+//! by the caller and exposed through [`Candidates::usable`], so no policy
+//! re-implements that filtering. Randomness is seeded (`--seed`) and hashes
+//! are fixed functions, so every run with the same inputs picks the same way.
 
+mod consistent_hash;
+mod ewma;
 mod fewest_connections;
 pub mod hash;
 mod ip_hash;
+mod least_requests;
+mod maglev;
+mod p2c_peak_ewma;
+mod random;
+pub mod rng;
 mod round_robin;
+mod sma;
+mod weighted_random;
+mod weighted_round_robin;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 
+pub use consistent_hash::ConsistentHash;
+pub use ewma::Ewma;
 pub use fewest_connections::FewestConnections;
 pub use ip_hash::IpHash;
+pub use least_requests::LeastRequests;
+pub use maglev::Maglev;
+pub use p2c_peak_ewma::P2cPeakEwma;
+pub use random::Random;
 pub use round_robin::RoundRobin;
+pub use sma::Sma;
+pub use weighted_random::WeightedRandom;
+pub use weighted_round_robin::WeightedRoundRobin;
 
 /// What a policy may key on for one decision.
 #[derive(Debug, Clone, Copy)]
 pub struct PickKey {
     pub client_ip: IpAddr,
+    /// HTTP mode with `--hash-key`: hash of the chosen header, query
+    /// parameter or path. Hashing policies use it instead of the client IP.
+    pub request_hash: Option<u64>,
+}
+
+impl PickKey {
+    pub fn ip(client_ip: IpAddr) -> PickKey {
+        PickKey { client_ip, request_hash: None }
+    }
+
+    /// The 64-bit key hashing policies place on their ring or table.
+    pub fn hash(&self, seed: u64) -> u64 {
+        match self.request_hash {
+            Some(h) => hash::mix64(h ^ seed),
+            None => match self.client_ip {
+                IpAddr::V4(v4) => hash::hash_bytes(seed, &v4.octets()),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => hash::hash_bytes(seed, &v4.octets()),
+                    None => hash::hash_bytes(seed, &v6.octets()),
+                },
+            },
+        }
+    }
 }
 
 /// The backends a policy may choose from for one decision.
@@ -50,9 +94,35 @@ impl<'a> Candidates<'a> {
         i < self.backends.len() && self.backends[i].accepts_new() && !self.excluded.contains(&i)
     }
 
-    /// Sessions currently open on backend `i`.
+    /// In the configured set (not removed), whatever its health: what
+    /// hashing policies build their ring or table from, so that a backend
+    /// going down moves only its own keys.
+    pub fn listed(&self, i: usize) -> bool {
+        i < self.backends.len() && !self.backends[i].removed && !self.backends[i].removing
+    }
+
+    /// Sessions (TCP) or requests (HTTP) in flight on backend `i`.
     pub fn active(&self, i: usize) -> u64 {
         self.backends[i].stats.active
+    }
+
+    pub fn weight(&self, i: usize) -> u32 {
+        self.backends[i].weight
+    }
+
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.backends[i].addr
+    }
+
+    /// A fingerprint of the listed set (addresses and weights), so a policy
+    /// can tell when to rebuild what it derived from it.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for i in (0..self.len()).filter(|&i| self.listed(i)) {
+            let key = format!("{}@{}#{i}", self.addr(i), self.weight(i));
+            h = hash::mix64(h ^ hash::hash_bytes(0, key.as_bytes()));
+        }
+        h
     }
 
     /// The first usable index at or after `start`, wrapping around.
@@ -60,11 +130,70 @@ impl<'a> Candidates<'a> {
         let n = self.len();
         (0..n).map(|k| (start + k) % n).find(|&i| self.usable(i))
     }
+
+    /// Usable indices, in order.
+    pub fn usable_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).filter(|&i| self.usable(i))
+    }
 }
 
 pub trait Policy {
     /// Choose a backend index, or `None` when no candidate is usable.
     fn pick(&mut self, key: &PickKey, candidates: &Candidates) -> Option<usize>;
+
+    /// A response time measured on backend `i` (HTTP: request sent to
+    /// response head; TCP: connect start to first byte back). Only
+    /// latency-aware policies care.
+    fn observe(&mut self, _i: usize, _latency: Duration, _now: Instant) {}
+}
+
+/// Tunables of the policies that have any; defaults as documented in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolicyParams {
+    pub seed: u64,
+    /// Virtual nodes per unit of weight on the consistent-hash ring.
+    pub vnodes: u32,
+    /// `Some(n)`: the classic bounded ring of n slots with linear probing.
+    pub ring_slots: Option<u32>,
+    /// Maglev lookup table size (a prime).
+    pub maglev_size: u32,
+    pub sma_window: usize,
+    pub ewma_alpha: f64,
+    /// Decay time of the peak EWMA in p2c_peak_ewma.
+    pub ewma_decay: Duration,
+}
+
+impl Default for PolicyParams {
+    fn default() -> Self {
+        PolicyParams {
+            seed: 0,
+            vnodes: 160,
+            ring_slots: None,
+            maglev_size: 65_537,
+            sma_window: 10,
+            ewma_alpha: 0.3,
+            ewma_decay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The usable backend with the lowest score, scanning from `start`; one
+/// without a score (no samples yet) wins at once, so each gets measured.
+/// Ties go to the first seen, which rotates with `start`.
+pub(crate) fn lowest_score(c: &Candidates, start: usize, score: impl Fn(usize) -> Option<f64>) -> Option<usize> {
+    let n = c.len();
+    if n == 0 {
+        return None;
+    }
+    let mut best: Option<(usize, f64)> = None;
+    for i in (0..n).map(|k| (start + k) % n).filter(|&i| c.usable(i)) {
+        match score(i) {
+            None => return Some(i),
+            Some(s) if best.is_none_or(|(_, b)| s < b) => best = Some((i, s)),
+            Some(_) => {}
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,24 +201,64 @@ pub enum PolicyKind {
     RoundRobin,
     FewestConnections,
     IpHash,
+    WeightedRoundRobin,
+    Random,
+    WeightedRandom,
+    LeastRequests,
+    ConsistentHash,
+    Maglev,
+    Sma,
+    Ewma,
+    P2cPeakEwma,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 3] = [PolicyKind::RoundRobin, PolicyKind::FewestConnections, PolicyKind::IpHash];
+    pub const ALL: [PolicyKind; 12] = [
+        PolicyKind::RoundRobin,
+        PolicyKind::FewestConnections,
+        PolicyKind::IpHash,
+        PolicyKind::WeightedRoundRobin,
+        PolicyKind::Random,
+        PolicyKind::WeightedRandom,
+        PolicyKind::LeastRequests,
+        PolicyKind::ConsistentHash,
+        PolicyKind::Maglev,
+        PolicyKind::Sma,
+        PolicyKind::Ewma,
+        PolicyKind::P2cPeakEwma,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::RoundRobin => "round_robin",
             PolicyKind::FewestConnections => "fewest_connections",
             PolicyKind::IpHash => "ip_hash",
+            PolicyKind::WeightedRoundRobin => "weighted_round_robin",
+            PolicyKind::Random => "random",
+            PolicyKind::WeightedRandom => "weighted_random",
+            PolicyKind::LeastRequests => "least_requests",
+            PolicyKind::ConsistentHash => "consistent_hash",
+            PolicyKind::Maglev => "maglev",
+            PolicyKind::Sma => "sma",
+            PolicyKind::Ewma => "ewma",
+            PolicyKind::P2cPeakEwma => "p2c_peak_ewma",
         }
     }
 
-    pub fn build(self, seed: u64) -> Box<dyn Policy> {
+    pub fn build(self, p: &PolicyParams) -> Box<dyn Policy> {
         match self {
             PolicyKind::RoundRobin => Box::new(RoundRobin::default()),
             PolicyKind::FewestConnections => Box::new(FewestConnections::default()),
-            PolicyKind::IpHash => Box::new(IpHash::new(seed)),
+            PolicyKind::IpHash => Box::new(IpHash::new(p.seed)),
+            PolicyKind::WeightedRoundRobin => Box::new(WeightedRoundRobin::default()),
+            PolicyKind::Random => Box::new(Random::new(p.seed)),
+            PolicyKind::WeightedRandom => Box::new(WeightedRandom::new(p.seed)),
+            PolicyKind::LeastRequests => Box::new(LeastRequests::default()),
+            PolicyKind::ConsistentHash => Box::new(ConsistentHash::new(p.seed, p.vnodes, p.ring_slots)),
+            PolicyKind::Maglev => Box::new(Maglev::new(p.seed, p.maglev_size)),
+            PolicyKind::Sma => Box::new(Sma::new(p.sma_window)),
+            PolicyKind::Ewma => Box::new(Ewma::new(p.ewma_alpha)),
+            PolicyKind::P2cPeakEwma => Box::new(P2cPeakEwma::new(p.seed, p.ewma_decay)),
         }
     }
 }
@@ -105,16 +274,28 @@ impl FromStr for PolicyKind {
 
     fn from_str(s: &str) -> Result<PolicyKind, String> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        match norm.as_str() {
-            "round_robin" | "roundrobin" | "rr" => Ok(PolicyKind::RoundRobin),
+        let kind = match norm.as_str() {
+            "round_robin" | "roundrobin" | "rr" => PolicyKind::RoundRobin,
             "fewest_connections" | "fewestconnections" | "least_conn" | "leastconn" | "least_connections"
-            | "leastconnections" => Ok(PolicyKind::FewestConnections),
-            "ip_hash" | "iphash" | "ip_hashing" | "source" => Ok(PolicyKind::IpHash),
-            _ => Err(format!(
-                "unknown policy \"{s}\" (expected one of: {})",
-                PolicyKind::ALL.map(|p| p.name()).join(", ")
-            )),
-        }
+            | "leastconnections" => PolicyKind::FewestConnections,
+            "ip_hash" | "iphash" | "ip_hashing" | "source" => PolicyKind::IpHash,
+            "weighted_round_robin" | "wrr" | "weighted_rr" => PolicyKind::WeightedRoundRobin,
+            "random" => PolicyKind::Random,
+            "weighted_random" | "wrandom" => PolicyKind::WeightedRandom,
+            "least_requests" | "least_request" | "leastreq" => PolicyKind::LeastRequests,
+            "consistent_hash" | "consistent_hashing" | "ring_hash" | "ketama" | "chash" => PolicyKind::ConsistentHash,
+            "maglev" => PolicyKind::Maglev,
+            "sma" | "latency_sma" => PolicyKind::Sma,
+            "ewma" | "latency_ewma" => PolicyKind::Ewma,
+            "p2c_peak_ewma" | "p2c" | "peak_ewma" => PolicyKind::P2cPeakEwma,
+            _ => {
+                return Err(format!(
+                    "unknown policy \"{s}\" (expected one of: {})",
+                    PolicyKind::ALL.map(|p| p.name()).join(", ")
+                ));
+            }
+        };
+        Ok(kind)
     }
 }
 
@@ -128,7 +309,31 @@ pub(crate) mod test_support {
     }
 
     pub fn key(last_octet: u8) -> PickKey {
-        PickKey { client_ip: IpAddr::from([127, 0, 0, last_octet]) }
+        PickKey::ip(IpAddr::from([127, 0, 0, last_octet]))
+    }
+
+    /// A key with an explicit request hash, for distribution tests.
+    pub fn hkey(h: u64) -> PickKey {
+        PickKey { client_ip: IpAddr::from([127, 0, 0, 1]), request_hash: Some(h) }
+    }
+
+    pub fn weighted(weights: &[u32]) -> Vec<Backend> {
+        let mut b = backends(weights.len());
+        for (x, &w) in b.iter_mut().zip(weights) {
+            x.weight = w;
+        }
+        b
+    }
+
+    /// How many of `n` random request keys each backend gets.
+    pub fn spread(p: &mut dyn Policy, b: &[Backend], excluded: &[usize], n: usize) -> Vec<usize> {
+        let mut rng = super::rng::SplitMix64::new(12345);
+        let mut counts = vec![0; b.len()];
+        for _ in 0..n {
+            let i = p.pick(&hkey(rng.next_u64()), &Candidates::new(b, excluded)).expect("a pick");
+            counts[i] += 1;
+        }
+        counts
     }
 
     pub fn picks(p: &mut dyn Policy, b: &[Backend], excluded: &[usize], n: usize) -> Vec<Option<usize>> {

@@ -32,7 +32,7 @@ impl Reactor {
                 Reply::success(json!({"backend": addr.to_string(), "state": self.backends[i].state_name()}))
             }
             Command::SetPolicy(kind) => {
-                self.policy = kind.build(self.config.seed);
+                self.policy = kind.build(&self.config.params);
                 self.config.policy = kind;
                 info!("policy is now {kind} (admin API)");
                 Reply::success(json!({"policy": kind.name()}))

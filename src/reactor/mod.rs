@@ -112,7 +112,7 @@ fn open_backend(
     tried: &mut Vec<usize>,
     now: Instant,
 ) -> Option<(usize, TcpStream)> {
-    let key = PickKey { client_ip };
+    let key = PickKey::ip(client_ip);
     loop {
         let idx = policy.pick(&key, &Candidates::new(backends, tried))?;
         match TcpStream::connect(backends[idx].addr) {
@@ -152,7 +152,8 @@ impl Reactor {
                 Some(AdminServer::new(l, config.admin_token.clone()))
             }
         };
-        let backends = config.backends.iter().map(|&a| make_backend(&config, a, false)).collect();
+        let backends =
+            config.backends.iter().map(|b| make_backend(&config, b.addr, false).with_weight(b.weight)).collect();
         let mut reactor = Reactor {
             poll,
             listener: Some(listener),
@@ -160,7 +161,7 @@ impl Reactor {
             signals,
             sessions: Slab::with_capacity(1024),
             backends,
-            policy: config.policy.build(config.seed),
+            policy: config.policy.build(&config.params),
             pool: BufferPool::new(config.buffer_size, POOL_KEEP_FREE),
             accept_pause: None,
             connect_deadlines: BinaryHeap::new(),
@@ -403,6 +404,7 @@ impl Reactor {
             down: Default::default(),
             tried,
             last_active: self.now,
+            awaiting_first_byte: Some(self.now),
         });
         debug!("client {client_addr} -> backend {} (session {key})", self.backends[idx].addr);
     }
@@ -451,6 +453,11 @@ impl Reactor {
             let st = &mut self.backends[s.backend_idx].stats;
             st.bytes_up += moved.up;
             st.bytes_down += moved.down;
+            if moved.down > 0
+                && let Some(t) = s.awaiting_first_byte.take()
+            {
+                self.policy.observe(s.backend_idx, self.now.saturating_duration_since(t), self.now);
+            }
         }
         match step {
             Step::Open { more: true } => self.ready_again.push(key),
@@ -497,6 +504,7 @@ impl Reactor {
         s.backend_idx = idx;
         s.backend_ready = Ready::default();
         s.phase = Phase::Connecting { since: self.now, attempt };
+        s.awaiting_first_byte = Some(self.now);
     }
 
     /// Drop a session whose backend `active` count was already given back.
