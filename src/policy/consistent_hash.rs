@@ -1,7 +1,8 @@
 //! Consistent hashing on a ring with virtual nodes.
 //!
 //! Default: each listed backend gets `vnodes x weight` points at 64-bit
-//! positions (about 160 per unit of weight, as nginx's ketama), and a key
+//! positions (640 per unit of weight: nginx's ketama uses 160, which the
+//! policy lab measured at up to ±18% off even for 3 backends), and a key
 //! goes to the first point clockwise from its hash whose backend is usable.
 //! A backend that goes down or leaves moves only the keys it owned.
 //!
@@ -79,6 +80,19 @@ impl ConsistentHash {
     }
 }
 
+impl ConsistentHash {
+    /// The usable owner of a raw ring position (a slot, for the bounded
+    /// ring): lets the policy lab feed positions from other hash functions.
+    pub fn owner_at(&mut self, c: &Candidates, pos: u64) -> Option<usize> {
+        if self.built_for != Some(c.fingerprint()) {
+            self.rebuild(c);
+        }
+        let start = self.ring.partition_point(|&(p, _)| p < pos);
+        let n = self.ring.len();
+        (0..n).map(|k| self.ring[(start + k) % n].1).find(|&i| c.usable(i))
+    }
+}
+
 impl Policy for ConsistentHash {
     fn pick(&mut self, key: &PickKey, c: &Candidates) -> Option<usize> {
         if self.built_for != Some(c.fingerprint()) {
@@ -102,7 +116,8 @@ mod tests {
     #[test]
     fn default_ring_spreads_within_10_percent_for_3_backends() {
         let b = backends(3);
-        let counts = spread(&mut ConsistentHash::new(0, 160, None), &b, &[], 10_000);
+        let vnodes = crate::policy::PolicyParams::default().vnodes;
+        let counts = spread(&mut ConsistentHash::new(0, vnodes, None), &b, &[], 10_000);
         assert!(deviation(&counts) < 0.10, "{counts:?}");
     }
 

@@ -35,7 +35,8 @@ impl Policy for IpHash {
         if c.is_empty() {
             return None;
         }
-        let home = (self.hash_ip(key.client_ip) % c.len() as u64) as usize;
+        // The client address, or what --hash-key names in HTTP mode.
+        let home = (key.hash(self.seed) % c.len() as u64) as usize;
         c.next_usable_from(home)
     }
 }

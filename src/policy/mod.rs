@@ -167,7 +167,7 @@ impl Default for PolicyParams {
     fn default() -> Self {
         PolicyParams {
             seed: 0,
-            vnodes: 160,
+            vnodes: 640,
             ring_slots: None,
             maglev_size: 65_537,
             sma_window: 10,
