@@ -297,7 +297,7 @@ for e in "${exps[@]}"; do
   "exp_$e"
 done
 
+echo "results in $OUT_ROOT/"
 if ((SMOKE)); then
   python3 tools/experiments_report.py check "$OUT_ROOT" sessions files latency policy-adaptivity http-mode
 fi
-echo "results in $OUT_ROOT/"

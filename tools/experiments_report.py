@@ -197,7 +197,7 @@ def check(root, dirs):
         else:
             passed += 1
             print(f"ok   {name}: report, {len(svgs)} plots, {len(lines) - 1} CPU samples")
-    print(f"experiments smoke: {passed} passed, {failed} failed")
+    print(f"smoke: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
