@@ -188,6 +188,14 @@ pub struct Args {
     #[arg(long, value_parser = HashKey::parse)]
     pub hash_key: Option<HashKey>,
 
+    /// fastest_ranked: path whose transfer time ranks the backends.
+    #[arg(long, default_value = "/")]
+    pub probe_path: String,
+
+    /// fastest_ranked: time between probe rounds (an idle proxy probes sooner).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub probe_interval: Duration,
+
     /// Redirect mode: the status code sent (301, 302, 307 or 308).
     #[arg(long, default_value_t = 301, value_parser = parse_redirect_code)]
     pub redirect_code: u16,
@@ -279,6 +287,8 @@ pub struct Config {
     pub replicas: Option<usize>,
     pub params: PolicyParams,
     pub hash_key: Option<HashKey>,
+    pub probe_path: String,
+    pub probe_interval: Duration,
 }
 
 impl Config {
@@ -312,6 +322,8 @@ impl Config {
             replicas: None,
             params: PolicyParams::default(),
             hash_key: None,
+            probe_path: "/".into(),
+            probe_interval: Duration::from_secs(300),
         }
     }
 
@@ -382,6 +394,8 @@ impl From<Args> for Config {
                 ewma_decay: a.ewma_decay,
             },
             hash_key: a.hash_key,
+            probe_path: a.probe_path,
+            probe_interval: a.probe_interval,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
 //! - `checks`: active health checks run by the reactor.
 //! - `admin`: the admin API (routes, JSON, metrics, dashboard).
+//! - `probes`: speed probes for the fastest_ranked policy.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
 //! - `tokens`: the mio token of every socket, in one place.
 
@@ -25,6 +26,7 @@ pub mod connection;
 pub mod health;
 pub mod http;
 pub mod policy;
+pub mod probes;
 pub mod reactor;
 pub mod spawn;
 pub mod tokens;

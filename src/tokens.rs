@@ -24,6 +24,8 @@ pub enum Owner {
     Check(usize),
     /// Admin API connection `key`.
     Admin(usize),
+    /// Speed probe `key` (fastest_ranked).
+    Probe(usize),
 }
 
 impl Owner {
@@ -35,6 +37,7 @@ impl Owner {
             Owner::HttpBackend(k) => Token(k * 8 + 3),
             Owner::Check(k) => Token(k * 8 + 4),
             Owner::Admin(k) => Token(k * 8 + 5),
+            Owner::Probe(k) => Token(k * 8 + 6),
         }
     }
 
@@ -46,7 +49,8 @@ impl Owner {
             2 => Owner::HttpClient(key),
             3 => Owner::HttpBackend(key),
             4 => Owner::Check(key),
-            _ => Owner::Admin(key),
+            5 => Owner::Admin(key),
+            _ => Owner::Probe(key),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod consistent_hash;
 mod ewma;
+mod fastest_ranked;
 mod fewest_connections;
 pub mod hash;
 mod ip_hash;
@@ -30,6 +31,7 @@ use crate::backend::Backend;
 
 pub use consistent_hash::ConsistentHash;
 pub use ewma::Ewma;
+pub use fastest_ranked::FastestRanked;
 pub use fewest_connections::FewestConnections;
 pub use ip_hash::IpHash;
 pub use least_requests::LeastRequests;
@@ -145,6 +147,14 @@ pub trait Policy {
     /// response head; TCP: connect start to first byte back). Only
     /// latency-aware policies care.
     fn observe(&mut self, _i: usize, _latency: Duration, _now: Instant) {}
+
+    /// Does this policy want speed probes (`--probe-path`) run for it?
+    fn wants_probes(&self) -> bool {
+        false
+    }
+
+    /// A probe of backend `i` took this long (`None`: it failed).
+    fn probed(&mut self, _i: usize, _result: Option<Duration>) {}
 }
 
 /// Tunables of the policies that have any; defaults as documented in `--help`.
@@ -210,10 +220,11 @@ pub enum PolicyKind {
     Sma,
     Ewma,
     P2cPeakEwma,
+    FastestRanked,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 12] = [
+    pub const ALL: [PolicyKind; 13] = [
         PolicyKind::RoundRobin,
         PolicyKind::FewestConnections,
         PolicyKind::IpHash,
@@ -226,6 +237,7 @@ impl PolicyKind {
         PolicyKind::Sma,
         PolicyKind::Ewma,
         PolicyKind::P2cPeakEwma,
+        PolicyKind::FastestRanked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -242,6 +254,7 @@ impl PolicyKind {
             PolicyKind::Sma => "sma",
             PolicyKind::Ewma => "ewma",
             PolicyKind::P2cPeakEwma => "p2c_peak_ewma",
+            PolicyKind::FastestRanked => "fastest_ranked",
         }
     }
 
@@ -259,6 +272,7 @@ impl PolicyKind {
             PolicyKind::Sma => Box::new(Sma::new(p.sma_window)),
             PolicyKind::Ewma => Box::new(Ewma::new(p.ewma_alpha)),
             PolicyKind::P2cPeakEwma => Box::new(P2cPeakEwma::new(p.seed, p.ewma_decay)),
+            PolicyKind::FastestRanked => Box::new(FastestRanked::new(p.seed)),
         }
     }
 }
@@ -288,6 +302,7 @@ impl FromStr for PolicyKind {
             "sma" | "latency_sma" => PolicyKind::Sma,
             "ewma" | "latency_ewma" => PolicyKind::Ewma,
             "p2c_peak_ewma" | "p2c" | "peak_ewma" => PolicyKind::P2cPeakEwma,
+            "fastest_ranked" | "ranked" | "speed_ranked" => PolicyKind::FastestRanked,
             _ => {
                 return Err(format!(
                     "unknown policy \"{s}\" (expected one of: {})",
@@ -344,6 +359,22 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_policy_answers_none_on_empty_or_all_excluded_sets() {
+        use super::test_support::*;
+        let p = PolicyParams { maglev_size: 7, ..PolicyParams::default() };
+        for kind in PolicyKind::ALL {
+            let mut policy = kind.build(&p);
+            // Reports about backends a policy has never seen must not panic either.
+            policy.observe(5, Duration::from_millis(1), Instant::now());
+            policy.probed(5, Some(Duration::from_millis(1)));
+            assert_eq!(policy.pick(&key(1), &Candidates::new(&[], &[])), None, "{kind} on no backends");
+            let b = backends(3);
+            assert_eq!(policy.pick(&key(1), &Candidates::new(&b, &[0, 1, 2])), None, "{kind} with all excluded");
+            assert!(policy.pick(&key(1), &Candidates::new(&b, &[1])).is_some_and(|i| i != 1), "{kind}");
+        }
+    }
 
     #[test]
     fn spellings() {

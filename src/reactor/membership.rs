@@ -34,6 +34,7 @@ impl Reactor {
             Command::SetPolicy(kind) => {
                 self.policy = kind.build(&self.config.params);
                 self.config.policy = kind;
+                self.update_prober();
                 info!("policy is now {kind} (admin API)");
                 Reply::success(json!({"policy": kind.name()}))
             }

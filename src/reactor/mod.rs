@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
 use crate::http::{ACCESS_LOG_HEADER, Ctx, HttpEngine};
 use crate::policy::{Candidates, PickKey, Policy};
+use crate::probes::Prober;
 use crate::spawn::Spawner;
 use crate::tokens::{ADMIN_LISTENER, LISTENER, Owner, SIGNALS};
 
@@ -81,6 +82,8 @@ pub struct Reactor {
     checker: Option<Checker>,
     admin: Option<AdminServer>,
     spawner: Option<Spawner>,
+    /// Speed probes, while the policy wants them (fastest_ranked).
+    prober: Option<Prober>,
     started: Instant,
     next_stats: Option<Instant>,
     next_idle_sweep: Option<Instant>,
@@ -172,6 +175,7 @@ impl Reactor {
             checker: config.health.clone().map(|h| Checker::new(h, now)),
             admin,
             spawner: config.spawn_cmd.clone().map(Spawner::new),
+            prober: None,
             started: now,
             next_stats: config.stats_interval.map(|d| now + d),
             next_idle_sweep: config.idle_timeout.map(|d| now + sweep_period(d)),
@@ -179,6 +183,7 @@ impl Reactor {
             now,
             config,
         };
+        reactor.update_prober();
         for _ in 0..reactor.config.replicas.unwrap_or(0) {
             reactor.spawn_backend()?;
         }
@@ -251,6 +256,11 @@ impl Reactor {
                             }
                         }
                         Owner::Admin(key) => self.on_admin(key),
+                        Owner::Probe(key) => {
+                            if let Some(p) = self.prober.as_mut() {
+                                p.on_event(key, ev, self.policy.as_mut(), self.poll.registry());
+                            }
+                        }
                     },
                 }
             }
@@ -316,6 +326,7 @@ impl Reactor {
             retry,
             Some(self.next_tick),
             self.checker.as_ref().map(Checker::next_deadline),
+            self.prober.as_ref().map(Prober::next_deadline),
             self.backends.iter().filter_map(Backend::down_until).min(),
             self.http.as_ref().and_then(HttpEngine::next_deadline),
         ]
@@ -525,6 +536,16 @@ impl Reactor {
         self.resume_accept();
     }
 
+    /// Run speed probes exactly while the policy wants them.
+    pub(super) fn update_prober(&mut self) {
+        if !self.policy.wants_probes() {
+            self.prober = None;
+        } else if self.prober.is_none() {
+            let c = &self.config;
+            self.prober = Some(Prober::new(c.probe_path.clone(), c.probe_interval, self.now));
+        }
+    }
+
     /// An admin connection spoke: answer its request once complete.
     fn on_admin(&mut self, key: usize) {
         let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key)) else { return };
@@ -563,6 +584,10 @@ impl Reactor {
         self.with_http(|h, ctx| h.on_timers(ctx));
         if let Some(c) = self.checker.as_mut() {
             c.on_timers(now, &mut self.backends, self.poll.registry());
+        }
+        let idle = self.open_clients() == 0;
+        if let Some(p) = self.prober.as_mut() {
+            p.on_timers(now, idle, &self.backends, self.policy.as_mut(), self.poll.registry());
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;

@@ -1,0 +1,122 @@
+//! Weighted random by measured backend speed (the classic redirect-balancer
+//! setup): each backend's time to transfer `--probe-path` is measured at
+//! start and every `--probe-interval`; backends are ranked slowest to
+//! fastest and position k (1-based) gets weight k, so three servers share
+//! 1:2:3. A backend whose probe failed gets nothing until a probe passes,
+//! as long as another one passed; while no usable backend has passed (before
+//! the first round, or with a wrong --probe-path) all usable ones share equally.
+
+use std::time::Duration;
+
+use super::rng::SplitMix64;
+use super::{Candidates, PickKey, Policy};
+
+#[derive(Debug)]
+pub struct FastestRanked {
+    rng: SplitMix64,
+    /// Last probe per backend: `Some(Ok(time))`, `Some(Err(()))` failed, `None` not probed.
+    probes: Vec<Option<Result<Duration, ()>>>,
+}
+
+impl FastestRanked {
+    pub fn new(seed: u64) -> FastestRanked {
+        FastestRanked { rng: SplitMix64::new(seed), probes: Vec::new() }
+    }
+
+    /// Rank weights for the usable, successfully probed backends: (index, weight).
+    fn weights(&self, c: &Candidates) -> Vec<(usize, u64)> {
+        let mut timed: Vec<(usize, Duration)> = c
+            .usable_indices()
+            .filter_map(|i| match self.probes.get(i).copied().flatten() {
+                Some(Ok(t)) => Some((i, t)),
+                _ => None,
+            })
+            .collect();
+        // Slowest first; equal times keep index order so the result is deterministic.
+        timed.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        timed.iter().enumerate().map(|(k, &(i, _))| (i, k as u64 + 1)).collect()
+    }
+}
+
+impl Policy for FastestRanked {
+    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+        let mut weighted = self.weights(c);
+        if weighted.is_empty() {
+            // No usable backend has passed a probe (none measured yet, or a
+            // wrong --probe-path): share equally rather than refuse all traffic.
+            weighted = c.usable_indices().map(|i| (i, 1)).collect();
+        }
+        let total: u64 = weighted.iter().map(|w| w.1).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut r = self.rng.below(total);
+        for (i, w) in weighted {
+            if r < w {
+                return Some(i);
+            }
+            r -= w;
+        }
+        None
+    }
+
+    fn wants_probes(&self) -> bool {
+        true
+    }
+
+    fn probed(&mut self, i: usize, result: Option<Duration>) {
+        if self.probes.len() <= i {
+            self.probes.resize(i + 1, None);
+        }
+        self.probes[i] = Some(result.ok_or(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn three_servers_share_one_two_three_slowest_to_fastest() {
+        let b = backends(3);
+        let mut p = FastestRanked::new(4);
+        p.probed(0, Some(Duration::from_millis(10))); // middle
+        p.probed(1, Some(Duration::from_millis(30))); // slowest
+        p.probed(2, Some(Duration::from_millis(2))); // fastest
+        assert_eq!(p.weights(&Candidates::new(&b, &[])), [(1, 1), (0, 2), (2, 3)]);
+        let counts = spread(&mut p, &b, &[], 60_000);
+        for (i, want) in [(1, 10_000.0), (0, 20_000.0), (2, 30_000.0)] {
+            assert!((counts[i] as f64 / want - 1.0).abs() < 0.05, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_probe_takes_a_backend_out_until_it_passes() {
+        let b = backends(2);
+        let mut p = FastestRanked::new(1);
+        p.probed(0, None);
+        p.probed(1, Some(Duration::from_millis(5)));
+        assert!(picks(&mut p, &b, &[], 50).iter().all(|x| *x == Some(1)));
+        p.probed(0, Some(Duration::from_millis(1)));
+        assert!(picks(&mut p, &b, &[], 50).contains(&Some(0)));
+        assert_eq!(picks(&mut p, &b, &[0, 1], 1), [None]);
+    }
+
+    #[test]
+    fn all_failed_falls_back_to_equal_shares() {
+        let b = backends(2);
+        let mut p = FastestRanked::new(3);
+        p.probed(0, None);
+        p.probed(1, None);
+        let got = picks(&mut p, &b, &[], 40);
+        assert!(got.contains(&Some(0)) && got.contains(&Some(1)));
+    }
+
+    #[test]
+    fn unprobed_start_is_uniform() {
+        let b = backends(3);
+        let counts = spread(&mut FastestRanked::new(2), &b, &[], 9_000);
+        assert!(counts.iter().all(|&c| (2_700..=3_300).contains(&c)), "{counts:?}");
+    }
+}
