@@ -15,6 +15,7 @@
 //! - `admin`: the admin API (routes, JSON, metrics, dashboard).
 //! - `probes`: speed probes for the fastest_ranked policy.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
+//! - `limits`: open-file limit and the connection cap it implies.
 //! - `tokens`: the mio token of every socket, in one place.
 
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod connection;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod policy;
 pub mod probes;
 pub mod reactor;

@@ -234,7 +234,7 @@ exp_latency() {
     esac
     echo "TARGET $1 TOOL $tool" >>"$work/latency.raw"
     cat "$work/load.out" >>"$work/latency.raw"
-    echo "END" >>"$work/latency.raw"
+    printf "\nEND\n" >>"$work/latency.raw"
     echo "== latency $1 done"
   }
   run_load direct "http://$LB_FROM_H1:$h1/"

@@ -118,7 +118,8 @@ def latency(d, raw, rate, duration, machine):
         m = re.match(r"TARGET (\S+) TOOL (\S+)", line)
         if m:
             target, tool, block = m.group(1), m.group(2), []
-        elif line.strip() == "END":
+        elif line.strip().endswith("END"):
+            block.append(line.strip()[:-3])
             rows.append([target] + parse_load(block))
         else:
             block.append(line)

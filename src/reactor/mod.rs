@@ -84,6 +84,7 @@ pub struct Reactor {
     spawner: Option<Spawner>,
     /// Speed probes, while the policy wants them (fastest_ranked).
     prober: Option<Prober>,
+    out_of_descriptors_logged: bool,
     started: Instant,
     next_stats: Option<Instant>,
     next_idle_sweep: Option<Instant>,
@@ -132,7 +133,11 @@ fn open_backend(
 }
 
 impl Reactor {
-    pub fn bind(config: Config) -> io::Result<Reactor> {
+    pub fn bind(mut config: Config) -> io::Result<Reactor> {
+        // Listeners, signals, epoll, admin, health checks and (HTTP) idle pools.
+        let pooled = if config.mode == crate::config::Mode::Tcp { 0 } else { config.pool_size * config.backends.len() };
+        let reserved = (64 + pooled + 2 * config.backends.len()) as u64;
+        config.max_connections = crate::limits::cap_connections(config.max_connections, reserved);
         let poll = Poll::new()?;
         let mut listener = listen(config.listen, config.backlog)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
@@ -176,6 +181,7 @@ impl Reactor {
             admin,
             spawner: config.spawn_cmd.clone().map(Spawner::new),
             prober: None,
+            out_of_descriptors_logged: false,
             started: now,
             next_stats: config.stats_interval.map(|d| now + d),
             next_idle_sweep: config.idle_timeout.map(|d| now + sweep_period(d)),
@@ -352,6 +358,7 @@ impl Reactor {
             }
             match listener.accept() {
                 Ok((stream, addr)) => {
+                    self.out_of_descriptors_logged = false;
                     if self.http.is_some() {
                         self.with_http(|h, ctx| h.accept(stream, addr, ctx));
                     } else {
@@ -361,7 +368,11 @@ impl Reactor {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_descriptor_exhaustion(&e) => {
-                    warn!("accept failed: {e}; pausing accept until a session closes");
+                    // Log once per episode: the retry below would repeat it every 100 ms.
+                    if !self.out_of_descriptors_logged {
+                        warn!("accept failed: {e}; pausing accept until a session closes");
+                        self.out_of_descriptors_logged = true;
+                    }
                     self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
                     return;
                 }

@@ -139,6 +139,11 @@ fn spawn_and_wait(mut cmd: Command, from_stderr: bool) -> Proc {
     }
 }
 
+/// Start any command that logs `listening on ADDR` on stderr (lbproxy under a wrapper).
+pub fn spawn_cmd_and_wait(cmd: Command) -> Proc {
+    spawn_and_wait(cmd, true)
+}
+
 pub fn stream_backend(id: u32) -> Proc {
     let mut cmd = Command::new(example_bin("stream_backend"));
     cmd.args(["--port", "0", "--id", &id.to_string()]);
