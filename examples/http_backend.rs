@@ -20,7 +20,7 @@ mod common;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -65,17 +65,10 @@ struct Request {
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind((args.bind.as_str(), args.port))?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
-    for conn in listener.incoming() {
-        let Ok(stream) = conn else { continue };
-        let args = args.clone();
-        std::thread::spawn(move || {
-            let _ = serve(stream, &args);
-        });
-    }
-    Ok(())
+    let (bind, port) = (args.bind.clone(), args.port);
+    common::serve_forever(&bind, port, move |stream, _| {
+        let _ = serve(stream, &args);
+    })
 }
 
 fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {

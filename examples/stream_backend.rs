@@ -16,9 +16,7 @@
 mod common;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::TcpStream;
 
 use clap::Parser;
 use sha2::{Digest, Sha256};
@@ -39,23 +37,14 @@ struct Args {
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind((args.bind.as_str(), args.port))?;
-    println!("listening on {}", listener.local_addr()?);
-    io::stdout().flush()?;
-    let sessions = Arc::new(AtomicU64::new(0));
-    for conn in listener.incoming() {
-        let Ok(stream) = conn else { continue };
-        let sid = sessions.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = args.id;
-        std::thread::spawn(move || {
-            if let Err(e) = serve(stream, id, sid)
-                && e.kind() != io::ErrorKind::UnexpectedEof
-            {
-                eprintln!("server {id} session {sid}: {e}");
-            }
-        });
-    }
-    Ok(())
+    let id = args.id;
+    common::serve_forever(&args.bind, args.port, move |stream, sid| {
+        if let Err(e) = serve(stream, id, sid)
+            && e.kind() != io::ErrorKind::UnexpectedEof
+        {
+            eprintln!("server {id} session {sid}: {e}");
+        }
+    })
 }
 
 fn serve(stream: TcpStream, id: u32, sid: u64) -> io::Result<()> {

@@ -33,15 +33,16 @@ impl Ready {
 }
 
 /// What one read or write call amounted to. `io::Error` kinds are mapped here
-/// once so that the state machine never matches on them.
-enum Io {
+/// once (for TCP sessions and the HTTP engine alike) so that the state
+/// machines never match on them.
+pub(crate) enum Io {
     Moved(usize),
     WouldBlock,
     Closed,
     Failed(io::Error),
 }
 
-fn classify(r: io::Result<usize>) -> Io {
+pub(crate) fn classify(r: io::Result<usize>) -> Io {
     match r {
         Ok(0) => Io::Closed,
         Ok(n) => Io::Moved(n),

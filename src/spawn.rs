@@ -3,10 +3,12 @@
 //!
 //! The template runs under `sh -c 'exec TEMPLATE'` with `{port}` and `{id}`
 //! replaced, so the pid we hold is the backend's own and stopping it is one
-//! signal. Children are stopped when lbproxy exits.
+//! signal. Children are stopped when lbproxy exits, and get SIGTERM from
+//! the kernel if lbproxy dies without exiting.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use log::{info, warn};
@@ -35,13 +37,23 @@ impl Spawner {
         let id = self.next_id;
         self.next_id += 1;
         let cmd = self.template.replace("{port}", &port.to_string()).replace("{id}", &id.to_string());
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("exec {cmd}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run --spawn-cmd \"{cmd}\": {e}")))?;
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(format!("exec {cmd}")).stdin(Stdio::null()).stdout(Stdio::null());
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls prctl(2), which is async-signal-safe. It asks the kernel to
+        // send SIGTERM to the backend if lbproxy dies, even by SIGKILL, so no
+        // spawned backend outlives its balancer.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+        let child =
+            command.spawn().map_err(|e| io::Error::new(e.kind(), format!("cannot run --spawn-cmd \"{cmd}\": {e}")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         info!("spawned backend {id} at {addr} (pid {}): {cmd}", child.id());
         self.children.push(Spawned { id, addr, child });

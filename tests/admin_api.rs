@@ -365,4 +365,31 @@ fn spawned_backends_join_after_checks_and_are_replaced_when_they_die() {
     let (st, _) = admin(a, "DELETE", "/rm", &format!(r#"{{"n":1,"hostnames":["{newest}"]}}"#));
     assert_eq!(st, 200);
     lb.wait_for_line(&format!("stopped spawned backend 4 at {newest}"));
+
+    // Spawned backends do not outlive lbproxy, whether it exits or is killed.
+    let alive: Vec<i32> = lb
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("spawned backend ") && l.contains("(pid "))
+        .filter_map(|l| l.split("(pid ").nth(1)?.split(')').next()?.parse().ok())
+        .collect();
+    let mut lb = lb;
+    lb.signal(libc::SIGKILL);
+    lb.wait_exit();
+    let deadline = Instant::now() + PATIENCE;
+    for pid in alive {
+        // SAFETY: kill(pid, 0) only checks whether the process exists.
+        while unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid) {
+            assert!(Instant::now() < deadline, "spawned backend {pid} outlived lbproxy");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
 }

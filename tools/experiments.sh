@@ -94,13 +94,36 @@ wait_lb() {
   echo "port $1 never opened" >&2
   exit 1
 }
-# bg_lb LOG CMD...: run CMD in the balancer's host in the background; LAST_PID.
+# bg_lb LOG CMD...: run CMD in the balancer's host in the background. The
+# command itself is backgrounded (ip netns exec and taskset exec into it), so
+# LAST_PID is the program's own pid: the one to sample, measure and stop.
 bg_lb() {
   local log=$1; shift
-  in_lb taskset -c "$PROXY_CPU" "$@" >"$work/$log" 2>&1 &
+  if ((NETNS)); then
+    ip netns exec "$NS-lb" taskset -c "$PROXY_CPU" "$@" >"$work/$log" 2>&1 &
+  else
+    taskset -c "$PROXY_CPU" "$@" >"$work/$log" 2>&1 &
+  fi
   LAST_PID=$!
   pids+=("$LAST_PID")
 }
+# start_backends KIND: two example backends in the balancer's host; sets B1, B2 (ports).
+start_backends() {
+  B1=$(free_port); B2=$(free_port)
+  bg_lb "$1-1.log" "$rel/examples/$1" --bind "$BACKEND_BIND" --port "$B1" --id 1
+  bg_lb "$1-2.log" "$rel/examples/$1" --bind "$BACKEND_BIND" --port "$B2" --id 2
+  wait_lb "$B1"; wait_lb "$B2"
+}
+# start_proxy POLICY [FLAG...]: lbproxy in front of B1 and B2; sets LB_PORT, LB_PID.
+start_proxy() {
+  local policy=$1; shift
+  LB_PORT=$(free_port)
+  bg_lb lb.log "$rel/lbproxy" --bind 0.0.0.0 --port "$LB_PORT" --policy "$policy" --stats-interval 0 \
+    --backend "127.0.0.1:$B1,127.0.0.1:$B2" "$@"
+  LB_PID=$LAST_PID
+  wait_lb "$LB_PORT"
+}
+stop_proxy() { kill "$LB_PID" 2>/dev/null || true; wait "$LB_PID" 2>/dev/null || true; }
 cpu_seconds() { # user+system CPU seconds of a live process
   awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"
 }
@@ -111,6 +134,12 @@ sampler_start() { # sampler_start DIR [PID...]
   "$rel/cpu-sampler" --interval "$SAMPLE" --output "$dir/cpu_usage.txt" "${args[@]}" 2>>"$work/sampler.log" &
   SAMPLER=$!
   pids+=("$SAMPLER")
+}
+# stop_started: stop every process this run started, by pid, and forget them.
+stop_started() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
 }
 sampler_stop() { kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; }
 plot_cpu() {
@@ -134,18 +163,12 @@ setup_hosts
 exp_sessions() {
   local dir=$OUT_ROOT/sessions
   mkdir -p "$dir"
-  local s1=$(free_port) s2=$(free_port)
-  bg_lb sb1.log "$rel/examples/stream_backend" --bind "$BACKEND_BIND" --port "$s1" --id 1
-  bg_lb sb2.log "$rel/examples/stream_backend" --bind "$BACKEND_BIND" --port "$s2" --id 2
-  wait_lb "$s1"; wait_lb "$s2"
+  start_backends stream_backend
   sampler_start "$dir"
   : >"$work/sessions.raw"
   for policy in $TCP_POLICIES; do
-    local port; port=$(free_port)
-    bg_lb lb.log "$rel/lbproxy" --bind 0.0.0.0 --port "$port" --policy "$policy" --stats-interval 0 \
-      --backend "127.0.0.1:$s1,127.0.0.1:$s2"
-    local lb=$LAST_PID
-    wait_lb "$port"
+    start_proxy "$policy"
+    local port=$LB_PORT
     in_h1 "$rel/examples/client" --lb "$LB_FROM_H1:$port" --sessions "$SESSIONS" --messages "$MESSAGES" "${H1_BIND[@]}" >"$work/h1.out" &
     local c1=$!
     in_h2 "$rel/examples/client" --lb "$LB_FROM_H2:$port" --sessions "$SESSIONS" --messages "$MESSAGES" "${H2_BIND[@]}" >"$work/h2.out" &
@@ -153,9 +176,9 @@ exp_sessions() {
     wait "$c1" || { cat "$work/h1.out" >&2; echo "sessions: client on host 1 failed ($policy)" >&2; exit 1; }
     wait "$c2" || { cat "$work/h2.out" >&2; echo "sessions: client on host 2 failed ($policy)" >&2; exit 1; }
     echo "== sessions $policy: $(cat "$work/h1.out" "$work/h2.out" | grep -c 'stayed on one backend: OK') of 2 hosts kept every session on one backend"
-    printf 'POLICY %s CPU %s\n' "$policy" "$(cpu_seconds "$lb")" >>"$work/sessions.raw"
+    printf 'POLICY %s CPU %s\n' "$policy" "$(cpu_seconds "$LB_PID")" >>"$work/sessions.raw"
     for h in 1 2; do sed "s/^/HOST $h /" "$work/h$h.out" >>"$work/sessions.raw"; done
-    kill "$lb"; wait "$lb" 2>/dev/null || true
+    stop_proxy
   done
   sampler_stop
   python3 tools/experiments_report.py sessions "$dir" "$work/sessions.raw" "$SESSIONS" "$MESSAGES" "$(machine)"
@@ -164,24 +187,18 @@ exp_sessions() {
   "$rel/plot" bars --csv "$dir/latency.csv" --label policy_host --values p50_us,p90_us,p99_us \
     --title "Message round trip through lbproxy" --ylabel "microseconds" --out "$dir/latency.svg"
   plot_cpu "$dir" sessions
-  kill "${pids[@]}" 2>/dev/null || true
+  stop_started
 }
 
 exp_files() {
   local dir=$OUT_ROOT/files
   mkdir -p "$dir"
-  local s1=$(free_port) s2=$(free_port)
-  bg_lb sb1.log "$rel/examples/stream_backend" --bind "$BACKEND_BIND" --port "$s1" --id 1
-  bg_lb sb2.log "$rel/examples/stream_backend" --bind "$BACKEND_BIND" --port "$s2" --id 2
-  wait_lb "$s1"; wait_lb "$s2"
+  start_backends stream_backend
   sampler_start "$dir"
   : >"$work/files.raw"
   for policy in $TCP_POLICIES; do
-    local port; port=$(free_port)
-    bg_lb lb.log "$rel/lbproxy" --bind 0.0.0.0 --port "$port" --policy "$policy" --stats-interval 0 \
-      --backend "127.0.0.1:$s1,127.0.0.1:$s2"
-    local lb=$LAST_PID
-    wait_lb "$port"
+    start_proxy "$policy"
+    local port=$LB_PORT
     for size in $SIZES; do
       in_h1 "$rel/examples/file_client" --lb "$LB_FROM_H1:$port" --size "$size" --parallel 2 "${H1_BIND[@]}" >"$work/f1.out" 2>&1 &
       local c1=$!
@@ -194,14 +211,14 @@ exp_files() {
       done
       echo "== files $policy $size: sha256 verified on both hosts"
     done
-    kill "$lb"; wait "$lb" 2>/dev/null || true
+    stop_proxy
   done
   sampler_stop
   python3 tools/experiments_report.py files "$dir" "$work/files.raw" "$SIZES" "$(machine)"
   "$rel/plot" bars --csv "$dir/throughput.csv" --label case --values upload_mbs,download_mbs \
     --title "File transfer through lbproxy, two hosts x 2 parallel, sum of both hosts" --ylabel "MB/s" --out "$dir/throughput.svg"
   plot_cpu "$dir" files
-  kill "${pids[@]}" 2>/dev/null || true
+  stop_started
 }
 
 exp_latency() {
@@ -220,10 +237,7 @@ exp_latency() {
     tool=oha
   fi
   local oha_bin; oha_bin=$(command -v oha || echo "$HOME/.cargo/bin/oha")
-  local h1=$(free_port) h2=$(free_port)
-  bg_lb hb1.log "$rel/examples/http_backend" --bind "$BACKEND_BIND" --port "$h1" --id 1
-  bg_lb hb2.log "$rel/examples/http_backend" --bind "$BACKEND_BIND" --port "$h2" --id 2
-  wait_lb "$h1"; wait_lb "$h2"
+  start_backends http_backend
   sampler_start "$dir"
   : >"$work/latency.raw"
   run_load() { # run_load TARGET URL
@@ -237,22 +251,18 @@ exp_latency() {
     printf "\nEND\n" >>"$work/latency.raw"
     echo "== latency $1 done"
   }
-  run_load direct "http://$LB_FROM_H1:$h1/"
+  run_load direct "http://$LB_FROM_H1:$B1/"
   for policy in $TCP_POLICIES; do
-    local port; port=$(free_port)
-    bg_lb lb.log "$rel/lbproxy" --mode http --bind 0.0.0.0 --port "$port" --policy "$policy" --stats-interval 0 \
-      --backend "127.0.0.1:$h1,127.0.0.1:$h2"
-    local lb=$LAST_PID
-    wait_lb "$port"
-    run_load "$policy" "http://$LB_FROM_H1:$port/"
-    kill "$lb"; wait "$lb" 2>/dev/null || true
+    start_proxy "$policy" --mode http
+    run_load "$policy" "http://$LB_FROM_H1:$LB_PORT/"
+    stop_proxy
   done
   sampler_stop
   python3 tools/experiments_report.py latency "$dir" "$work/latency.raw" "$RATE" "$LAT_DURATION" "$(machine)"
   "$rel/plot" bars --csv "$dir/latency.csv" --label target --values p50_us,p90_us,p99_us,p999_us \
     --title "Latency at $RATE requests/s ($tool)" --ylabel "microseconds" --out "$dir/latency.svg"
   plot_cpu "$dir" latency
-  kill "${pids[@]}" 2>/dev/null || true
+  stop_started
 }
 
 exp_policies() {

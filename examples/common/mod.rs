@@ -1,9 +1,29 @@
 //! Helpers shared by the example programs (included with `#[path]`).
 #![allow(dead_code)]
 
+use std::io::{self, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+/// Bind, announce `listening on ADDR` (what tests and scripts wait for), and
+/// serve each connection on its own thread; `handle` gets the connection's
+/// 1-based sequence number.
+pub fn serve_forever<F>(bind: &str, port: u16, handle: F) -> io::Result<()>
+where
+    F: Fn(TcpStream, u64) + Clone + Send + 'static,
+{
+    let listener = TcpListener::bind((bind, port))?;
+    println!("listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    for (n, conn) in listener.incoming().enumerate() {
+        let Ok(stream) = conn else { continue };
+        let handle = handle.clone();
+        std::thread::spawn(move || handle(stream, n as u64 + 1));
+    }
+    Ok(())
+}
 
 /// Deterministic byte stream from a seed (splitmix64), so a downloader can
 /// check what it received without the file existing on its side.

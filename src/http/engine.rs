@@ -28,7 +28,7 @@ use super::framing::BodyFraming;
 use super::head::{self, HashKey, HeadError, RequestHead};
 use crate::backend::Backend;
 use crate::buffer::{Buffer, BufferPool};
-use crate::connection::{ConnectCheck, Ready, check_connect};
+use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
 use crate::policy::{Candidates, PickKey, Policy};
 use crate::tokens::Owner;
 
@@ -157,30 +157,12 @@ type Deadlines = BinaryHeap<Reverse<(Instant, u8, usize, u64)>>;
 const T_CONNECT: u8 = 0;
 const T_RESPONSE: u8 = 1;
 
-/// Outcome of one read or write, with `io::Error` kinds mapped once.
-enum Io {
-    Moved(usize),
-    WouldBlock,
-    Closed,
-    Failed(io::Error),
-}
-
-fn io_result(r: io::Result<usize>) -> Io {
-    match r {
-        Ok(0) => Io::Closed,
-        Ok(n) => Io::Moved(n),
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Io::WouldBlock,
-        Err(e) if e.kind() == ErrorKind::Interrupted => Io::Moved(0),
-        Err(e) => Io::Failed(e),
-    }
-}
-
 /// Write `data` once if the socket is writable; clears the flag when it fills.
 fn write_some(sock: &mut TcpStream, ready: &mut Ready, data: &[u8]) -> io::Result<usize> {
     if !ready.writable || data.is_empty() {
         return Ok(0);
     }
-    match io_result(sock.write(data)) {
+    match classify(sock.write(data)) {
         Io::Moved(n) => {
             if n < data.len() {
                 ready.writable = false;
@@ -202,7 +184,7 @@ fn read_some(sock: &mut TcpStream, ready: &mut Ready, buf: &mut Buffer) -> io::R
         return Ok((0, false));
     }
     let want = buf.space();
-    match io_result(buf.fill_from(sock)) {
+    match classify(buf.fill_from(sock)) {
         Io::Moved(n) => {
             if n > 0 && n < want && !ready.hup {
                 ready.readable = false;
