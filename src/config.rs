@@ -98,6 +98,11 @@ pub struct Args {
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     pub max_header_size: usize,
 
+    /// HTTP and redirect modes: a request head must be complete this long after
+    /// the connection opened or its first byte arrived, else 408 (slow-header defence).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
     /// HTTP mode: a backend that has not started its response this long
     /// after the request arrived gets the client a 504.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -277,6 +282,7 @@ pub struct Config {
     pub pool_idle_timeout: Duration,
     pub max_header_size: usize,
     pub backend_timeout: Duration,
+    pub request_timeout: Duration,
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
     pub fail_policy: FailPolicy,
@@ -312,6 +318,7 @@ impl Config {
             pool_idle_timeout: Duration::from_secs(60),
             max_header_size: 64 * 1024,
             backend_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
             access_log: None,
             redirect_code: 301,
             fail_policy: FailPolicy::default(),
@@ -343,6 +350,7 @@ impl Config {
             backend_timeout: self.backend_timeout,
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
             hash_key: self.hash_key.clone(),
         })
     }
@@ -369,6 +377,7 @@ impl From<Args> for Config {
             pool_idle_timeout: a.pool_idle_timeout,
             max_header_size: a.max_header_size,
             backend_timeout: a.backend_timeout,
+            request_timeout: a.request_timeout,
             access_log: a.access_log,
             redirect_code: a.redirect_code,
             fail_policy: FailPolicy { max_fails: a.max_fails, fail_timeout: a.fail_timeout },

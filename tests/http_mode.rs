@@ -234,6 +234,21 @@ fn malformed_backend_response_gives_502() {
 }
 
 #[test]
+fn a_head_that_never_completes_gets_408_and_a_silent_connection_is_closed() {
+    let (_b, addrs) = backends(1, &[]);
+    let lb = http_proxy(&addrs, &["--request-timeout", "300ms"]);
+    let mut slow = Conn::open(lb.addr);
+    slow.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: 1\r\n"); // never the final CRLF
+    let r = slow.read_response(false);
+    assert_eq!(r.status, 408);
+    assert!(slow.is_closed());
+    let mut silent = Conn::open(lb.addr);
+    assert_eq!(silent.read_response(false).status, 408);
+    // A normal client on a fresh connection is unaffected.
+    assert_eq!(Conn::open(lb.addr).get("/").status, 200);
+}
+
+#[test]
 fn slow_backend_gives_504_after_backend_timeout() {
     let (_b, addrs) = backends(1, &["--delay-ms", "3000"]);
     let lb = http_proxy(&addrs, &["--backend-timeout", "300ms"]);

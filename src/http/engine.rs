@@ -60,6 +60,9 @@ pub struct HttpSettings {
     pub backend_timeout: Duration,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
+    /// A request head must be complete this long after the connection
+    /// opened or the head's first byte arrived (slow-header defence).
+    pub request_timeout: Duration,
     /// What hashing policies key on instead of the client address.
     pub hash_key: Option<HashKey>,
 }
@@ -132,6 +135,9 @@ struct Client {
     eof: bool,
     phase: ClientPhase,
     last_active: Instant,
+    /// When the head being read began (connection start, or its first byte
+    /// after an exchange); `None` while idle between requests.
+    head_since: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +290,7 @@ impl HttpEngine {
             eof: false,
             phase: ClientPhase::Head,
             last_active: ctx.now,
+            head_since: Some(ctx.now),
         });
     }
 
@@ -419,6 +426,18 @@ impl HttpEngine {
         for k in stale {
             self.close_conn(k, ctx);
         }
+        let limit = self.settings.request_timeout;
+        let slow: Vec<usize> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, ClientPhase::Head) && c.head_since.is_some_and(|t| now - t >= limit))
+            .map(|(k, _)| k)
+            .collect();
+        for k in slow {
+            debug!("client {k}: no complete request head within {limit:?}");
+            self.answer_and_close(k, 408);
+            self.drive(k, ctx);
+        }
         if let Some(idle) = self.settings.idle_timeout {
             let expired: Vec<usize> = self
                 .clients
@@ -490,6 +509,7 @@ impl HttpEngine {
                     Ok(Some(h)) => {
                         rbuf.consume(h.len);
                         c.last_active = ctx.now;
+                        c.head_since = None;
                         self.start_exchange(key, h, ctx);
                         Ok(true)
                     }
@@ -509,6 +529,9 @@ impl HttpEngine {
                         }
                         let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
                         c.eof |= eof;
+                        if n > 0 && c.head_since.is_none() {
+                            c.head_since = Some(ctx.now);
+                        }
                         if rbuf.is_empty() {
                             // Idle keep-alive client: hold no buffer.
                             if let Some(b) = c.rbuf.take() {
