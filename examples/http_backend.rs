@@ -314,21 +314,15 @@ fn send_pattern<W: Write>(
     if head_only {
         return Ok(());
     }
-    let mut p = common::Pattern::new(seed);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        p.fill(&mut buf[..n]);
+    common::for_each_pattern_chunk(seed, size, |chunk| {
         if chunked {
-            write!(out, "{n:x}\r\n")?;
+            write!(out, "{:x}\r\n", chunk.len())?;
+            out.write_all(chunk)?;
+            out.write_all(b"\r\n")
+        } else {
+            out.write_all(chunk)
         }
-        out.write_all(&buf[..n])?;
-        if chunked {
-            out.write_all(b"\r\n")?;
-        }
-        left -= n as u64;
-    }
+    })?;
     if chunked {
         out.write_all(b"0\r\n\r\n")?;
     }

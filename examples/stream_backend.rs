@@ -113,14 +113,5 @@ fn sha_of<R: Read>(r: &mut R) -> io::Result<(String, u64)> {
 }
 
 fn send_pattern(out: &mut TcpStream, size: u64, seed: u64) -> io::Result<()> {
-    let mut p = common::Pattern::new(seed);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        p.fill(&mut buf[..n]);
-        out.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    Ok(())
+    common::for_each_pattern_chunk(seed, size, |chunk| out.write_all(chunk))
 }

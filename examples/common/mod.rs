@@ -57,6 +57,20 @@ impl Pattern {
     }
 }
 
+/// Hand `size` bytes of the pattern for `seed` to `f`, 64 KiB at a time.
+pub fn for_each_pattern_chunk(seed: u64, size: u64, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    let mut p = Pattern::new(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        p.fill(&mut buf[..n]);
+        f(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 /// sha256 of `size` bytes of the pattern for `seed`.
 pub fn pattern_sha256(seed: u64, size: u64) -> String {
     let mut p = Pattern::new(seed);
