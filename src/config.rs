@@ -16,13 +16,13 @@ use crate::http::head::HashKey;
 use crate::http::{BackendConnMode, HttpRole, HttpSettings};
 use crate::policy::{PolicyKind, PolicyParams};
 
-/// lbproxy: a single-threaded TCP load balancer.
+/// lbproxy: a single-threaded load balancer for TCP sessions, HTTP/1.1 requests and redirects.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "lbproxy", version, about, long_about = None)]
 pub struct Args {
     /// Balancing policy: round_robin, fewest_connections, ip_hash, weighted_round_robin,
     /// random, weighted_random, least_requests, consistent_hash, maglev, sma, ewma,
-    /// p2c_peak_ewma (also: round-robin, rr, least_conn, leastconn, ip_hashing, source, wrr,
+    /// p2c_peak_ewma, fastest_ranked (also: round-robin, rr, least_conn, leastconn, ip_hashing, source, wrr,
     /// ketama, p2c).
     #[arg(long, default_value = "round_robin", value_parser = parse_policy)]
     pub policy: PolicyKind,
@@ -36,7 +36,8 @@ pub struct Args {
     pub bind: IpAddr,
 
     /// Backend server as HOST:PORT; repeat the flag or give a comma-separated
-    /// list. Host names are resolved once at start. At least one is required.
+    /// list. Host names are resolved once at start. A weight follows as HOST:PORT@3 or as
+    /// HOST:PORT,weight=3. At least one is required (unless --replicas spawns them).
     #[arg(long = "backend", value_name = "HOST:PORT", required_unless_present = "replicas", value_parser = parse_backend_list)]
     pub backends: Vec<BackendList>,
 
@@ -70,7 +71,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1024)]
     pub backlog: i32,
 
-    /// Seed for hashing policies, so a deployment can pick its own mapping.
+    /// Seed for hashing and random policies: the same seed gives the same picks.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
