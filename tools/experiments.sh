@@ -131,7 +131,8 @@ sampler_start() { # sampler_start DIR [PID...]
   local dir=$1; shift
   local args=()
   for p in "$@"; do args+=(--pid "$p"); done
-  "$rel/cpu-sampler" --interval "$SAMPLE" --output "$dir/cpu_usage.txt" "${args[@]}" 2>>"$work/sampler.log" &
+  SAMPLER_FILE=$dir/cpu_usage.txt
+  "$rel/cpu-sampler" --interval "$SAMPLE" --output "$SAMPLER_FILE" "${args[@]}" 2>>"$work/sampler.log" &
   SAMPLER=$!
   pids+=("$SAMPLER")
 }
@@ -141,7 +142,15 @@ stop_started() {
   wait "${pids[@]}" 2>/dev/null || true
   pids=()
 }
-sampler_stop() { kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; }
+sampler_stop() {
+  # A short (smoke) run may end before the first interval: wait, bounded, for one sample.
+  for _ in $(seq 50); do
+    (($(wc -l <"$SAMPLER_FILE" 2>/dev/null || echo 0) >= 2)) && break
+    sleep 0.1
+  done
+  kill "$SAMPLER" 2>/dev/null || true
+  wait "$SAMPLER" 2>/dev/null || true
+}
 plot_cpu() {
   "$rel/plot" lines --csv "$1/cpu_usage.txt" --x timestamp --values total_pct,cpu0_pct,cpu1_pct \
     --title "CPU during the $2 experiment" --ylabel "% busy" --out "$1/cpu.svg"
