@@ -118,11 +118,20 @@ impl<'a> Candidates<'a> {
 
     /// A fingerprint of the listed set (addresses and weights), so a policy
     /// can tell when to rebuild what it derived from it.
+    /// Called on every pick by the ring and Maglev, so it allocates nothing.
     pub fn fingerprint(&self) -> u64 {
         let mut h = 0x9e37_79b9_7f4a_7c15u64;
         for i in (0..self.len()).filter(|&i| self.listed(i)) {
-            let key = format!("{}@{}#{i}", self.addr(i), self.weight(i));
-            h = hash::mix64(h ^ hash::hash_bytes(0, key.as_bytes()));
+            let addr = self.addr(i);
+            let ip = match addr.ip() {
+                IpAddr::V4(v4) => u64::from(u32::from(v4)),
+                IpAddr::V6(v6) => {
+                    let x = u128::from(v6);
+                    (x as u64) ^ hash::mix64((x >> 64) as u64)
+                }
+            };
+            let rest = u64::from(addr.port()) | u64::from(self.weight(i)) << 16 | (i as u64) << 40;
+            h = hash::mix64(h ^ hash::mix64(ip) ^ rest);
         }
         h
     }
