@@ -393,3 +393,39 @@ fn is_zombie(pid: i32) -> bool {
         .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)
 }
+
+#[test]
+fn random_bytes_at_the_admin_port_get_json_errors_and_it_keeps_serving() {
+    let b = stream_backend(1);
+    let (mut lb, a) = proxy_with_admin("round_robin", &[b.addr], &[]);
+    let mut rng = 0x9e37_79b9u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for i in 0..100 {
+        let len = (next() % 200) as usize;
+        let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 2 == 0 {
+            let mut req = format!("POST /add HTTP/1.1\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+            req.append(&mut junk);
+            junk = req;
+        } else {
+            junk.extend_from_slice(b"\r\n\r\n");
+        }
+        let mut s = TcpStream::connect(a).unwrap();
+        let _ = s.write_all(&junk);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        if let Some((_, body)) = out.split_once("\r\n\r\n") {
+            assert!(json(body)["status"] == "failure", "{out}");
+        }
+    }
+    assert!(lb.is_running());
+    assert_eq!(replicas(a), [b.addr.to_string()]);
+    assert_eq!(who(lb.addr), 1);
+}

@@ -384,3 +384,38 @@ fn a_128mib_upload_streams_in_bounded_memory() {
     let peak = lb.status_kib("VmHWM");
     assert!(peak < 32 * 1024, "proxy peak RSS {peak} KiB for a 128 MiB upload");
 }
+
+#[test]
+fn random_bytes_from_clients_never_take_the_proxy_down() {
+    let (_b, addrs) = backends(1, &[]);
+    let mut lb = http_proxy(&addrs, &["--request-timeout", "2s"]);
+    let mut rng = 0x1234_5678u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..150 {
+        let len = (next() % 300) as usize;
+        let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if next() % 2 == 0 {
+            // Half of them look like the start of a request, to get past the first checks.
+            let mut req = b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            req.append(&mut junk);
+            junk = req;
+        }
+        junk.extend_from_slice(b"\r\n\r\n");
+        let mut s = std::net::TcpStream::connect(lb.addr).unwrap();
+        let _ = s.write_all(&junk);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        if !out.is_empty() {
+            assert!(out.starts_with(b"HTTP/1.1 "), "non-HTTP answer: {:?}", String::from_utf8_lossy(&out));
+        }
+    }
+    assert!(lb.is_running(), "lbproxy died on random input");
+    assert_eq!(Conn::open(lb.addr).get("/").status, 200);
+}

@@ -319,3 +319,35 @@ fn a_low_descriptor_limit_caps_sessions_and_the_proxy_recovers() {
     // No backend was blamed for the local limit.
     assert!(!lb.log.lock().unwrap().iter().any(|l| l.contains("DOWN") || l.contains("connect failed")));
 }
+
+#[test]
+fn random_bytes_and_abrupt_closes_leave_tcp_mode_serving() {
+    let b = stream_backend(1);
+    let mut lb = lbproxy("round_robin", &[b.addr], &[]);
+    let mut rng = 0xdead_beefu64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..100 {
+        let mut s = connect(lb.addr);
+        let junk: Vec<u8> = (0..(next() % 4096)).map(|_| next() as u8).collect();
+        let _ = s.write_all(&junk);
+        match next() % 3 {
+            0 => drop(s),
+            1 => {
+                socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+                drop(s) // reset mid-stream
+            }
+            _ => {
+                let _ = s.shutdown(Shutdown::Write);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            }
+        }
+    }
+    assert!(lb.is_running());
+    assert_eq!(who(lb.addr), 1);
+}

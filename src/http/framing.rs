@@ -241,6 +241,31 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic_and_never_overrun() {
+        let mut rng = crate::policy::rng::SplitMix64::new(99);
+        for _ in 0..20_000 {
+            let len = rng.below(64) as usize;
+            // Bias toward the characters chunked framing cares about.
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match rng.below(6) {
+                    0 => b'\r',
+                    1 => b'\n',
+                    2 => b'0' + rng.below(10) as u8,
+                    3 => b'a' + rng.below(6) as u8,
+                    4 => b';',
+                    _ => rng.below(256) as u8,
+                })
+                .collect();
+            let mut f = BodyFraming::chunked();
+            if let Ok(n) = f.advance(&bytes) {
+                assert!(n <= bytes.len());
+            }
+            let mut l = BodyFraming::Length(rng.below(100));
+            assert!(l.advance(&bytes).unwrap() <= bytes.len());
+        }
+    }
+
+    #[test]
     fn chunked_errors() {
         assert!(BodyFraming::chunked().advance(b"zz\r\n").is_err());
         assert!(BodyFraming::chunked().advance(b"3\r\nabcX").is_err());

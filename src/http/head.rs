@@ -440,6 +440,35 @@ mod tests {
     }
 
     #[test]
+    fn random_heads_never_panic() {
+        let mut rng = crate::policy::rng::SplitMix64::new(7);
+        let pieces: [&[u8]; 10] = [
+            b"GET ",
+            b"/x ",
+            b"HTTP/1.1\r\n",
+            b"Host: h\r\n",
+            b"Content-Length: 5\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Connection: close, X\r\n",
+            b"\r\n",
+            b": :\r\n",
+            b"\xff\x00",
+        ];
+        for _ in 0..20_000 {
+            let mut buf = Vec::new();
+            for _ in 0..rng.below(12) {
+                if rng.below(4) == 0 {
+                    buf.push(rng.below(256) as u8);
+                } else {
+                    buf.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+                }
+            }
+            let _ = parse_request_keyed(&buf, 1024, IP, Some(&HashKey::Header("host".into())));
+            let _ = parse_response(&buf, 1024, rng.below(2) == 0);
+        }
+    }
+
+    #[test]
     fn redirect_names_backend_and_path() {
         let mut out = Vec::new();
         redirect_response(301, "127.0.0.1:8001", "/f.bin?x=1", false, &mut out);
