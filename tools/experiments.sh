@@ -157,6 +157,8 @@ plot_cpu() {
 }
 machine() {
   echo "- $(uname -m), $(nproc) cores, kernel $(uname -r); $(rustc -V)"
+  local oha_v; oha_v=$( (command -v oha >/dev/null && oha --version) || ("$HOME/.cargo/bin/oha" --version 2>/dev/null) || echo "oha: not installed")
+  echo "- $(wrk -v 2>&1 | head -1 | cut -c1-60); $oha_v"
   echo "- hosts: $HOSTS_NOTE"
 }
 

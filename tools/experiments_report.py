@@ -68,6 +68,13 @@ def sessions(d, raw, n_sessions, n_messages, machine):
         for row in lat:
             f.write("| " + " | ".join(row) + " |\n")
         f.write("\nip_hash keys on the client address, so each host's sessions all reach one backend.\n")
+        f.write("\n## Commands\n\n```\n"
+                "# balancer host\n"
+                "stream_backend --bind ADDR --port B1 --id 1; stream_backend --bind ADDR --port B2 --id 2\n"
+                "lbproxy --bind 0.0.0.0 --port P --policy POLICY --stats-interval 0 --backend 127.0.0.1:B1,127.0.0.1:B2\n"
+                "# each client host, at the same time\n"
+                f"client --lb LB:P --sessions {n_sessions} --messages {n_messages}\n"
+                "cpu-sampler --interval 1s --output cpu_usage.txt   # for the whole experiment\n```\n")
         f.write("\n## Machine\n\n" + machine + "\n")
         f.write(plots_md(["share.svg", "latency.svg", "cpu.svg"]))
 
@@ -94,7 +101,14 @@ def files(d, raw, sizes, machine):
         f.write("| policy | size | host | upload MB/s | download MB/s |\n|---|---|---|---|---|\n")
         for p, s, h, up, down in rows:
             f.write(f"| {p} | {s} | {h} | {up:.1f} | {down:.1f} |\n")
-        f.write("\nEvery transfer above was verified byte-exact.\n\n## Machine\n\n" + machine + "\n")
+        f.write("\nEvery transfer above was verified byte-exact.\n")
+        f.write("\n## Commands\n\n```\n"
+                "# balancer host\n"
+                "stream_backend --bind ADDR --port B1 --id 1; stream_backend --bind ADDR --port B2 --id 2\n"
+                "lbproxy --bind 0.0.0.0 --port P --policy POLICY --stats-interval 0 --backend 127.0.0.1:B1,127.0.0.1:B2\n"
+                "# each client host, at the same time, for each SIZE in " + sizes + "\n"
+                "file_client --lb LB:P --size SIZE --parallel 2 [--seed 43 on host 2]\n```\n")
+        f.write("\n## Machine\n\n" + machine + "\n")
         f.write(plots_md(["throughput.svg", "cpu.svg"]))
 
 
@@ -139,6 +153,17 @@ def latency(d, raw, rate, duration, machine):
         f.write("| target | p50 us | p90 us | p99 us | p99.9 us | max us | requests/s |\n|---|---|---|---|---|---|---|\n")
         for r in rows:
             f.write(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]:.0f} |\n")
+        load = {
+            "oha": f"oha -z {duration} -q {rate} -c 100 --latency-correction --no-tui --output-format json URL",
+            "wrk2": f"wrk2 -t2 -c100 -d{duration} -R{rate} --latency -s tools/wrk-report.lua URL",
+            "wrk": f"wrk -t2 -c100 -d{duration} --latency -s tools/wrk-report.lua URL",
+        }.get(tool, tool)
+        f.write("\n## Commands\n\n```\n"
+                "# balancer host\n"
+                "http_backend --bind ADDR --port B1 --id 1; http_backend --bind ADDR --port B2 --id 2\n"
+                "lbproxy --mode http --bind 0.0.0.0 --port P --policy POLICY --stats-interval 0 --backend 127.0.0.1:B1,127.0.0.1:B2\n"
+                "# client host 1; URL is http://LB:B1/ for direct, http://LB:P/ through lbproxy\n"
+                f"{load}\n```\n")
         f.write("\n## Machine\n\n" + machine + "\n")
         f.write(plots_md(["latency.svg", "cpu.svg"]))
 
