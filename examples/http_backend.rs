@@ -59,6 +59,7 @@ struct Request {
     content_length: Option<u64>,
     chunked: bool,
     expect_continue: bool,
+    http10: bool,
     /// The head as received, for `/headers`.
     raw_headers: String,
 }
@@ -77,7 +78,7 @@ fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
     let mut input = BufReader::with_capacity(64 * 1024, stream);
     let mut rng = seed_rng();
     loop {
-        let req = match read_head(&mut input) {
+        let mut req = match read_head(&mut input) {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
@@ -89,6 +90,10 @@ fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
         if req.expect_continue {
             out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             out.flush()?;
+        }
+        if req.http10 && req.target.starts_with("/chunked") {
+            // Its body will end with the connection (see answer()).
+            req.keep_alive = false;
         }
         let body_sha = read_body(&mut input, &req)?;
         if req.target != "/heartbeat" && (args.delay_ms > 0 || args.jitter_ms > 0) {
@@ -130,6 +135,7 @@ fn read_head<R: BufRead>(input: &mut R) -> io::Result<Option<Request>> {
         method: method.to_string(),
         target: target.to_string(),
         keep_alive: version == "HTTP/1.1",
+        http10: version == "HTTP/1.0",
         content_length: None,
         chunked: false,
         expect_continue: false,
@@ -240,7 +246,10 @@ fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(S
         "/bytes" | "/chunked" => {
             let size = query_u64(&req.target, "size").unwrap_or(1024);
             let seed = query_u64(&req.target, "seed").unwrap_or(0);
-            send_pattern(out, args.id, size, seed, path == "/chunked", ka, head_only)
+            // HTTP/1.0 has no chunked encoding: such a client gets the body
+            // delimited by closing the connection instead.
+            let chunked = path == "/chunked" && !req.http10;
+            send_pattern(out, args.id, size, seed, chunked, ka, head_only, path == "/chunked")
         }
         p if p.starts_with("/status/") => {
             let code: u16 = p[8..].parse().unwrap_or(500);
@@ -304,11 +313,18 @@ fn send_pattern<W: Write>(
     chunked: bool,
     ka: bool,
     head_only: bool,
+    close_delimited: bool,
 ) -> io::Result<()> {
-    let framing = if chunked { "Transfer-Encoding: chunked".to_string() } else { format!("Content-Length: {size}") };
+    let framing = if chunked {
+        "Transfer-Encoding: chunked\r\n".to_string()
+    } else if close_delimited {
+        String::new()
+    } else {
+        format!("Content-Length: {size}\r\n")
+    };
     write!(
         out,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{framing}\r\nX-Server: {id}\r\n{}\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{framing}X-Server: {id}\r\n{}\r\n",
         conn_header(ka)
     )?;
     if head_only {

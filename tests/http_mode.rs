@@ -307,6 +307,24 @@ fn expect_100_continue_relays_the_interim_response() {
 }
 
 #[test]
+fn an_http10_client_never_gets_chunked_framing() {
+    let (_b, addrs) = backends(1, &[]);
+    let lb = http_proxy(&addrs, &[]);
+    let mut c = Conn::open(lb.addr);
+    c.send(b"GET /chunked?size=100000&seed=4 HTTP/1.0\r\n\r\n");
+    let mut h = Sha256::new();
+    let mut n = 0;
+    let (status, headers) = c.read_response_with(false, |b| {
+        h.update(b);
+        n += b.len();
+    });
+    assert_eq!(status, 200);
+    assert!(!headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding")), "{headers:?}");
+    assert_eq!(n, 100_000);
+    assert_eq!(h.finalize().to_vec(), pattern_sha256(4, 100_000));
+}
+
+#[test]
 fn http10_client_gets_its_answer_and_a_close() {
     let (_b, addrs) = backends(1, &[]);
     let lb = http_proxy(&addrs, &[]);

@@ -213,7 +213,9 @@ pub fn parse_request_keyed(
         if minor == 0 { tokens.iter().any(|t| t == "keep-alive") } else { !tokens.iter().any(|t| t == "close") };
 
     let mut out = Vec::with_capacity(len + 128);
-    let _ = write!(VecWriter(&mut out), "{method} {target} HTTP/1.1\r\n");
+    // Forward the client's own version: a conforming backend then never
+    // sends chunked (a 1.1 feature) to an HTTP/1.0 client.
+    let _ = write!(VecWriter(&mut out), "{method} {target} HTTP/1.{minor}\r\n");
     let mut xff: Option<String> = None;
     let mut via: Option<String> = None;
     let mut has_proto = false;
@@ -375,6 +377,14 @@ mod tests {
             "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n\
              X-Forwarded-Proto: http\r\nVia: 1.1 lbproxy\r\nConnection: keep-alive\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn the_client_version_is_forwarded() {
+        let h = req("GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap();
+        let s = backend_bytes(&h, true);
+        assert!(s.starts_with("GET /x HTTP/1.0\r\n"), "{s}");
+        assert!(s.ends_with("Via: 1.0 lbproxy\r\nConnection: keep-alive\r\n\r\n"), "{s}");
     }
 
     #[test]
