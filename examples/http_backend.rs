@@ -248,8 +248,12 @@ fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(S
             let seed = query_u64(&req.target, "seed").unwrap_or(0);
             // HTTP/1.0 has no chunked encoding: such a client gets the body
             // delimited by closing the connection instead.
-            let chunked = path == "/chunked" && !req.http10;
-            send_pattern(out, args.id, size, seed, chunked, ka, head_only, path == "/chunked")
+            let body = match (path, req.http10) {
+                ("/chunked", false) => Body::Chunked,
+                ("/chunked", true) => Body::UntilClose,
+                _ => Body::Length,
+            };
+            send_pattern(out, args.id, size, seed, body, ka, head_only)
         }
         p if p.starts_with("/status/") => {
             let code: u16 = p[8..].parse().unwrap_or(500);
@@ -305,22 +309,29 @@ fn respond<W: Write>(
     Ok(())
 }
 
+/// How a generated body is delimited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Length,
+    Chunked,
+    /// For HTTP/1.0 clients, which have no chunked encoding.
+    UntilClose,
+}
+
 fn send_pattern<W: Write>(
     out: &mut W,
     id: u32,
     size: u64,
     seed: u64,
-    chunked: bool,
+    body: Body,
     ka: bool,
     head_only: bool,
-    close_delimited: bool,
 ) -> io::Result<()> {
-    let framing = if chunked {
-        "Transfer-Encoding: chunked\r\n".to_string()
-    } else if close_delimited {
-        String::new()
-    } else {
-        format!("Content-Length: {size}\r\n")
+    let chunked = body == Body::Chunked;
+    let framing = match body {
+        Body::Chunked => "Transfer-Encoding: chunked\r\n".to_string(),
+        Body::UntilClose => String::new(),
+        Body::Length => format!("Content-Length: {size}\r\n"),
     };
     write!(
         out,
