@@ -11,6 +11,9 @@ POLICY=${POLICY:-round_robin}
 PORT=${PORT:-9000}
 BASE=${BASE_PORT:-18001}
 
+if ! command -v curl >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl
+fi
 cargo build --release --quiet --bin lbproxy --example http_backend
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
