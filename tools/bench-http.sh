@@ -5,11 +5,15 @@
 # Writes measurements/http-mode/{report.md,results.csv}.
 #   bash tools/bench-http.sh                 # full run, 3 rounds (about 4 minutes)
 #   DURATION=3s bash tools/bench-http.sh     # quick look
+#   BACKEND_KIND=nginx OUT=measurements/http-mode-nginx-origin bash tools/bench-http.sh
+#     # origins are a separate nginx instance (static answers) instead of the
+#     # thread-per-connection example backend, so new connections are cheap for them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 OUT=${OUT:-measurements/http-mode}
+BACKEND_KIND=${BACKEND_KIND:-example}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 
@@ -23,8 +27,29 @@ cargo build --release --quiet --bin lbproxy --examples
 rel=target/release
 
 H1=$(free_port); H2=$(free_port)
-start "$LOAD_CPU" $rel/examples/http_backend --port "$H1" --id 1
-start "$LOAD_CPU" $rel/examples/http_backend --port "$H2" --id 2
+if [[ $BACKEND_KIND == nginx ]]; then
+  mkdir -p "$work/origin"
+  cat >"$work/origin.conf" <<CFG
+worker_processes 1;
+pid $work/origin/nginx.pid;
+error_log $work/origin/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/origin/body;
+  proxy_temp_path $work/origin/proxy;
+  fastcgi_temp_path $work/origin/fastcgi;
+  uwsgi_temp_path $work/origin/uwsgi;
+  scgi_temp_path $work/origin/scgi;
+  server { listen 127.0.0.1:$H1; location / { add_header X-Server 1; return 200 "Hello from server 1"; } }
+  server { listen 127.0.0.1:$H2; location / { add_header X-Server 2; return 200 "Hello from server 2"; } }
+}
+CFG
+  start "$LOAD_CPU" nginx -c "$work/origin.conf" -g 'daemon off;'
+else
+  start "$LOAD_CPU" $rel/examples/http_backend --port "$H1" --id 1
+  start "$LOAD_CPU" $rel/examples/http_backend --port "$H2" --id 2
+fi
 wait_port "$H1"; wait_port "$H2"
 
 LB_KA=$(free_port); LB_PR=$(free_port); HA=$(free_port); NG_KA=$(free_port); NG_NOKA=$(free_port)
@@ -108,11 +133,16 @@ for round in $(seq "$ROUNDS"); do
 done
 record_medians
 
+if [[ $BACKEND_KIND == nginx ]]; then
+  ORIGIN_DESC="a separate nginx instance (worker_processes 1, return 200 with a short body) pinned with the load generator"
+else
+  ORIGIN_DESC="two http_backend examples (a thread per connection)"
+fi
 cat >"$work/commands.md" <<MD
 ## Commands
 
 - Each figure is the median of $ROUNDS rounds; the rounds run the targets one after another, interleaved (all rounds: rounds.csv).
-- Load: \`wrk -t2 -c100 -d$DURATION --latency http://127.0.0.1:PORT/\` (keep-alive from the client), small page from two \`http_backend\` examples.
+- Load: \`wrk -t2 -c100 -d$DURATION --latency http://127.0.0.1:PORT/\` (keep-alive from the client), small page from $ORIGIN_DESC.
 - lbproxy: \`--mode http --backend-conn persistent\` and \`--mode http --backend-conn per-request\`, round_robin.
 - HAProxy: \`mode http\`, \`http-reuse always\`, \`option forwardfor\`, \`nbthread 1\`, \`balance roundrobin\`.
 - nginx: \`worker_processes 1\`, \`proxy_pass\` to an upstream with \`keepalive 64\` (HTTP/1.1, \`Connection ""\`), and to one without keepalive.
