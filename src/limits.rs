@@ -34,10 +34,17 @@ pub fn sessions_that_fit(nofile: u64, reserved: u64) -> usize {
     (nofile.saturating_sub(reserve) / 2) as usize
 }
 
-/// `wanted`, lowered (with a warning) to what the descriptor limit allows.
+/// Descriptors open right now (inherited ones included), from /proc/self/fd.
+fn open_descriptors() -> u64 {
+    // The directory listing holds one descriptor of its own while it runs.
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1) as u64).unwrap_or(0)
+}
+
+/// `wanted`, lowered (with a warning) to what the descriptor limit allows
+/// after the descriptors already open (a parent may have left some to us).
 pub fn cap_connections(wanted: usize, reserved: u64) -> usize {
     let Some(nofile) = raise_nofile_limit() else { return wanted };
-    let fit = sessions_that_fit(nofile, reserved).max(1);
+    let fit = sessions_that_fit(nofile.saturating_sub(open_descriptors()), reserved).max(1);
     if fit < wanted {
         warn!("--max-connections {wanted} needs more descriptors than the limit of {nofile} allows: using {fit}");
         fit
