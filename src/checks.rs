@@ -14,7 +14,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::backend::Backend;
-use crate::connection::Ready;
+use crate::connection::{ConnectCheck, Ready, check_connect};
 use crate::health::{CheckKind, HealthConfig};
 use crate::tokens::Owner;
 
@@ -149,19 +149,10 @@ fn step(check: &mut Check, kind: &CheckKind, addr: &str) -> Outcome {
     loop {
         match check.phase {
             CheckPhase::Connecting => {
-                if !(check.ready.writable || check.ready.hup) {
-                    return Outcome::Pending;
-                }
-                match check.sock.take_error() {
-                    Ok(None) => {}
-                    Ok(Some(e)) | Err(e) => return Outcome::Failed(e.to_string()),
-                }
-                if let Err(e) = check.sock.peer_addr() {
-                    if e.kind() == ErrorKind::NotConnected {
-                        check.ready.writable = false;
-                        return Outcome::Pending;
-                    }
-                    return Outcome::Failed(e.to_string());
+                match check_connect(&check.sock, &mut check.ready) {
+                    ConnectCheck::Pending => return Outcome::Pending,
+                    ConnectCheck::Failed(e) => return Outcome::Failed(e.to_string()),
+                    ConnectCheck::Connected => {}
                 }
                 match kind {
                     CheckKind::Tcp => return Outcome::Passed,

@@ -295,17 +295,29 @@ pub enum ConnectCheck {
     Failed(io::Error),
 }
 
-/// The procedure from mio's docs: after a writable (or error) event,
-/// `take_error()` reports a failed connect; `peer_addr()` succeeding proves
-/// success; `NotConnected` means the event was spurious and we keep waiting.
-pub fn check_connect(stream: &TcpStream) -> ConnectCheck {
+/// The procedure from mio's docs, for every non-blocking connect lbproxy
+/// makes (sessions, HTTP backend connections, health checks, probes):
+/// nothing reported yet means pending; `take_error()` reports a failed
+/// connect; a clean writable edge means the handshake ended, so success
+/// needs no further call; any other wake-up asks `peer_addr()`, where
+/// `NotConnected` marks it spurious: the flags are cleared and we wait on.
+pub fn check_connect(stream: &TcpStream, ready: &mut Ready) -> ConnectCheck {
+    if !(ready.writable || ready.readable || ready.hup) {
+        return ConnectCheck::Pending;
+    }
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => return ConnectCheck::Failed(e),
         Ok(None) => {}
     }
+    if ready.writable && !ready.hup {
+        return ConnectCheck::Connected;
+    }
     match stream.peer_addr() {
         Ok(_) => ConnectCheck::Connected,
-        Err(e) if e.kind() == ErrorKind::NotConnected => ConnectCheck::Pending,
+        Err(e) if e.kind() == ErrorKind::NotConnected => {
+            *ready = Ready::default();
+            ConnectCheck::Pending
+        }
         Err(e) => ConnectCheck::Failed(e),
     }
 }

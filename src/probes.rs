@@ -13,7 +13,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::backend::Backend;
-use crate::connection::Ready;
+use crate::connection::{ConnectCheck, Ready, check_connect};
 use crate::policy::Policy;
 use crate::tokens::Owner;
 
@@ -106,12 +106,10 @@ impl Prober {
         let Some(p) = self.probes.get_mut(key) else { return };
         p.ready.absorb(ev);
         if !p.connected {
-            if !(p.ready.writable || p.ready.hup) {
-                return;
-            }
-            match p.sock.take_error() {
-                Ok(None) => p.connected = true,
-                Ok(Some(e)) | Err(e) => return self.finish(key, None, policy, reg, &e.to_string()),
+            match check_connect(&p.sock, &mut p.ready) {
+                ConnectCheck::Pending => return,
+                ConnectCheck::Connected => p.connected = true,
+                ConnectCheck::Failed(e) => return self.finish(key, None, policy, reg, &e.to_string()),
             }
         }
         while p.sent < p.request.len() {

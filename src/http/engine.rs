@@ -305,26 +305,16 @@ impl HttpEngine {
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.ready.absorb(ev);
         match conn.phase {
-            ConnPhase::Connecting { client, .. } => {
-                let checked = if conn.ready.writable && !conn.ready.hup {
-                    match conn.sock.take_error() {
-                        Ok(None) => ConnectCheck::Connected,
-                        Ok(Some(e)) | Err(e) => ConnectCheck::Failed(e),
-                    }
-                } else {
-                    check_connect(&conn.sock)
-                };
-                match checked {
-                    ConnectCheck::Pending => conn.ready = Ready::default(),
-                    ConnectCheck::Connected => {
-                        conn.phase = ConnPhase::Busy { client };
-                        ctx.backends[conn.backend].stats.total += 1;
-                        ctx.backends[conn.backend].note_connect_success();
-                        self.drive(client, ctx);
-                    }
-                    ConnectCheck::Failed(e) => self.connect_failed(client, e, ctx),
+            ConnPhase::Connecting { client, .. } => match check_connect(&conn.sock, &mut conn.ready) {
+                ConnectCheck::Pending => {}
+                ConnectCheck::Connected => {
+                    conn.phase = ConnPhase::Busy { client };
+                    ctx.backends[conn.backend].stats.total += 1;
+                    ctx.backends[conn.backend].note_connect_success();
+                    self.drive(client, ctx);
                 }
-            }
+                ConnectCheck::Failed(e) => self.connect_failed(client, e, ctx),
+            },
             ConnPhase::Busy { client } => self.drive(client, ctx),
             ConnPhase::Idle { .. } => {
                 // An idle backend connection that speaks is closing (or broken): drop it.

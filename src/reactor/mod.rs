@@ -435,26 +435,9 @@ impl Reactor {
     fn drive(&mut self, key: usize) {
         let Some(s) = self.sessions.get_mut(key) else { return };
         if let Phase::Connecting { since, .. } = s.phase {
-            let r = s.backend_ready;
-            if !(r.writable || r.readable || r.hup) {
-                return; // only the client spoke so far; its bytes wait in the kernel
-            }
-            // A writable edge on a connecting socket means the handshake
-            // ended; `take_error` alone tells how. Other wake-ups take the
-            // full check, which also tells a spurious one apart.
-            let checked = if r.writable && !r.hup {
-                match s.backend.take_error() {
-                    Ok(None) => ConnectCheck::Connected,
-                    Ok(Some(e)) | Err(e) => ConnectCheck::Failed(e),
-                }
-            } else {
-                check_connect(&s.backend)
-            };
-            match checked {
-                ConnectCheck::Pending => {
-                    s.backend_ready = Ready::default();
-                    return;
-                }
+            // Pending also when only the client spoke: its bytes wait in the kernel.
+            match check_connect(&s.backend, &mut s.backend_ready) {
+                ConnectCheck::Pending => return,
                 ConnectCheck::Failed(e) => {
                     self.connect_failed(key, e);
                     return;
