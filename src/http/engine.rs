@@ -626,37 +626,42 @@ impl HttpEngine {
                 return Some((ck, idx, true));
             }
             match TcpStream::connect(ctx.backends[idx].addr) {
-                Ok(mut sock) => {
-                    let _ = sock.set_nodelay(true);
-                    let entry = self.conns.vacant_entry();
-                    let ck = entry.key();
-                    let token = Owner::HttpBackend(ck).token();
-                    if let Err(e) = ctx.registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
-                        warn!("cannot register backend socket: {e}");
-                        return None;
-                    }
-                    self.serial += 1;
-                    let attempt = self.serial;
-                    entry.insert(BackendConn {
-                        sock,
-                        ready: Ready::default(),
-                        backend: idx,
-                        phase: ConnPhase::Connecting { client: key, attempt },
-                        rbuf: None,
-                        wbuf: Vec::new(),
-                        wpos: 0,
-                        eof: false,
-                    });
-                    ctx.backends[idx].stats.conns_opened += 1;
-                    self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, T_CONNECT, ck, attempt)));
-                    return Some((ck, idx, false));
-                }
+                Ok(sock) => return self.adopt_connecting(sock, key, idx, ctx).map(|ck| (ck, idx, false)),
                 Err(e) => {
                     ctx.backends[idx].note_connect_failure(ctx.now, &e);
                     tried.push(idx);
                 }
             }
         }
+    }
+
+    /// Take a socket whose non-blocking connect to backend `idx` has started
+    /// on behalf of client `key`: register it, arm its connect deadline, count
+    /// it. `None` if it cannot be registered (the socket is then closed).
+    fn adopt_connecting(&mut self, mut sock: TcpStream, key: usize, idx: usize, ctx: &mut Ctx) -> Option<usize> {
+        let _ = sock.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let ck = entry.key();
+        let token = Owner::HttpBackend(ck).token();
+        if let Err(e) = ctx.registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
+            warn!("cannot register backend socket: {e}");
+            return None;
+        }
+        self.serial += 1;
+        let attempt = self.serial;
+        entry.insert(BackendConn {
+            sock,
+            ready: Ready::default(),
+            backend: idx,
+            phase: ConnPhase::Connecting { client: key, attempt },
+            rbuf: None,
+            wbuf: Vec::new(),
+            wpos: 0,
+            eof: false,
+        });
+        ctx.backends[idx].stats.conns_opened += 1;
+        self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, T_CONNECT, ck, attempt)));
+        Some(ck)
     }
 
     /// The connect of the client's backend connection failed: try another backend.
@@ -907,37 +912,14 @@ impl HttpEngine {
             self.remove_conn(old);
             let keep = self.settings.conn_mode == BackendConnMode::Persistent;
             match TcpStream::connect(addr) {
-                Ok(mut sock) => {
-                    let _ = sock.set_nodelay(true);
-                    let entry = self.conns.vacant_entry();
-                    let ck = entry.key();
-                    if ctx
-                        .registry
-                        .register(&mut sock, Owner::HttpBackend(ck).token(), Interest::READABLE | Interest::WRITABLE)
-                        .is_ok()
+                Ok(sock) => {
+                    if let Some(ck) = self.adopt_connecting(sock, key, backend, ctx)
+                        && let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase)
                     {
-                        self.serial += 1;
-                        let attempt = self.serial;
-                        let mut wbuf = Vec::new();
-                        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
-                            return Ok(());
-                        };
-                        ex.head.write_for_backend(keep, &mut wbuf);
+                        ex.head.write_for_backend(keep, &mut self.conns[ck].wbuf);
                         ex.conn = ck;
                         ex.reused = false;
                         ex.head_sent = false;
-                        entry.insert(BackendConn {
-                            sock,
-                            ready: Ready::default(),
-                            backend,
-                            phase: ConnPhase::Connecting { client: key, attempt },
-                            rbuf: None,
-                            wbuf,
-                            wpos: 0,
-                            eof: false,
-                        });
-                        ctx.backends[backend].stats.conns_opened += 1;
-                        self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, T_CONNECT, ck, attempt)));
                         return Ok(());
                     }
                 }
