@@ -581,13 +581,8 @@ impl HttpEngine {
             self.log_access(addr, &h, None, status, 0, None, false);
             return;
         };
-        ctx.backends[backend].stats.active += 1;
-        ctx.backends[backend].stats.requests += 1;
         let keep = self.settings.conn_mode == BackendConnMode::Persistent;
-        let bc = &mut self.conns[conn];
-        bc.wbuf.clear();
-        bc.wpos = 0;
-        h.write_for_backend(keep, &mut bc.wbuf);
+        Self::dispatch(&mut self.conns, conn, &h, keep, &mut ctx.backends[backend]);
         self.deadlines.push(Reverse((ctx.now + self.settings.backend_timeout, T_RESPONSE, key, serial)));
         let req_body = h.framing;
         self.clients[key].phase = ClientPhase::Exchange(Box::new(Exchange {
@@ -635,6 +630,17 @@ impl HttpEngine {
         }
     }
 
+    /// Count a request against `backend` and queue its rewritten head on
+    /// backend connection `conn`.
+    fn dispatch(conns: &mut Slab<BackendConn>, conn: usize, head: &RequestHead, keep: bool, backend: &mut Backend) {
+        backend.stats.active += 1;
+        backend.stats.requests += 1;
+        let bc = &mut conns[conn];
+        bc.wbuf.clear();
+        bc.wpos = 0;
+        head.write_for_backend(keep, &mut bc.wbuf);
+    }
+
     /// Take a socket whose non-blocking connect to backend `idx` has started
     /// on behalf of client `key`: register it, arm its connect deadline, count
     /// it. `None` if it cannot be registered (the socket is then closed).
@@ -680,16 +686,11 @@ impl HttpEngine {
         let pick = PickKey { client_ip: self.clients[key].addr.ip(), request_hash };
         match self.open_conn(key, pick, &mut tried, ctx) {
             Some((conn, idx, reused)) => {
-                ctx.backends[idx].stats.active += 1;
-                ctx.backends[idx].stats.requests += 1;
                 let keep = self.settings.conn_mode == BackendConnMode::Persistent;
                 let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
                     return;
                 };
-                let bc = &mut self.conns[conn];
-                bc.wbuf.clear();
-                bc.wpos = 0;
-                ex.head.write_for_backend(keep, &mut bc.wbuf);
+                Self::dispatch(&mut self.conns, conn, &ex.head, keep, &mut ctx.backends[idx]);
                 ex.conn = conn;
                 ex.backend = idx;
                 ex.reused = reused;
