@@ -303,10 +303,6 @@ impl AdminServer {
         AdminServer { listener, conns: Slab::new(), token }
     }
 
-    pub fn listener(&mut self) -> &mut TcpListener {
-        &mut self.listener
-    }
-
     pub fn accept(&mut self, registry: &Registry) {
         loop {
             match self.listener.accept() {
@@ -391,11 +387,6 @@ impl AdminServer {
             }
         }
         Some(request)
-    }
-
-    /// Answer and forget every open admin connection (at shutdown).
-    pub fn connections(&self) -> usize {
-        self.conns.len()
     }
 
     pub fn answer(&mut self, key: usize, reply: &Reply) {

@@ -6,7 +6,7 @@
 //! them against `rise`/`fall` and logs transitions.
 
 use std::io::{ErrorKind, Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::debug;
 use mio::net::TcpStream;
@@ -55,10 +55,6 @@ enum Outcome {
 impl Checker {
     pub fn new(cfg: HealthConfig, now: Instant) -> Checker {
         Checker { cfg, checks: Slab::new(), in_flight: Vec::new(), next_round: now }
-    }
-
-    pub fn config(&self) -> &HealthConfig {
-        &self.cfg
     }
 
     /// The earliest moment the checker needs the loop to wake.
@@ -137,11 +133,6 @@ impl Checker {
             Outcome::Failed(reason) => b.note_check(false, &reason),
             Outcome::Pending => {}
         }
-    }
-
-    /// Checks run every `interval`; an idle proxy still wakes for them.
-    pub fn interval(&self) -> Duration {
-        self.cfg.interval
     }
 }
 

@@ -60,10 +60,6 @@ impl Spawner {
         Ok(addr)
     }
 
-    pub fn is_spawned(&self, addr: SocketAddr) -> bool {
-        self.children.iter().any(|c| c.addr == addr)
-    }
-
     /// Stop the backend spawned at `addr`, if it is ours.
     pub fn stop(&mut self, addr: SocketAddr) {
         if let Some(pos) = self.children.iter().position(|c| c.addr == addr) {

@@ -3,9 +3,6 @@
 //! backend is unusable the next usable one after it is taken, so the other
 //! clients keep their mapping.
 
-use std::net::IpAddr;
-
-use super::hash::hash_bytes;
 use super::{Candidates, PickKey, Policy};
 
 #[derive(Debug)]
@@ -16,17 +13,6 @@ pub struct IpHash {
 impl IpHash {
     pub fn new(seed: u64) -> IpHash {
         IpHash { seed }
-    }
-
-    pub fn hash_ip(&self, ip: IpAddr) -> u64 {
-        match ip {
-            IpAddr::V4(v4) => hash_bytes(self.seed, &v4.octets()),
-            // An IPv4-mapped v6 client is the same client as its v4 form.
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => hash_bytes(self.seed, &v4.octets()),
-                None => hash_bytes(self.seed, &v6.octets()),
-            },
-        }
     }
 }
 
