@@ -16,42 +16,54 @@ pub struct FastestRanked {
     rng: SplitMix64,
     /// Last probe per backend: `Some(Ok(time))`, `Some(Err(()))` failed, `None` not probed.
     probes: Vec<Option<Result<Duration, ()>>>,
+    /// Backends whose last probe passed, slowest first (equal times in index
+    /// order). Rebuilt when a probe result arrives, not on every pick.
+    ranked: Vec<usize>,
 }
 
 impl FastestRanked {
     pub fn new(seed: u64) -> FastestRanked {
-        FastestRanked { rng: SplitMix64::new(seed), probes: Vec::new() }
+        FastestRanked { rng: SplitMix64::new(seed), probes: Vec::new(), ranked: Vec::new() }
     }
 
-    /// Rank weights for the usable, successfully probed backends: (index, weight).
-    fn weights(&self, c: &Candidates) -> Vec<(usize, u64)> {
-        let mut timed: Vec<(usize, Duration)> = c
-            .usable_indices()
-            .filter_map(|i| match self.probes.get(i).copied().flatten() {
-                Some(Ok(t)) => Some((i, t)),
+    fn rerank(&mut self) {
+        let mut timed: Vec<(usize, Duration)> = self
+            .probes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Some(Ok(t)) => Some((i, *t)),
                 _ => None,
             })
             .collect();
-        // Slowest first; equal times keep index order so the result is deterministic.
         timed.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        timed.iter().enumerate().map(|(k, &(i, _))| (i, k as u64 + 1)).collect()
+        self.ranked = timed.into_iter().map(|(i, _)| i).collect();
+    }
+
+    /// Rank weights for the usable, successfully probed backends: (index, weight).
+    #[cfg(test)]
+    fn weights(&self, c: &Candidates) -> Vec<(usize, u64)> {
+        self.ranked.iter().filter(|&&i| c.usable(i)).enumerate().map(|(k, &i)| (i, k as u64 + 1)).collect()
     }
 }
 
 impl Policy for FastestRanked {
     fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
-        let mut weighted = self.weights(c);
-        if weighted.is_empty() {
+        let ranked_usable = || self.ranked.iter().copied().filter(|&i| c.usable(i));
+        let m = ranked_usable().count() as u64;
+        if m == 0 {
             // No usable backend has passed a probe (none measured yet, or a
             // wrong --probe-path): share equally rather than refuse all traffic.
-            weighted = c.usable_indices().map(|i| (i, 1)).collect();
+            let n = c.usable_indices().count() as u64;
+            if n == 0 {
+                return None;
+            }
+            return c.usable_indices().nth(self.rng.below(n) as usize);
         }
-        let total: u64 = weighted.iter().map(|w| w.1).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut r = self.rng.below(total);
-        for (i, w) in weighted {
+        // Position k (1-based, slowest first) weighs k: the total is m(m+1)/2.
+        let mut r = self.rng.below(m * (m + 1) / 2);
+        for (k, i) in ranked_usable().enumerate() {
+            let w = k as u64 + 1;
             if r < w {
                 return Some(i);
             }
@@ -69,6 +81,7 @@ impl Policy for FastestRanked {
             self.probes.resize(i + 1, None);
         }
         self.probes[i] = Some(result.ok_or(()));
+        self.rerank();
     }
 }
 

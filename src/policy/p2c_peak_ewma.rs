@@ -36,17 +36,18 @@ impl P2cPeakEwma {
 
 impl Policy for P2cPeakEwma {
     fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
-        let usable: Vec<usize> = c.usable_indices().collect();
-        match usable.len() {
+        // Counted and indexed in place: no allocation on the request path.
+        match c.usable_indices().count() {
             0 => None,
-            1 => Some(usable[0]),
+            1 => c.usable_indices().next(),
             n => {
                 let a = self.rng.below(n as u64) as usize;
                 let mut b = self.rng.below(n as u64 - 1) as usize;
                 if b >= a {
                     b += 1;
                 }
-                let (x, y) = (usable[a], usable[b]);
+                let x = c.usable_indices().nth(a)?;
+                let y = c.usable_indices().nth(b)?;
                 Some(if self.cost(c, y) < self.cost(c, x) { y } else { x })
             }
         }
