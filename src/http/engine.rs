@@ -215,6 +215,8 @@ pub struct HttpEngine {
     deadlines: Deadlines,
     serial: u64,
     ready_again: Vec<usize>,
+    /// The previous round's `ready_again`, swapped in so neither is reallocated.
+    running_again: Vec<usize>,
     access_log: Option<BufWriter<File>>,
     draining: bool,
 }
@@ -229,6 +231,7 @@ impl HttpEngine {
             deadlines: BinaryHeap::new(),
             serial: 0,
             ready_again: Vec::new(),
+            running_again: Vec::new(),
             access_log: access_log.map(BufWriter::new),
             draining: false,
         }
@@ -329,10 +332,13 @@ impl HttpEngine {
 
     /// Clients whose round budget ran out last time.
     pub fn run_ready_again(&mut self, ctx: &mut Ctx) {
-        let keys = std::mem::take(&mut self.ready_again);
-        for k in keys {
+        std::mem::swap(&mut self.ready_again, &mut self.running_again);
+        let mut keys = std::mem::take(&mut self.running_again);
+        for &k in &keys {
             self.drive(k, ctx);
         }
+        keys.clear();
+        self.running_again = keys;
     }
 
     /// Stop taking new requests: idle keep-alive clients are closed now,
