@@ -116,6 +116,15 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Reply> {
     serde_json::from_slice(body).map_err(|e| Reply::failure(400, &format!("malformed JSON body: {e}")))
 }
 
+/// `{"n": N, "hostnames": [...]}`: N, and the hostnames as addresses (at most N).
+fn membership(body: &[u8], which: &str) -> Result<(usize, Vec<SocketAddr>), Reply> {
+    let m: Membership = parse_json(body)?;
+    if m.hostnames.len() > m.n {
+        return Err(Reply::failure(400, &format!("Length of hostname list is more than {which} instances")));
+    }
+    Ok((m.n, parse_addrs(&m.hostnames)?))
+}
+
 fn parse_addrs(names: &[String]) -> Result<Vec<SocketAddr>, Reply> {
     names.iter().map(|n| parse_backend_list(n).map(|l| l.0[0].addr).map_err(|e| Reply::failure(400, &e))).collect()
 }
@@ -137,19 +146,13 @@ pub fn route(method: &str, path: &str, body: &[u8]) -> Result<Command, Reply> {
         "/metrics" => allow(&["GET"]).map(|_| Command::Metrics),
         "/add" => {
             allow(&["POST"])?;
-            let m: Membership = parse_json(body)?;
-            if m.hostnames.len() > m.n {
-                return Err(Reply::failure(400, "Length of hostname list is more than newly added instances"));
-            }
-            Ok(Command::Add { n: m.n, hostnames: parse_addrs(&m.hostnames)? })
+            let (n, hostnames) = membership(body, "newly added")?;
+            Ok(Command::Add { n, hostnames })
         }
         "/rm" => {
             allow(&["DELETE", "POST"])?;
-            let m: Membership = parse_json(body)?;
-            if m.hostnames.len() > m.n {
-                return Err(Reply::failure(400, "Length of hostname list is more than removable instances"));
-            }
-            Ok(Command::Remove { n: m.n, hostnames: parse_addrs(&m.hostnames)? })
+            let (n, hostnames) = membership(body, "removable")?;
+            Ok(Command::Remove { n, hostnames })
         }
         "/policy" => {
             allow(&["PUT", "POST"])?;
