@@ -398,13 +398,8 @@ fn is_zombie(pid: i32) -> bool {
 fn random_bytes_at_the_admin_port_get_json_errors_and_it_keeps_serving() {
     let b = stream_backend(1);
     let (mut lb, a) = proxy_with_admin("round_robin", &[b.addr], &[]);
-    let mut rng = 0x9e37_79b9u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = XorShift(0x9e37_79b9u64);
+    let mut next = || rng.next();
     for i in 0..100 {
         let len = (next() % 200) as usize;
         let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();

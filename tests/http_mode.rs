@@ -407,13 +407,8 @@ fn a_128mib_upload_streams_in_bounded_memory() {
 fn random_bytes_from_clients_never_take_the_proxy_down() {
     let (_b, addrs) = backends(1, &[]);
     let mut lb = http_proxy(&addrs, &["--request-timeout", "2s"]);
-    let mut rng = 0x1234_5678u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = XorShift(0x1234_5678u64);
+    let mut next = || rng.next();
     for _ in 0..150 {
         let len = (next() % 300) as usize;
         let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();

@@ -328,13 +328,8 @@ fn a_low_descriptor_limit_caps_sessions_and_the_proxy_recovers() {
 fn random_bytes_and_abrupt_closes_leave_tcp_mode_serving() {
     let b = stream_backend(1);
     let mut lb = lbproxy("round_robin", &[b.addr], &[]);
-    let mut rng = 0xdead_beefu64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = XorShift(0xdead_beefu64);
+    let mut next = || rng.next();
     for _ in 0..100 {
         let mut s = connect(lb.addr);
         let junk: Vec<u8> = (0..(next() % 4096)).map(|_| next() as u8).collect();

@@ -261,3 +261,15 @@ pub fn pattern_sha256(seed: u64, size: u64) -> Vec<u8> {
     }
     h.finalize().to_vec()
 }
+
+/// xorshift64: a seeded stream of junk for the random-input tests.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
