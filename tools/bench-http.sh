@@ -26,26 +26,36 @@ ulimit -n "$(ulimit -Hn)"
 cargo build --release --quiet --bin lbproxy --examples
 rel=target/release
 
-H1=$(free_port); H2=$(free_port)
-if [[ $BACKEND_KIND == nginx ]]; then
-  mkdir -p "$work/origin"
-  cat >"$work/origin.conf" <<CFG
+# nginx_conf DIR: write DIR/nginx.conf for a private nginx instance (one
+# worker, every file under DIR) with standard input as the inside of http {}.
+nginx_conf() {
+  mkdir -p "$1"
+  {
+    cat <<CFG
 worker_processes 1;
-pid $work/origin/nginx.pid;
-error_log $work/origin/error.log;
+pid $1/nginx.pid;
+error_log $1/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $work/origin/body;
-  proxy_temp_path $work/origin/proxy;
-  fastcgi_temp_path $work/origin/fastcgi;
-  uwsgi_temp_path $work/origin/uwsgi;
-  scgi_temp_path $work/origin/scgi;
+  client_body_temp_path $1/body;
+  proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fastcgi;
+  uwsgi_temp_path $1/uwsgi;
+  scgi_temp_path $1/scgi;
+CFG
+    cat
+    echo "}"
+  } >"$1/nginx.conf"
+}
+
+H1=$(free_port); H2=$(free_port)
+if [[ $BACKEND_KIND == nginx ]]; then
+  nginx_conf "$work/origin" <<CFG
   server { listen 127.0.0.1:$H1; location / { add_header X-Server 1; return 200 "Hello from server 1"; } }
   server { listen 127.0.0.1:$H2; location / { add_header X-Server 2; return 200 "Hello from server 2"; } }
-}
 CFG
-  start "$LOAD_CPU" nginx -c "$work/origin.conf" -g 'daemon off;'
+  start "$LOAD_CPU" nginx -c "$work/origin/nginx.conf" -g 'daemon off;'
 else
   start "$LOAD_CPU" $rel/examples/http_backend --port "$H1" --id 1
   start "$LOAD_CPU" $rel/examples/http_backend --port "$H2" --id 2
@@ -79,19 +89,7 @@ backend be
 CFG
 start "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db
 
-mkdir -p "$work/nginx"
-cat >"$work/nginx.conf" <<CFG
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
+nginx_conf "$work/nginx" <<CFG
   upstream ka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; keepalive 64; }
   upstream noka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; }
   server {
@@ -110,9 +108,8 @@ http {
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
   }
-}
 CFG
-start "$PROXY_CPU" nginx -c "$work/nginx.conf" -g 'daemon off;'
+start "$PROXY_CPU" nginx -c "$work/nginx/nginx.conf" -g 'daemon off;'
 for p in $LB_KA $LB_PR $HA $NG_KA $NG_NOKA; do wait_port "$p"; done
 
 init_results
