@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -143,7 +143,10 @@ impl Reactor {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
         let local_addr = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        // SIGHUP is caught only so that it does not kill (its default action);
+        // SIGPIPE is already ignored by the Rust runtime, so a write to a
+        // closed peer is an EPIPE error, not death.
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         let now = Instant::now();
         let http = match config.http_settings() {
@@ -554,6 +557,10 @@ impl Reactor {
 
     fn on_signals(&mut self) {
         for sig in self.signals.pending() {
+            if sig == SIGHUP {
+                warn!("SIGHUP received: reload is not supported yet; ignoring");
+                continue;
+            }
             if self.drain_until.is_some() {
                 warn!("second signal {sig}: exiting now");
                 self.drain_until = Some(self.now);
