@@ -135,6 +135,10 @@ impl Chunked {
                     }
                     if b == b'\r' {
                         self.state = ChunkState::SizeLf;
+                    } else if is_control(b) {
+                        // A bare LF here ends the line for a lenient next hop
+                        // but not for us: the two would disagree on the body.
+                        return Err(FramingError("control byte in chunk extension"));
                     }
                 }
                 ChunkState::SizeLf => {
@@ -157,8 +161,11 @@ impl Chunked {
                     self.state = ChunkState::Size { digits: 0 };
                 }
                 ChunkState::TrailerLineStart => {
-                    self.state =
-                        if b == b'\r' { ChunkState::TrailerLf { empty: true } } else { ChunkState::TrailerLine };
+                    self.state = match b {
+                        b'\r' => ChunkState::TrailerLf { empty: true },
+                        _ if is_control(b) => return Err(FramingError("control byte in trailer")),
+                        _ => ChunkState::TrailerLine,
+                    };
                 }
                 ChunkState::TrailerLine => {
                     self.line_len += 1;
@@ -167,6 +174,8 @@ impl Chunked {
                     }
                     if b == b'\r' {
                         self.state = ChunkState::TrailerLf { empty: false };
+                    } else if is_control(b) {
+                        return Err(FramingError("control byte in trailer"));
                     }
                 }
                 ChunkState::TrailerLf { empty } => {
@@ -184,6 +193,12 @@ impl Chunked {
         }
         Ok((i, false))
     }
+}
+
+/// Bytes no extension or trailer may hold (RFC 9110 5.5: field values are
+/// visible characters, space and tab). LF is among them: lines end in CRLF.
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -271,5 +286,25 @@ mod tests {
         assert!(BodyFraming::chunked().advance(b"3\r\nabcX").is_err());
         assert!(BodyFraming::chunked().advance(b"ffffffffffffffffff\r\n").is_err());
         assert!(BodyFraming::chunked().advance(b"\r\n").is_err());
+    }
+
+    #[test]
+    fn bare_lf_never_ends_a_line() {
+        // Each would end the body early for a peer that accepts LF line ends,
+        // and what follows would reach it as a request the proxy never parsed.
+        for bad in [
+            &b"0;a\n\nGET /SMUGGLED HTTP/1.1\r\n"[..],
+            b"0\r\n\nGET /SMUGGLED HTTP/1.1\r\n",
+            b"0\r\nX: y\n\r\n",
+            b"5;ext\nhello\r\n0\r\n\r\n",
+            b"5\nhello\r\n",
+            b"0;a\x00\r\n\r\n",
+        ] {
+            assert!(BodyFraming::chunked().advance(bad).is_err(), "{:?} accepted", String::from_utf8_lossy(bad));
+        }
+        let good = b"5;name=\"v\"\t\r\nhello\r\n0\r\nX: a\tb\r\n\r\n";
+        let mut f = BodyFraming::chunked();
+        assert_eq!(f.advance(good).unwrap(), good.len());
+        assert!(f.is_done());
     }
 }

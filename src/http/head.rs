@@ -105,16 +105,30 @@ fn connection_tokens(headers: &[httparse::Header]) -> Vec<String> {
         .collect()
 }
 
+/// Headers a `Connection` option may not remove: they decide where the
+/// message ends (RFC 9110 7.6.1), so stripping them after the proxy framed the
+/// body would let the next hop read the body as another message (smuggling).
+const END_TO_END: [&str; 3] = ["content-length", "transfer-encoding", "host"];
+
+/// Refuse a message whose `Connection` header names a framing header.
+fn check_connection_options(conn_tokens: &[String]) -> Result<(), &'static str> {
+    if conn_tokens.iter().any(|t| END_TO_END.contains(&t.as_str())) {
+        return Err("Connection names Content-Length, Transfer-Encoding or Host");
+    }
+    Ok(())
+}
+
 fn is_hop_by_hop(name: &str, conn_tokens: &[String]) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) || conn_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
 }
 
 /// Content-Length and Transfer-Encoding, checked as RFC 9112 6.3 asks so
 /// that the proxy and the backend cannot disagree on where a body ends.
-fn body_framing(headers: &[httparse::Header]) -> Result<Option<BodyFraming>, &'static str> {
+fn body_framing(headers: &[httparse::Header], minor: u8) -> Result<Option<BodyFraming>, &'static str> {
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut te_seen = false;
+    let mut chunked_count = 0;
     for h in headers {
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(h.value).map_err(|_| "bad Content-Length")?.trim();
@@ -129,8 +143,18 @@ fn body_framing(headers: &[httparse::Header]) -> Result<Option<BodyFraming>, &'s
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             te_seen = true;
             let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            chunked_count += v.split(',').filter(|c| c.trim() == "chunked").count();
             chunked = v.split(',').map(str::trim).next_back() == Some("chunked");
         }
+    }
+    // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+    // framing (1.0 peers may ignore the header and read the body as messages).
+    if te_seen && minor == 0 {
+        return Err("Transfer-Encoding in an HTTP/1.0 message");
+    }
+    // RFC 9112 6.1: chunked must not be applied more than once.
+    if chunked_count > 1 {
+        return Err("chunked applied more than once");
     }
     match (te_seen, chunked, length) {
         (true, _, Some(_)) => Err("both Transfer-Encoding and Content-Length"),
@@ -204,11 +228,12 @@ pub fn parse_request_keyed(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Bad("incomplete request line"));
     };
-    let framing = body_framing(req.headers).map_err(HeadError::Bad)?.unwrap_or(BodyFraming::Done);
+    let framing = body_framing(req.headers, minor).map_err(HeadError::Bad)?.unwrap_or(BodyFraming::Done);
     if minor == 1 && !req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("host")) {
         return Err(HeadError::Bad("HTTP/1.1 request without Host"));
     }
     let tokens = connection_tokens(req.headers);
+    check_connection_options(&tokens).map_err(HeadError::Bad)?;
     let keep_alive =
         if minor == 0 { tokens.iter().any(|t| t == "keep-alive") } else { !tokens.iter().any(|t| t == "close") };
 
@@ -279,9 +304,10 @@ pub fn parse_response(buf: &[u8], max_head: usize, request_is_head: bool) -> Res
         return Err(HeadError::Bad("incomplete status line"));
     };
     let tokens = connection_tokens(resp.headers);
+    check_connection_options(&tokens).map_err(HeadError::Bad)?;
     let backend_closes =
         tokens.iter().any(|t| t == "close") || (minor == 0 && !tokens.iter().any(|t| t == "keep-alive"));
-    let declared = body_framing(resp.headers).map_err(HeadError::Bad)?;
+    let declared = body_framing(resp.headers, minor).map_err(HeadError::Bad)?;
     let no_body = request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
     let framing = if no_body { BodyFraming::Done } else { declared.unwrap_or(BodyFraming::UntilClose) };
 
@@ -410,6 +436,30 @@ mod tests {
         ] {
             assert!(matches!(req(bad), Err(HeadError::Bad(_))), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn framing_headers_named_in_connection_are_refused() {
+        for bad in [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 35\r\nConnection: Content-Length\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, transfer-encoding\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: HOST\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(matches!(req(bad), Err(HeadError::Bad(_))), "{bad:?} accepted");
+        }
+        let resp = |s: &str| parse_response(s.as_bytes(), 65536, false);
+        assert!(resp("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: Content-Length\r\n\r\n").is_err());
+        assert!(
+            resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n").is_err()
+        );
+        assert!(resp("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+        // Other options are still removed, with the header they name.
+        let h = req("GET / HTTP/1.1\r\nHost: x\r\nConnection: X-A\r\nX-A: 1\r\n\r\n").unwrap().unwrap();
+        assert!(!backend_bytes(&h, true).contains("X-A"));
     }
 
     #[test]
