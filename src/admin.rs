@@ -117,12 +117,21 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Reply> {
 }
 
 /// `{"n": N, "hostnames": [...]}`: N, and the hostnames as addresses (at most N).
+/// A backend named twice (in any spelling of its address) is one instance:
+/// it is listed once and counts once toward N, so it neither gets double
+/// weight nor makes /add spawn or /rm take one more.
 fn membership(body: &[u8], which: &str) -> Result<(usize, Vec<SocketAddr>), Reply> {
     let m: Membership = parse_json(body)?;
     if m.hostnames.len() > m.n {
         return Err(Reply::failure(400, &format!("Length of hostname list is more than {which} instances")));
     }
-    Ok((m.n, parse_addrs(&m.hostnames)?))
+    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(m.hostnames.len());
+    for a in parse_addrs(&m.hostnames)? {
+        if !addrs.contains(&a) {
+            addrs.push(a);
+        }
+    }
+    Ok((m.n - (m.hostnames.len() - addrs.len()), addrs))
 }
 
 fn parse_addrs(names: &[String]) -> Result<Vec<SocketAddr>, Reply> {
@@ -462,6 +471,8 @@ mod tests {
         assert_eq!(route("GET", "/stats?x=1", b""), Ok(Command::Stats));
         let add = route("POST", "/add", br#"{"n":2,"hostnames":["127.0.0.1:8004"]}"#).unwrap();
         assert_eq!(add, Command::Add { n: 2, hostnames: vec!["127.0.0.1:8004".parse().unwrap()] });
+        let twice = route("POST", "/add", br#"{"n":3,"hostnames":["127.0.0.1:8004","127.0.0.1:8004"]}"#).unwrap();
+        assert_eq!(twice, Command::Add { n: 2, hostnames: vec!["127.0.0.1:8004".parse().unwrap()] });
         let too_many = route("POST", "/add", br#"{"n":1,"hostnames":["127.0.0.1:1","127.0.0.1:2"]}"#).unwrap_err();
         assert_eq!(too_many.status, 400);
         assert!(too_many.body.contains("Length of hostname list is more than newly added instances"));

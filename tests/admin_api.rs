@@ -424,3 +424,28 @@ fn random_bytes_at_the_admin_port_get_json_errors_and_it_keeps_serving() {
     assert_eq!(replicas(a), [b.addr.to_string()]);
     assert_eq!(who(lb.addr), 1);
 }
+
+#[test]
+fn a_backend_named_twice_in_one_request_counts_once() {
+    let (b1, b2) = (stream_backend(1), stream_backend(2));
+    let (lb, a) = proxy_with_admin("round_robin", &[b1.addr], &[]);
+    let twice = format!(r#"{{"n":2,"hostnames":["{0}","{0}"]}}"#, b2.addr);
+    let (st, body) = admin(a, "POST", "/add", &twice);
+    assert_eq!((st, json(&body)["message"]["N"].as_u64()), (200, Some(2)), "{body}");
+    assert_eq!(replicas(a), [b1.addr.to_string(), b2.addr.to_string()]);
+    let (_, stats) = admin(a, "GET", "/stats", "");
+    let listed: Vec<String> =
+        json(&stats)["backends"].as_array().unwrap().iter().map(|b| b["address"].as_str().unwrap().into()).collect();
+    assert_eq!(listed, [b1.addr.to_string(), b2.addr.to_string()], "{stats}");
+    // Listed twice, b2 would get two sessions in every three.
+    let mut served = [0; 2];
+    for _ in 0..6 {
+        served[who(lb.addr) as usize - 1] += 1;
+    }
+    assert_eq!(served, [3, 3], "sessions per backend");
+
+    // /rm reads the same body: the repeat does not take one more backend with it.
+    let (st, body) = admin(a, "DELETE", "/rm", &twice);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(replicas(a), [b1.addr.to_string()]);
+}
