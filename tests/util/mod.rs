@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 /// How long any single wait in a test may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The lbproxy under test: the one cargo built, or `LBPROXY_BIN` (read at run
+/// time) to run the suite against another build, e.g. an older commit's.
 pub fn lbproxy_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lbproxy"))
+    std::env::var_os("LBPROXY_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lbproxy")), PathBuf::from)
 }
 
 /// Examples are built by `cargo test` next to the test binaries' `deps/`.
