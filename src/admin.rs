@@ -202,6 +202,10 @@ pub struct StatsView<'a> {
     pub policy: &'a str,
     pub uptime: Duration,
     pub open_clients: usize,
+    /// Buffers out of the pool (0 when nothing is in flight: a leak shows here).
+    pub buffers_in_use: usize,
+    /// Entries in the timer queues.
+    pub timers_pending: usize,
 }
 
 pub fn stats_json(v: &StatsView) -> Value {
@@ -232,6 +236,8 @@ pub fn stats_json(v: &StatsView) -> Value {
         "mode": v.mode,
         "policy": v.policy,
         "open_clients": v.open_clients,
+        "buffers_in_use": v.buffers_in_use,
+        "timers_pending": v.timers_pending,
         "backends": backends,
         "totals": {
             "active": sum(|b| b.stats.active),
@@ -254,6 +260,12 @@ pub fn metrics_text(v: &StatsView) -> String {
     let _ = writeln!(out, "# HELP lbproxy_open_clients Client connections open now.");
     let _ = writeln!(out, "# TYPE lbproxy_open_clients gauge");
     let _ = writeln!(out, "lbproxy_open_clients {}", v.open_clients);
+    let _ = writeln!(out, "# HELP lbproxy_buffers_in_use Buffers taken from the pool now.");
+    let _ = writeln!(out, "# TYPE lbproxy_buffers_in_use gauge");
+    let _ = writeln!(out, "lbproxy_buffers_in_use {}", v.buffers_in_use);
+    let _ = writeln!(out, "# HELP lbproxy_timers_pending Entries in the timer queues.");
+    let _ = writeln!(out, "# TYPE lbproxy_timers_pending gauge");
+    let _ = writeln!(out, "lbproxy_timers_pending {}", v.timers_pending);
     type Metric = (&'static str, &'static str, &'static str, fn(&Backend) -> u64);
     let metrics: [Metric; 8] = [
         ("lbproxy_backend_up", "gauge", "1 when the backend accepts new sessions.", |b| u64::from(b.accepts_new())),
@@ -499,6 +511,8 @@ mod tests {
             policy: "round_robin",
             uptime: Duration::from_secs(2),
             open_clients: 0,
+            buffers_in_use: 0,
+            timers_pending: 0,
         };
         let text = metrics_text(&view);
         assert!(

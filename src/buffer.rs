@@ -1,21 +1,61 @@
-//! Fixed-size byte buffers and the pool they come from.
+//! Byte buffers and the pool they come from.
 //!
 //! A session takes a buffer only while bytes are in flight in that direction
-//! and gives it back as soon as it is empty, so an idle session holds none.
-//! The pool keeps a bounded number of free buffers for reuse and frees the
-//! rest, so a burst does not pin its peak memory forever.
+//! and drops it as soon as it is empty, so an idle session holds none. A
+//! buffer goes back to its pool in `Drop`: no path (error, retry, reset) can
+//! forget to return it, and `in_use` is exact. The pool keeps a bounded
+//! number of free buffers for reuse and frees the rest, so a burst does not
+//! pin its peak memory forever.
+//!
+//! Two sizes: full buffers for bodies and byte pipes, and small ones for
+//! request heads, which are usually short and may sit half-read for a long
+//! time (slow clients); a head that outgrows its small buffer is moved into
+//! a full one (`BufferPool::enlarge`).
 
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
+use std::rc::Rc;
+
+/// Size of the buffers request heads are first read into.
+pub const SMALL_BUFFER: usize = 4 * 1024;
+
+/// The free buffers of one size, shared by the pool and its buffers.
+struct Shelf {
+    size: usize,
+    keep_free: usize,
+    free: RefCell<Vec<Box<[u8]>>>,
+    in_use: Cell<usize>,
+}
+
+impl Shelf {
+    fn take(self: &Rc<Shelf>) -> Buffer {
+        self.in_use.set(self.in_use.get() + 1);
+        let data = self.free.borrow_mut().pop().unwrap_or_else(|| vec![0; self.size].into_boxed_slice());
+        Buffer { data, start: 0, end: 0, shelf: Rc::clone(self) }
+    }
+}
 
 pub struct Buffer {
     data: Box<[u8]>,
     start: usize,
     end: usize,
+    shelf: Rc<Shelf>,
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let shelf = &self.shelf;
+        shelf.in_use.set(shelf.in_use.get() - 1);
+        let mut free = shelf.free.borrow_mut();
+        if free.len() < shelf.keep_free {
+            free.push(std::mem::take(&mut self.data));
+        }
+    }
 }
 
 impl Buffer {
-    fn new(size: usize) -> Buffer {
-        Buffer { data: vec![0; size].into_boxed_slice(), start: 0, end: 0 }
+    pub fn capacity(&self) -> usize {
+        self.data.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,39 +116,47 @@ impl Buffer {
     }
 }
 
+/// Hands out buffers; cheap to share, since buffers find their way back alone.
 pub struct BufferPool {
-    size: usize,
-    free: Vec<Buffer>,
-    keep_free: usize,
-    in_use: usize,
+    full: Rc<Shelf>,
+    small: Rc<Shelf>,
 }
 
 impl BufferPool {
-    /// Buffers of `size` bytes; at most `keep_free` idle ones are kept.
+    /// Buffers of `size` bytes (and small head buffers); at most `keep_free`
+    /// idle ones of each size are kept.
     pub fn new(size: usize, keep_free: usize) -> BufferPool {
-        BufferPool { size, free: Vec::new(), keep_free, in_use: 0 }
+        let shelf = |size| Rc::new(Shelf { size, keep_free, free: RefCell::new(Vec::new()), in_use: Cell::new(0) });
+        BufferPool { full: shelf(size), small: shelf(SMALL_BUFFER.min(size)) }
     }
 
     pub fn buffer_size(&self) -> usize {
-        self.size
+        self.full.size
     }
 
+    /// Buffers out of the pool right now, of both sizes.
     pub fn in_use(&self) -> usize {
-        self.in_use
+        self.full.in_use.get() + self.small.in_use.get()
     }
 
-    pub fn take(&mut self) -> Buffer {
-        self.in_use += 1;
-        self.free.pop().unwrap_or_else(|| Buffer::new(self.size))
+    pub fn take(&self) -> Buffer {
+        self.full.take()
     }
 
-    pub fn give(&mut self, mut b: Buffer) {
-        self.in_use -= 1;
-        if self.free.len() < self.keep_free {
-            b.start = 0;
-            b.end = 0;
-            self.free.push(b);
+    /// A small buffer, for a request head.
+    pub fn take_small(&self) -> Buffer {
+        self.small.take()
+    }
+
+    /// `b`'s bytes in a full-size buffer (`b` itself if it is one already).
+    pub fn enlarge(&self, b: Buffer) -> Buffer {
+        if b.capacity() >= self.full.size {
+            return b;
         }
+        let mut big = self.full.take();
+        big.data[..b.len()].copy_from_slice(b.data());
+        big.end = b.len();
+        big
     }
 }
 
@@ -118,7 +166,7 @@ mod tests {
 
     #[test]
     fn fill_and_drain_rewinds() {
-        let mut pool = BufferPool::new(8, 1);
+        let pool = BufferPool::new(8, 1);
         let mut b = pool.take();
         let mut src: &[u8] = b"abcdefghij";
         assert_eq!(b.fill_from(&mut src).unwrap(), 8);
@@ -132,17 +180,33 @@ mod tests {
         assert!(b.is_empty());
         assert_eq!(b.space(), 8);
         assert_eq!(out, b"defgh");
-        pool.give(b);
+        drop(b);
         assert_eq!(pool.in_use(), 0);
     }
 
     #[test]
     fn pool_keeps_at_most_keep_free() {
-        let mut pool = BufferPool::new(16, 1);
+        let pool = BufferPool::new(16, 1);
         let (a, b) = (pool.take(), pool.take());
         assert_eq!(pool.in_use(), 2);
-        pool.give(a);
-        pool.give(b);
-        assert_eq!(pool.free.len(), 1);
+        drop(a);
+        drop(b);
+        assert_eq!(pool.in_use(), 0);
+        assert_eq!(pool.full.free.borrow().len(), 1);
+    }
+
+    #[test]
+    fn enlarge_keeps_the_bytes_and_returns_the_small_one() {
+        let pool = BufferPool::new(SMALL_BUFFER * 4, 4);
+        let mut small = pool.take_small();
+        let mut src: &[u8] = b"GET / HTTP/1.1\r\n";
+        small.fill_from(&mut src).unwrap();
+        small.consume(4);
+        assert_eq!(pool.in_use(), 1);
+        let big = pool.enlarge(small);
+        assert_eq!(big.data(), b"/ HTTP/1.1\r\n");
+        assert_eq!(big.capacity(), SMALL_BUFFER * 4);
+        assert_eq!(pool.in_use(), 1);
+        assert_eq!(pool.small.free.borrow().len(), 1);
     }
 }

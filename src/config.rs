@@ -105,9 +105,15 @@ pub struct Args {
     pub request_timeout: Duration,
 
     /// HTTP mode: a backend that has not started its response this long
-    /// after the request arrived gets the client a 504.
+    /// after the request arrived gets the client a 504; an exchange on which
+    /// no byte moves either way for this long (a stalled body) is cut.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub backend_timeout: Duration,
+
+    /// HTTP and redirect modes: close a keep-alive client that has not started
+    /// a new request this long after its last response (0 = never).
+    #[arg(long, default_value = "75s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
 
     /// HTTP and redirect modes: append one CSV line per request to FILE
     /// (timestamp,client,method,path,backend,status,bytes,latency_us,reused).
@@ -284,6 +290,7 @@ pub struct Config {
     pub max_header_size: usize,
     pub backend_timeout: Duration,
     pub request_timeout: Duration,
+    pub keepalive_timeout: Option<Duration>,
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
     pub fail_policy: FailPolicy,
@@ -320,6 +327,7 @@ impl Config {
             max_header_size: 64 * 1024,
             backend_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
+            keepalive_timeout: Some(Duration::from_secs(75)),
             access_log: None,
             redirect_code: 301,
             fail_policy: FailPolicy::default(),
@@ -352,6 +360,7 @@ impl Config {
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
             request_timeout: self.request_timeout,
+            keepalive_timeout: self.keepalive_timeout,
             hash_key: self.hash_key.clone(),
         })
     }
@@ -379,6 +388,7 @@ impl From<Args> for Config {
             max_header_size: a.max_header_size,
             backend_timeout: a.backend_timeout,
             request_timeout: a.request_timeout,
+            keepalive_timeout: nonzero(a.keepalive_timeout),
             access_log: a.access_log,
             redirect_code: a.redirect_code,
             fail_policy: FailPolicy { max_fails: a.max_fails, fail_timeout: a.fail_timeout },

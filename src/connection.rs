@@ -53,6 +53,12 @@ pub(crate) fn classify(r: io::Result<usize>) -> Io {
     }
 }
 
+/// The process (or system) is out of descriptors or socket memory: the
+/// proxy's own condition, never a backend's failure.
+pub(crate) fn is_descriptor_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
 /// One direction of a session: bytes read from `src` waiting to reach `dst`.
 #[derive(Default)]
 pub struct Pipe {
@@ -64,9 +70,10 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    pub fn release(&mut self, pool: &mut BufferPool) {
-        if let Some(b) = self.buf.take() {
-            pool.give(b);
+    /// Drop the buffer (it returns to its pool) once it holds nothing.
+    fn release_if_empty(&mut self) {
+        if self.buf.as_ref().is_some_and(Buffer::is_empty) {
+            self.buf = None;
         }
     }
 
@@ -83,7 +90,7 @@ impl Pipe {
         src_ready: &mut Ready,
         dst: &mut TcpStream,
         dst_ready: &mut Ready,
-        pool: &mut BufferPool,
+        pool: &BufferPool,
         budget: &mut u32,
     ) -> io::Result<u64> {
         let mut written = 0u64;
@@ -108,9 +115,7 @@ impl Pipe {
                     }
                 }
             }
-            if self.buf.as_ref().is_some_and(Buffer::is_empty) {
-                self.release(pool);
-            }
+            self.release_if_empty();
 
             if !self.eof && src_ready.readable && *budget > 0 {
                 let buf = self.buf.get_or_insert_with(|| pool.take());
@@ -135,9 +140,7 @@ impl Pipe {
                         Io::Failed(e) => return Err(e),
                     }
                 }
-                if self.buf.as_ref().is_some_and(Buffer::is_empty) {
-                    self.release(pool);
-                }
+                self.release_if_empty();
             }
 
             if !progressed {
@@ -216,7 +219,7 @@ pub struct Moved {
 impl Session {
     /// Drive both directions. At most `budget` reads are done, so that one
     /// fast session cannot starve the others within one poll round.
-    pub fn step(&mut self, pool: &mut BufferPool, mut budget: u32, moved: &mut Moved) -> Step {
+    pub fn step(&mut self, pool: &BufferPool, mut budget: u32, moved: &mut Moved) -> Step {
         let up = self.up.pump(
             &mut self.client,
             &mut self.client_ready,
@@ -268,11 +271,10 @@ impl Session {
         Step::Open { more }
     }
 
-    /// Give back buffers; on failure make both peers see a reset rather
-    /// than a clean end, so a truncated transfer is never mistaken for a whole one.
-    pub fn close(mut self, pool: &mut BufferPool, abort: bool) {
-        self.up.release(pool);
-        self.down.release(pool);
+    /// Close both sockets (buffers go back to the pool when dropped); on
+    /// failure make both peers see a reset rather than a clean end, so a
+    /// truncated transfer is never mistaken for a whole one.
+    pub fn close(self, abort: bool) {
         if abort {
             let _ = socket2::SockRef::from(&self.client).set_linger(Some(std::time::Duration::ZERO));
             let _ = socket2::SockRef::from(&self.backend).set_linger(Some(std::time::Duration::ZERO));

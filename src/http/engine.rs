@@ -15,20 +15,21 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufWriter, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use slab::Slab;
 
-use super::framing::BodyFraming;
+use super::access_log::{AccessLog, Entry};
+use super::exchange::Exchange;
 use super::head::{self, HashKey, HeadError, RequestHead};
 use crate::backend::Backend;
 use crate::buffer::{Buffer, BufferPool};
-use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
+use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify, is_descriptor_exhaustion};
 use crate::policy::{Candidates, PickKey, Policy};
 use crate::tokens::Owner;
 
@@ -63,6 +64,8 @@ pub struct HttpSettings {
     /// A request head must be complete this long after the connection
     /// opened or the head's first byte arrived (slow-header defence).
     pub request_timeout: Duration,
+    /// An idle keep-alive client is closed after this long.
+    pub keepalive_timeout: Option<Duration>,
     /// What hashing policies key on instead of the client address.
     pub hash_key: Option<HashKey>,
 }
@@ -72,26 +75,14 @@ pub struct Ctx<'a> {
     pub registry: &'a Registry,
     pub backends: &'a mut [Backend],
     pub policy: &'a mut dyn Policy,
-    pub pool: &'a mut BufferPool,
+    pub pool: &'a BufferPool,
     pub now: Instant,
 }
-
-/// A stand-in where a `Ctx` is needed but nothing is chosen.
-struct NoPolicy;
-
-impl Policy for NoPolicy {
-    fn pick(&mut self, _: &PickKey, _: &Candidates) -> Option<usize> {
-        None
-    }
-}
-
-/// Largest response body copied behind its head into one write.
-const COALESCE_MAX: usize = 16 * 1024;
 
 /// Rounds of work per client per wake-up before yielding to others.
 const ROUNDS: u32 = 32;
 
-enum ClientPhase {
+pub(super) enum ClientPhase {
     /// Waiting for (or reading) the next request head.
     Head,
     /// A request is in flight.
@@ -100,71 +91,53 @@ enum ClientPhase {
     Closing,
 }
 
-struct Exchange {
-    conn: usize,
-    backend: usize,
-    head: RequestHead,
-    req_body: BodyFraming,
-    /// Request head fully written to the backend.
-    head_sent: bool,
-    /// Request body bytes written so far (a retry is only safe before any).
-    body_sent: u64,
-    resp: Option<Resp>,
-    sent_at: Option<Instant>,
-    first_byte: Option<Instant>,
-    resp_bytes: u64,
-    reused: bool,
-    tried: Vec<usize>,
-    serial: u64,
-}
-
-struct Resp {
-    status: u16,
-    framing: BodyFraming,
-    backend_closes: bool,
-    client_close: bool,
-}
-
-struct Client {
-    sock: TcpStream,
-    addr: SocketAddr,
-    ready: Ready,
-    rbuf: Option<Buffer>,
-    wbuf: Vec<u8>,
-    wpos: usize,
-    eof: bool,
-    phase: ClientPhase,
-    last_active: Instant,
+pub(super) struct Client {
+    pub sock: TcpStream,
+    pub addr: SocketAddr,
+    pub ready: Ready,
+    pub rbuf: Option<Buffer>,
+    pub wbuf: Vec<u8>,
+    pub wpos: usize,
+    pub eof: bool,
+    pub phase: ClientPhase,
+    /// Last time a byte moved for this client, either way (`--idle-timeout`).
+    pub last_active: Instant,
     /// When the head being read began (connection start, or its first byte
     /// after an exchange); `None` while idle between requests.
-    head_since: Option<Instant>,
+    pub head_since: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ConnPhase {
+pub(super) enum ConnPhase {
     Connecting { client: usize, attempt: u64 },
     Busy { client: usize },
     Idle { since: Instant },
 }
 
-struct BackendConn {
-    sock: TcpStream,
-    ready: Ready,
-    backend: usize,
-    phase: ConnPhase,
-    rbuf: Option<Buffer>,
-    wbuf: Vec<u8>,
-    wpos: usize,
-    eof: bool,
+/// A backend connection; its buffer goes back to the pool when it is dropped.
+pub(super) struct BackendConn {
+    pub sock: TcpStream,
+    pub ready: Ready,
+    pub backend: usize,
+    pub phase: ConnPhase,
+    pub rbuf: Option<Buffer>,
+    pub wbuf: Vec<u8>,
+    pub wpos: usize,
+    pub eof: bool,
 }
 
-/// Timers, ordered by deadline: (when, kind, key, serial).
-type Deadlines = BinaryHeap<Reverse<(Instant, u8, usize, u64)>>;
-const T_CONNECT: u8 = 0;
-const T_RESPONSE: u8 = 1;
+/// Connect deadlines: (when, connection key, attempt). The other timeouts
+/// are checked by `sweep` against times kept in the connections, so that
+/// nothing is queued per request.
+type Deadlines = BinaryHeap<Reverse<(Instant, usize, u64)>>;
+
+/// Connect deadlines of connections that completed stay queued until they
+/// are due; past this many beyond twice the live connections, the queue is
+/// compacted (amortized O(1) per connect, memory bounded by live ones).
+const DEADLINE_SLACK: usize = 1024;
 
 /// Write `data` once if the socket is writable; clears the flag when it fills.
-fn write_some(sock: &mut TcpStream, ready: &mut Ready, data: &[u8]) -> io::Result<usize> {
+pub(super) fn write_some(sock: &mut TcpStream, ready: &mut Ready, data: &[u8]) -> io::Result<usize> {
     if !ready.writable || data.is_empty() {
         return Ok(0);
     }
@@ -185,7 +158,7 @@ fn write_some(sock: &mut TcpStream, ready: &mut Ready, data: &[u8]) -> io::Resul
 }
 
 /// Read once into `buf` if readable and there is room. `Ok(true)` on EOF.
-fn read_some(sock: &mut TcpStream, ready: &mut Ready, buf: &mut Buffer) -> io::Result<(usize, bool)> {
+pub(super) fn read_some(sock: &mut TcpStream, ready: &mut Ready, buf: &mut Buffer) -> io::Result<(usize, bool)> {
     if !ready.readable || buf.is_full() {
         return Ok((0, false));
     }
@@ -207,18 +180,21 @@ fn read_some(sock: &mut TcpStream, ready: &mut Ready, buf: &mut Buffer) -> io::R
 }
 
 pub struct HttpEngine {
-    settings: HttpSettings,
-    clients: Slab<Client>,
-    conns: Slab<BackendConn>,
+    pub(super) settings: HttpSettings,
+    pub(super) clients: Slab<Client>,
+    pub(super) conns: Slab<BackendConn>,
     /// Idle connection keys per backend index, most recent last.
-    idle: Vec<Vec<usize>>,
+    pub(super) idle: Vec<Vec<usize>>,
     deadlines: Deadlines,
     serial: u64,
     ready_again: Vec<usize>,
     /// The previous round's `ready_again`, swapped in so neither is reallocated.
     running_again: Vec<usize>,
-    access_log: Option<BufWriter<File>>,
-    draining: bool,
+    pub(super) access_log: Option<AccessLog>,
+    pub(super) draining: bool,
+    /// A backend connect failed for want of descriptors since the reactor
+    /// last asked (it then pauses accepting).
+    out_of_descriptors: bool,
 }
 
 impl HttpEngine {
@@ -232,8 +208,9 @@ impl HttpEngine {
             serial: 0,
             ready_again: Vec::new(),
             running_again: Vec::new(),
-            access_log: access_log.map(BufWriter::new),
+            access_log: access_log.map(AccessLog::new),
             draining: false,
+            out_of_descriptors: false,
         }
     }
 
@@ -245,19 +222,10 @@ impl HttpEngine {
     }
 
     /// Close the pooled connections of a backend that left the list.
-    pub fn forget_backend(
-        &mut self,
-        idx: usize,
-        backends: &mut [Backend],
-        pool: &mut BufferPool,
-        registry: &Registry,
-        now: Instant,
-    ) {
+    pub fn forget_backend(&mut self, idx: usize) {
         let Some(list) = self.idle.get_mut(idx) else { return };
-        let keys = std::mem::take(list);
-        let mut ctx = Ctx { registry, backends, policy: &mut NoPolicy, pool, now };
-        for k in keys {
-            self.close_conn(k, &mut ctx);
+        for k in std::mem::take(list) {
+            self.conns.try_remove(k);
         }
     }
 
@@ -271,6 +239,16 @@ impl HttpEngine {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((t, ..))| *t)
+    }
+
+    /// Entries in the timer queue (bounded by live connections; in `/stats`).
+    pub fn timers_pending(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Whether a backend connect hit the descriptor limit since the last call.
+    pub fn take_out_of_descriptors(&mut self) -> bool {
+        std::mem::take(&mut self.out_of_descriptors)
     }
 
     pub fn accept(&mut self, mut sock: TcpStream, addr: SocketAddr, ctx: &mut Ctx) {
@@ -324,7 +302,7 @@ impl HttpEngine {
                 let mut probe = [0u8; 1];
                 match conn.sock.read(&mut probe) {
                     Err(e) if e.kind() == ErrorKind::WouldBlock => conn.ready.readable = false,
-                    _ => self.close_conn(key, ctx),
+                    _ => self.close_conn(key),
                 }
             }
         }
@@ -369,89 +347,39 @@ impl HttpEngine {
 
     pub fn flush_log(&mut self) {
         if let Some(l) = self.access_log.as_mut() {
-            let _ = l.flush();
+            l.flush();
+        }
+    }
+
+    pub(super) fn log_access(&mut self, entry: &Entry) {
+        if let Some(l) = self.access_log.as_mut() {
+            l.write(entry);
         }
     }
 
     pub fn on_timers(&mut self, ctx: &mut Ctx) {
-        let now = ctx.now;
-        while let Some(&Reverse((when, kind, key, serial))) = self.deadlines.peek() {
-            if when > now {
+        while let Some(&Reverse((when, key, attempt))) = self.deadlines.peek() {
+            if when > ctx.now {
                 break;
             }
             self.deadlines.pop();
-            match kind {
-                T_CONNECT => {
-                    if let Some(ConnPhase::Connecting { client, attempt }) = self.conns.get(key).map(|c| c.phase)
-                        && attempt == serial
-                    {
-                        let e = io::Error::new(
-                            ErrorKind::TimedOut,
-                            format!("no answer within {:?}", self.settings.connect_timeout),
-                        );
-                        self.connect_failed(client, e, ctx);
-                    }
-                }
-                _ => {
-                    let waiting = matches!(
-                        self.clients.get(key).map(|c| &c.phase),
-                        Some(ClientPhase::Exchange(ex)) if ex.serial == serial && ex.resp.is_none()
-                    );
-                    if waiting {
-                        debug!("client {key}: no response within {:?}", self.settings.backend_timeout);
-                        self.fail_exchange(key, 504, ctx);
-                        self.drive(key, ctx);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Periodic housekeeping: close pooled connections idle too long and
-    /// keep-alive clients past --idle-timeout; flush the access log.
-    pub fn sweep(&mut self, ctx: &mut Ctx) {
-        self.flush_log();
-        let now = ctx.now;
-        let pool_idle = self.settings.pool_idle_timeout;
-        let stale: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.phase, ConnPhase::Idle { since } if now - since >= pool_idle))
-            .map(|(k, _)| k)
-            .collect();
-        for k in stale {
-            self.close_conn(k, ctx);
-        }
-        let limit = self.settings.request_timeout;
-        let slow: Vec<usize> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| matches!(c.phase, ClientPhase::Head) && c.head_since.is_some_and(|t| now - t >= limit))
-            .map(|(k, _)| k)
-            .collect();
-        for k in slow {
-            debug!("client {k}: no complete request head within {limit:?}");
-            self.answer_and_close(k, 408);
-            self.drive(k, ctx);
-        }
-        if let Some(idle) = self.settings.idle_timeout {
-            let expired: Vec<usize> = self
-                .clients
-                .iter()
-                .filter(|(_, c)| matches!(c.phase, ClientPhase::Head) && now - c.last_active >= idle)
-                .map(|(k, _)| k)
-                .collect();
-            for k in expired {
-                self.close_client(k, false, ctx);
+            if let Some(ConnPhase::Connecting { client, attempt: a }) = self.conns.get(key).map(|c| c.phase)
+                && a == attempt
+            {
+                let e = io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!("no answer within {:?}", self.settings.connect_timeout),
+                );
+                self.connect_failed(client, e, ctx);
             }
         }
     }
 
     /// Drive client `key` (and its backend connection) until nothing moves.
-    fn drive(&mut self, key: usize, ctx: &mut Ctx) {
+    pub(super) fn drive(&mut self, key: usize, ctx: &mut Ctx) {
         for _ in 0..ROUNDS {
             match self.step(key, ctx) {
-                Ok(true) => continue,
+                Ok(true) => self.mark_progress(key, ctx.now),
                 Ok(false) => return,
                 Err(e) => {
                     debug!("client {key}: {e}; closing");
@@ -461,6 +389,16 @@ impl HttpEngine {
             }
         }
         self.ready_again.push(key);
+    }
+
+    /// Something moved for client `key`: restart its idle and stall clocks.
+    fn mark_progress(&mut self, key: usize, now: Instant) {
+        if let Some(c) = self.clients.get_mut(key) {
+            c.last_active = now;
+            if let ClientPhase::Exchange(ex) = &mut c.phase {
+                ex.last_progress = now;
+            }
+        }
     }
 
     /// One round of work. `Ok(true)` if anything moved. `Err`: the client
@@ -494,10 +432,16 @@ impl HttpEngine {
                 if !flushed {
                     return Ok(moved);
                 }
-                let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take());
+                // Heads start in a small buffer: a slow client holds 4 KiB, not a
+                // full one; a head that fills it moves to a full-size buffer.
+                let mut rbuf = c.rbuf.take().unwrap_or_else(|| ctx.pool.take_small());
+                if rbuf.is_full() {
+                    rbuf = ctx.pool.enlarge(rbuf);
+                }
+                let rbuf = c.rbuf.insert(rbuf);
                 let parsed = head::parse_request_keyed(
                     rbuf.data(),
-                    self.settings.max_header_size.min(rbuf_capacity(ctx)),
+                    self.settings.max_header_size.min(ctx.pool.buffer_size()),
                     c.addr.ip(),
                     self.settings.hash_key.as_ref(),
                 );
@@ -530,9 +474,7 @@ impl HttpEngine {
                         }
                         if rbuf.is_empty() {
                             // Idle keep-alive client: hold no buffer.
-                            if let Some(b) = c.rbuf.take() {
-                                ctx.pool.give(b);
-                            }
+                            c.rbuf = None;
                         }
                         Ok(moved || n > 0 || eof)
                     }
@@ -542,7 +484,7 @@ impl HttpEngine {
         }
     }
 
-    fn answer_and_close(&mut self, key: usize, status: u16) {
+    pub(super) fn answer_and_close(&mut self, key: usize, status: u16) {
         if let Some(c) = self.clients.get_mut(key) {
             head::error_response(status, true, &mut c.wbuf);
             c.phase = ClientPhase::Closing;
@@ -561,10 +503,11 @@ impl HttpEngine {
                 Some(i) => {
                     ctx.backends[i].stats.requests += 1;
                     head::redirect_response(code, &ctx.backends[i].addr.to_string(), &h.target, close, &mut c.wbuf);
-                    let status = code;
-                    let addr = c.addr;
-                    let backend = ctx.backends[i].addr;
-                    self.log_access(addr, &h, Some(backend), status, 0, None, false);
+                    let client = c.addr;
+                    let backend = Some(ctx.backends[i].addr);
+                    let entry =
+                        Entry { client, head: &h, backend, status: code, bytes: 0, latency: None, reused: false };
+                    self.log_access(&entry);
                 }
                 None => head::error_response(503, close, &mut c.wbuf),
             }
@@ -573,8 +516,6 @@ impl HttpEngine {
             return;
         }
 
-        self.serial += 1;
-        let serial = self.serial;
         let mut tried = Vec::new();
         let opened = self.open_conn(key, PickKey { client_ip, request_hash: h.request_hash }, &mut tried, ctx);
         let Some((conn, backend, reused)) = opened else {
@@ -582,14 +523,13 @@ impl HttpEngine {
             let c = &mut self.clients[key];
             let close = !h.keep_alive || !h.framing.is_done() || self.draining;
             head::error_response(status, close, &mut c.wbuf);
-            let addr = c.addr;
+            let client = c.addr;
             c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
-            self.log_access(addr, &h, None, status, 0, None, false);
+            self.log_access(&Entry { client, head: &h, backend: None, status, bytes: 0, latency: None, reused: false });
             return;
         };
         let keep = self.settings.conn_mode == BackendConnMode::Persistent;
         Self::dispatch(&mut self.conns, conn, &h, keep, &mut ctx.backends[backend]);
-        self.deadlines.push(Reverse((ctx.now + self.settings.backend_timeout, T_RESPONSE, key, serial)));
         let req_body = h.framing;
         self.clients[key].phase = ClientPhase::Exchange(Box::new(Exchange {
             conn,
@@ -604,7 +544,7 @@ impl HttpEngine {
             resp_bytes: 0,
             reused,
             tried,
-            serial,
+            last_progress: ctx.now,
         }));
     }
 
@@ -628,6 +568,18 @@ impl HttpEngine {
             }
             match TcpStream::connect(ctx.backends[idx].addr) {
                 Ok(sock) => return self.adopt_connecting(sock, key, idx, ctx).map(|ck| (ck, idx, false)),
+                Err(e) if is_descriptor_exhaustion(&e) => {
+                    // The proxy's own limit, not the backend's fault: free the
+                    // idle pool's descriptors and let the reactor pause accepting.
+                    warn!("cannot open a backend connection: {e}; closing idle pooled connections");
+                    self.out_of_descriptors = true;
+                    for list in self.idle.iter_mut() {
+                        for k in list.drain(..) {
+                            self.conns.try_remove(k);
+                        }
+                    }
+                    return None;
+                }
                 Err(e) => {
                     ctx.backends[idx].note_connect_failure(ctx.now, &e);
                     tried.push(idx);
@@ -650,7 +602,13 @@ impl HttpEngine {
     /// Take a socket whose non-blocking connect to backend `idx` has started
     /// on behalf of client `key`: register it, arm its connect deadline, count
     /// it. `None` if it cannot be registered (the socket is then closed).
-    fn adopt_connecting(&mut self, mut sock: TcpStream, key: usize, idx: usize, ctx: &mut Ctx) -> Option<usize> {
+    pub(super) fn adopt_connecting(
+        &mut self,
+        mut sock: TcpStream,
+        key: usize,
+        idx: usize,
+        ctx: &mut Ctx,
+    ) -> Option<usize> {
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let ck = entry.key();
@@ -672,7 +630,13 @@ impl HttpEngine {
             eof: false,
         });
         ctx.backends[idx].stats.conns_opened += 1;
-        self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, T_CONNECT, ck, attempt)));
+        if self.deadlines.len() > 2 * self.conns.len() + DEADLINE_SLACK {
+            let conns = &self.conns;
+            self.deadlines.retain(|Reverse((_, k, a))| {
+                matches!(conns.get(*k).map(|c| c.phase), Some(ConnPhase::Connecting { attempt, .. }) if attempt == *a)
+            });
+        }
+        self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, ck, attempt)));
         Some(ck)
     }
 
@@ -688,7 +652,7 @@ impl HttpEngine {
         ex.tried.push(backend);
         let mut tried = std::mem::take(&mut ex.tried);
         let request_hash = ex.head.request_hash;
-        self.remove_conn(old_conn);
+        self.close_conn(old_conn);
         let pick = PickKey { client_ip: self.clients[key].addr.ip(), request_hash };
         match self.open_conn(key, pick, &mut tried, ctx) {
             Some((conn, idx, reused)) => {
@@ -715,307 +679,9 @@ impl HttpEngine {
         }
     }
 
-    /// End the client's exchange with a proxy-made `status` (before any
-    /// response byte reached the client), or reset the client if the
-    /// response had already started.
-    fn fail_exchange(&mut self, key: usize, status: u16, ctx: &mut Ctx) {
-        let Some(c) = self.clients.get_mut(key) else { return };
-        let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else {
-            return;
-        };
-        if ex.conn != usize::MAX {
-            ctx.backends[ex.backend].stats.active -= 1;
-            self.close_conn(ex.conn, ctx);
-        }
-        let c = &mut self.clients[key];
-        if ex.resp.is_some() {
-            // Part of a response is out: only a reset tells the client it is cut.
-            let _ = socket2::SockRef::from(&c.sock).set_linger(Some(Duration::ZERO));
-            c.wbuf.clear();
-            c.wpos = 0;
-            c.phase = ClientPhase::Closing;
-            return;
-        }
-        let close = !ex.head.keep_alive || !ex.req_body.is_done() || self.draining;
-        head::error_response(status, close, &mut c.wbuf);
-        c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
-        let addr = c.addr;
-        let backend = (ex.conn != usize::MAX).then(|| ctx.backends[ex.backend].addr);
-        self.log_access(addr, &ex.head, backend, status, 0, None, ex.reused);
-    }
-
-    /// Move the exchange forward: request head and body to the backend,
-    /// response head and body to the client.
-    fn step_exchange(&mut self, key: usize, ctx: &mut Ctx) -> io::Result<bool> {
-        let max_head = self.settings.max_header_size;
-        let c = self.clients.get_mut(key).expect("caller checked");
-        let ClientPhase::Exchange(ex) = &mut c.phase else {
-            return Ok(false);
-        };
-        let Some(bc) = self.conns.get_mut(ex.conn) else {
-            return Ok(false);
-        };
-        if matches!(bc.phase, ConnPhase::Connecting { .. }) {
-            return Ok(false);
-        }
-        let mut moved = false;
-        let mut backend_error: Option<io::Error> = None;
-
-        // Request head, then request body, to the backend.
-        if bc.wpos < bc.wbuf.len() {
-            match write_some(&mut bc.sock, &mut bc.ready, &bc.wbuf[bc.wpos..]) {
-                Ok(n) => {
-                    bc.wpos += n;
-                    moved |= n > 0;
-                }
-                Err(e) => backend_error = Some(e),
-            }
-        }
-        if !ex.head_sent && bc.wpos == bc.wbuf.len() {
-            ex.head_sent = true;
-            ex.sent_at = Some(ctx.now);
-        }
-        if backend_error.is_none() && ex.head_sent && !ex.req_body.is_done() {
-            let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take());
-            if !rbuf.is_empty() {
-                let n = ex.req_body.peek(rbuf.data()).map_err(|e| io::Error::new(ErrorKind::InvalidData, e.0))?;
-                match write_some(&mut bc.sock, &mut bc.ready, &rbuf.data()[..n]) {
-                    Ok(k) => {
-                        let _ = ex.req_body.advance(&rbuf.data()[..k]);
-                        rbuf.consume(k);
-                        ex.body_sent += k as u64;
-                        ctx.backends[ex.backend].stats.bytes_up += k as u64;
-                        moved |= k > 0;
-                    }
-                    Err(e) => backend_error = Some(e),
-                }
-            }
-            if !ex.req_body.is_done() && !c.eof {
-                let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
-                moved |= n > 0;
-                if eof {
-                    // The client stopped in the middle of its body.
-                    return Err(io::Error::new(ErrorKind::UnexpectedEof, "client closed mid-body"));
-                }
-            }
-        }
-
-        // Response from the backend.
-        if backend_error.is_none() && !bc.eof {
-            let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
-            let waiting_body = ex.resp.as_ref().is_some_and(|r| !r.framing.is_done());
-            if ex.resp.is_none() || (waiting_body && rbuf.is_empty()) {
-                match read_some(&mut bc.sock, &mut bc.ready, rbuf) {
-                    Ok((n, eof)) => {
-                        moved |= n > 0 || eof;
-                        bc.eof |= eof;
-                    }
-                    Err(e) => backend_error = Some(e),
-                }
-            }
-        }
-        if ex.resp.is_none() && backend_error.is_none() {
-            let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
-            match head::parse_response(rbuf.data(), max_head.min(rbuf_capacity(ctx)), ex.head.is_head()) {
-                Ok(Some(rh)) => {
-                    rbuf.consume(rh.len);
-                    moved = true;
-                    if ex.first_byte.is_none() {
-                        ex.first_byte = Some(ctx.now);
-                    }
-                    if rh.is_interim() {
-                        rh.write_for_client(false, false, &mut c.wbuf);
-                    } else {
-                        let until_close = rh.framing == BodyFraming::UntilClose;
-                        let client_close = !ex.head.keep_alive || until_close || self.draining;
-                        let http10_ka = ex.head.minor == 0 && !client_close;
-                        rh.write_for_client(client_close, http10_ka, &mut c.wbuf);
-                        // Send a small body in the same write as the head: one
-                        // syscall instead of two for the common short response.
-                        let mut framing = rh.framing;
-                        let ready = framing.peek(rbuf.data()).unwrap_or(0);
-                        if ready > 0 && ready <= COALESCE_MAX {
-                            let k = framing.advance(&rbuf.data()[..ready]).unwrap_or(0);
-                            c.wbuf.extend_from_slice(&rbuf.data()[..k]);
-                            rbuf.consume(k);
-                            ex.resp_bytes += k as u64;
-                            ctx.backends[ex.backend].stats.bytes_down += k as u64;
-                        }
-                        ex.resp =
-                            Some(Resp { status: rh.status, framing, backend_closes: rh.backend_closes, client_close });
-                    }
-                }
-                Ok(None) if bc.eof => {
-                    backend_error = Some(io::Error::new(ErrorKind::UnexpectedEof, "backend closed before responding"))
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    warn!("backend {}: malformed response", ctx.backends[ex.backend].addr);
-                    self.fail_exchange(key, 502, ctx);
-                    return Ok(true);
-                }
-            }
-        }
-
-        if let Some(e) = backend_error {
-            return self.backend_broke(key, e, ctx).map(|_| true);
-        }
-
-        // Response body to the client, after the head went out.
-        let mut finished = false;
-        if let Some(resp) = ex.resp.as_mut() {
-            if c.wbuf.is_empty() && !resp.framing.is_done() {
-                let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
-                if !rbuf.is_empty() {
-                    let n = resp.framing.peek(rbuf.data()).map_err(|e| io::Error::new(ErrorKind::InvalidData, e.0));
-                    let n = match n {
-                        Ok(n) => n,
-                        Err(e) => return self.backend_broke(key, e, ctx).map(|_| true),
-                    };
-                    let k = write_some(&mut c.sock, &mut c.ready, &rbuf.data()[..n])?;
-                    let _ = resp.framing.advance(&rbuf.data()[..k]);
-                    rbuf.consume(k);
-                    ex.resp_bytes += k as u64;
-                    ctx.backends[ex.backend].stats.bytes_down += k as u64;
-                    moved |= k > 0;
-                }
-                if rbuf.is_empty() && bc.eof && !resp.framing.is_done() {
-                    if resp.framing == BodyFraming::UntilClose {
-                        resp.framing = BodyFraming::Done;
-                    } else {
-                        return self
-                            .backend_broke(
-                                key,
-                                io::Error::new(ErrorKind::UnexpectedEof, "backend closed mid-body"),
-                                ctx,
-                            )
-                            .map(|_| true);
-                    }
-                }
-            }
-            finished = resp.framing.is_done() && c.wbuf.is_empty();
-        }
-        if finished {
-            self.finish_exchange(key, ctx);
-            return Ok(true);
-        }
-        Ok(moved)
-    }
-
-    /// The backend connection failed during the exchange.
-    fn backend_broke(&mut self, key: usize, err: io::Error, ctx: &mut Ctx) -> io::Result<()> {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
-            return Ok(());
-        };
-        let addr = ctx.backends[ex.backend].addr;
-        // A pooled connection the backend had already closed: resend once on a
-        // fresh one when that is safe (idempotent, nothing of the body sent, no answer yet).
-        let retry =
-            ex.reused && ex.resp.is_none() && ex.first_byte.is_none() && ex.head.is_idempotent() && ex.body_sent == 0;
-        if retry {
-            debug!("pooled connection to {addr} failed ({err}); retrying on a new connection");
-            let old = ex.conn;
-            let backend = ex.backend;
-            self.remove_conn(old);
-            let keep = self.settings.conn_mode == BackendConnMode::Persistent;
-            match TcpStream::connect(addr) {
-                Ok(sock) => {
-                    if let Some(ck) = self.adopt_connecting(sock, key, backend, ctx)
-                        && let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase)
-                    {
-                        ex.head.write_for_backend(keep, &mut self.conns[ck].wbuf);
-                        ex.conn = ck;
-                        ex.reused = false;
-                        ex.head_sent = false;
-                        return Ok(());
-                    }
-                }
-                Err(e) => debug!("reconnect to {addr} failed: {e}"),
-            }
-            if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
-                ex.conn = usize::MAX;
-                ctx.backends[backend].stats.active -= 1;
-            }
-            self.fail_exchange(key, 502, ctx);
-            return Ok(());
-        }
-        warn!("backend {addr}: {err}");
-        self.fail_exchange(key, 502, ctx);
-        Ok(())
-    }
-
-    fn finish_exchange(&mut self, key: usize, ctx: &mut Ctx) {
-        let c = &mut self.clients[key];
-        let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Head) else {
-            return;
-        };
-        let resp = ex.resp.as_ref().expect("finished exchanges have a response");
-        let req_done = ex.req_body.is_done();
-        let client_close = resp.client_close || !req_done || self.draining;
-        c.phase = if client_close { ClientPhase::Closing } else { ClientPhase::Head };
-        c.last_active = ctx.now;
-        let addr = c.addr;
-        ctx.backends[ex.backend].stats.active -= 1;
-
-        let reusable = self.settings.conn_mode == BackendConnMode::Persistent
-            && !resp.backend_closes
-            && req_done
-            && self.conns.get(ex.conn).is_some_and(|bc| !bc.eof && bc.rbuf.as_ref().is_none_or(Buffer::is_empty));
-        if reusable && self.idle[ex.backend].len() < self.settings.pool_size {
-            let bc = &mut self.conns[ex.conn];
-            bc.phase = ConnPhase::Idle { since: ctx.now };
-            if let Some(b) = bc.rbuf.take() {
-                ctx.pool.give(b);
-            }
-            self.idle[ex.backend].push(ex.conn);
-        } else {
-            self.close_conn(ex.conn, ctx);
-        }
-        let latency = match (ex.sent_at, ex.first_byte) {
-            (Some(s), Some(f)) => Some(f.saturating_duration_since(s)),
-            _ => None,
-        };
-        if let Some(l) = latency {
-            ctx.backends[ex.backend].record_latency(l);
-            ctx.policy.observe(ex.backend, l, ctx.now);
-        }
-        let backend = ctx.backends[ex.backend].addr;
-        self.log_access(addr, &ex.head, Some(backend), resp.status, ex.resp_bytes, latency, ex.reused);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn log_access(
-        &mut self,
-        client: SocketAddr,
-        h: &RequestHead,
-        backend: Option<SocketAddr>,
-        status: u16,
-        bytes: u64,
-        latency: Option<Duration>,
-        reused: bool,
-    ) {
-        let Some(log) = self.access_log.as_mut() else { return };
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let backend = backend.map(|b| b.to_string()).unwrap_or_default();
-        let latency = latency.map(|d| d.as_micros().to_string()).unwrap_or_default();
-        let _ = writeln!(
-            log,
-            "{}.{:06},{},{},{},{},{},{},{},{}",
-            ts.as_secs(),
-            ts.subsec_micros(),
-            client.ip(),
-            h.method,
-            csv_field(&h.target),
-            backend,
-            status,
-            bytes,
-            latency,
-            reused
-        );
-    }
-
-    /// Remove a backend connection from the slab (closing it) and from its pool.
-    fn remove_conn(&mut self, key: usize) {
+    /// Close a backend connection: out of the slab and its idle pool; its
+    /// buffer goes back to the pool as it is dropped.
+    pub(super) fn close_conn(&mut self, key: usize) {
         if let Some(bc) = self.conns.try_remove(key)
             && let ConnPhase::Idle { .. } = bc.phase
         {
@@ -1023,41 +689,18 @@ impl HttpEngine {
         }
     }
 
-    fn close_conn(&mut self, key: usize, ctx: &mut Ctx) {
-        if let Some(bc) = self.conns.get_mut(key)
-            && let Some(b) = bc.rbuf.take()
-        {
-            ctx.pool.give(b);
-        }
-        self.remove_conn(key);
-    }
-
-    fn close_client(&mut self, key: usize, abort: bool, ctx: &mut Ctx) {
-        let Some(mut c) = self.clients.try_remove(key) else {
+    pub(super) fn close_client(&mut self, key: usize, abort: bool, ctx: &mut Ctx) {
+        let Some(c) = self.clients.try_remove(key) else {
             return;
         };
         if let ClientPhase::Exchange(ex) = &c.phase
             && ex.conn != usize::MAX
         {
             ctx.backends[ex.backend].stats.active -= 1;
-            self.close_conn(ex.conn, ctx);
-        }
-        if let Some(b) = c.rbuf.take() {
-            ctx.pool.give(b);
+            self.close_conn(ex.conn);
         }
         if abort {
             let _ = socket2::SockRef::from(&c.sock).set_linger(Some(Duration::ZERO));
         }
     }
 }
-
-fn rbuf_capacity(ctx: &Ctx) -> usize {
-    ctx.pool.buffer_size()
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
-}
-
-/// The access log's first line.
-pub const ACCESS_LOG_HEADER: &str = "timestamp,client,method,path,backend,status,bytes,latency_us,reused";

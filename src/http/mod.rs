@@ -2,10 +2,17 @@
 //!
 //! - `framing`: where a message body ends (Content-Length, chunked, close).
 //! - `head`: parsing and rewriting request and response heads; proxy-made answers.
-//! - `engine`: client and backend connections, pools, and the exchange state machine.
+//! - `engine`: client and backend connections, pools, request heads, picking and connecting.
+//! - `exchange`: one request and its response moving through, and how it ends.
+//! - `timeouts`: the idle, slow-head, keep-alive and stall clocks, swept periodically.
+//! - `access_log`: one CSV line per request.
 
+pub mod access_log;
 pub mod engine;
+mod exchange;
 pub mod framing;
 pub mod head;
+mod timeouts;
 
-pub use engine::{ACCESS_LOG_HEADER, BackendConnMode, Ctx, HttpEngine, HttpRole, HttpSettings};
+pub use access_log::ACCESS_LOG_HEADER;
+pub use engine::{BackendConnMode, Ctx, HttpEngine, HttpRole, HttpSettings};

@@ -15,6 +15,7 @@ use serde_json::json;
 use super::{Reactor, make_backend};
 use crate::admin::{Command, DASHBOARD_HTML, Reply, StatsView, metrics_text, replicas, stats_json};
 use crate::backend::AdminState;
+use crate::http::HttpEngine;
 
 impl Reactor {
     /// Carry out one admin command.
@@ -57,6 +58,8 @@ impl Reactor {
             policy: self.config.policy.name(),
             uptime: self.now.saturating_duration_since(self.started),
             open_clients: self.open_clients(),
+            buffers_in_use: self.pool.in_use(),
+            timers_pending: self.connect_deadlines.len() + self.http.as_ref().map_or(0, HttpEngine::timers_pending),
         }
     }
 
@@ -166,9 +169,8 @@ impl Reactor {
                 self.backends[i].removed = true;
                 self.backends[i].removing = false;
                 info!("backend {addr} drained and removed");
-                let (backends, pool) = (&mut self.backends, &mut self.pool);
                 if let Some(h) = self.http.as_mut() {
-                    h.forget_backend(i, backends, pool, self.poll.registry(), self.now);
+                    h.forget_backend(i);
                 }
                 if let Some(s) = self.spawner.as_mut() {
                     s.stop(addr);

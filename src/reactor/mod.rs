@@ -35,7 +35,7 @@ use crate::backend::{Backend, usage_table};
 use crate::buffer::BufferPool;
 use crate::checks::Checker;
 use crate::config::Config;
-use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
+use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect, is_descriptor_exhaustion};
 use crate::http::{ACCESS_LOG_HEADER, Ctx, HttpEngine};
 use crate::policy::{Candidates, PickKey, Policy};
 use crate::probes::Prober;
@@ -103,8 +103,12 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
-fn is_descriptor_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+/// Why no backend connection could be started.
+enum NoBackend {
+    /// Every candidate failed or none is up.
+    NoneLeft,
+    /// The proxy itself is out of descriptors: no backend is to blame.
+    OutOfDescriptors(io::Error),
 }
 
 /// Ask the policy, then connect; on an immediate failure mark it and ask
@@ -115,15 +119,16 @@ fn open_backend(
     client_ip: IpAddr,
     tried: &mut Vec<usize>,
     now: Instant,
-) -> Option<(usize, TcpStream)> {
+) -> Result<(usize, TcpStream), NoBackend> {
     let key = PickKey::ip(client_ip);
     loop {
-        let idx = policy.pick(&key, &Candidates::new(backends, tried))?;
+        let idx = policy.pick(&key, &Candidates::new(backends, tried)).ok_or(NoBackend::NoneLeft)?;
         match TcpStream::connect(backends[idx].addr) {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                return Some((idx, stream));
+                return Ok((idx, stream));
             }
+            Err(e) if is_descriptor_exhaustion(&e) => return Err(NoBackend::OutOfDescriptors(e)),
             Err(e) => {
                 backends[idx].note_connect_failure(now, &e);
                 tried.push(idx);
@@ -274,6 +279,9 @@ impl Reactor {
                 }
             }
             self.on_timers();
+            if self.http.as_mut().is_some_and(HttpEngine::take_out_of_descriptors) {
+                self.pause_for_descriptors(&"a backend connect ran out of descriptors");
+            }
             if self.accept_pause == Some(AcceptPause::MaxConnections)
                 && self.open_clients() < self.config.max_connections
             {
@@ -313,7 +321,7 @@ impl Reactor {
             registry: self.poll.registry(),
             backends: &mut self.backends,
             policy: self.policy.as_mut(),
-            pool: &mut self.pool,
+            pool: &self.pool,
             now: self.now,
         };
         Some(f(http, &mut ctx))
@@ -371,18 +379,23 @@ impl Reactor {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_descriptor_exhaustion(&e) => {
-                    // Log once per episode: the retry below would repeat it every 100 ms.
-                    if !self.out_of_descriptors_logged {
-                        warn!("accept failed: {e}; pausing accept until a session closes");
-                        self.out_of_descriptors_logged = true;
-                    }
-                    self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
+                    self.pause_for_descriptors(&format_args!("accept failed: {e}"));
                     return;
                 }
                 // ECONNABORTED and friends: that client is gone, the next may not be.
                 Err(e) => debug!("accept error: {e}"),
             }
         }
+    }
+
+    /// Out of descriptors: stop accepting for a moment (sessions that end
+    /// give some back). Logged once per episode: the retry would repeat it.
+    fn pause_for_descriptors(&mut self, why: &dyn std::fmt::Display) {
+        if !self.out_of_descriptors_logged {
+            warn!("{why}; pausing accept until a session closes");
+            self.out_of_descriptors_logged = true;
+        }
+        self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
     }
 
     fn resume_accept(&mut self) {
@@ -395,12 +408,18 @@ impl Reactor {
     fn start_session(&mut self, mut client: TcpStream, client_addr: SocketAddr) {
         let _ = client.set_nodelay(true);
         let mut tried = Vec::new();
-        let Some((idx, mut backend)) =
-            open_backend(self.policy.as_mut(), &mut self.backends, client_addr.ip(), &mut tried, self.now)
-        else {
-            warn!("no backend available for client {client_addr}: closing it");
-            return;
-        };
+        let (idx, mut backend) =
+            match open_backend(self.policy.as_mut(), &mut self.backends, client_addr.ip(), &mut tried, self.now) {
+                Ok(pair) => pair,
+                Err(NoBackend::NoneLeft) => {
+                    warn!("no backend available for client {client_addr}: closing it");
+                    return;
+                }
+                Err(NoBackend::OutOfDescriptors(e)) => {
+                    self.pause_for_descriptors(&format_args!("client {client_addr}: backend connect failed: {e}"));
+                    return;
+                }
+            };
         let entry = self.sessions.vacant_entry();
         let key = entry.key();
         let registry = self.poll.registry();
@@ -455,7 +474,7 @@ impl Reactor {
             }
         }
         let mut moved = Moved::default();
-        let step = s.step(&mut self.pool, READ_BUDGET, &mut moved);
+        let step = s.step(&self.pool, READ_BUDGET, &mut moved);
         if moved.up + moved.down > 0 {
             s.last_active = self.now;
             let st = &mut self.backends[s.backend_idx].stats;
@@ -488,13 +507,21 @@ impl Reactor {
         s.tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
 
-        let Some((idx, mut backend)) =
-            open_backend(self.policy.as_mut(), &mut self.backends, s.client_addr.ip(), &mut s.tried, self.now)
-        else {
-            warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
-            self.remove_unconnected(key);
-            return;
-        };
+        let (idx, mut backend) =
+            match open_backend(self.policy.as_mut(), &mut self.backends, s.client_addr.ip(), &mut s.tried, self.now) {
+                Ok(pair) => pair,
+                Err(NoBackend::NoneLeft) => {
+                    warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
+                    self.remove_unconnected(key);
+                    return;
+                }
+                Err(NoBackend::OutOfDescriptors(e)) => {
+                    let why = format!("client {}: backend connect failed: {e}", s.client_addr);
+                    self.remove_unconnected(key);
+                    self.pause_for_descriptors(&why);
+                    return;
+                }
+            };
         if let Err(e) = self.poll.registry().register(
             &mut backend,
             Owner::TcpBackend(key).token(),
@@ -518,7 +545,7 @@ impl Reactor {
     /// Drop a session whose backend `active` count was already given back.
     fn remove_unconnected(&mut self, key: usize) {
         let s = self.sessions.remove(key);
-        s.close(&mut self.pool, false);
+        s.close(false);
         self.resume_accept();
     }
 
@@ -529,7 +556,7 @@ impl Reactor {
             return;
         };
         self.backends[s.backend_idx].stats.active -= 1;
-        s.close(&mut self.pool, abort);
+        s.close(abort);
         self.resume_accept();
     }
 

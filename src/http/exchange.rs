@@ -1,0 +1,363 @@
+//! One exchange (request, response) of a client connection: the request
+//! head and body to the backend, the response head and body to the client,
+//! and how it ends (finished, failed with a proxy answer, or abandoned).
+
+use std::io::{self, ErrorKind};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::net::TcpStream;
+
+use super::access_log::{CLIENT_CLOSED, Entry};
+use super::engine::{BackendConnMode, ClientPhase, ConnPhase, Ctx, HttpEngine, read_some, write_some};
+use super::framing::BodyFraming;
+use super::head::{self, RequestHead};
+use crate::buffer::{Buffer, BufferPool};
+
+/// Largest response body copied behind its head into one write.
+const COALESCE_MAX: usize = 16 * 1024;
+
+pub(super) struct Exchange {
+    pub conn: usize,
+    pub backend: usize,
+    pub head: RequestHead,
+    pub req_body: BodyFraming,
+    /// Request head fully written to the backend.
+    pub head_sent: bool,
+    /// Request body bytes written so far (a retry is only safe before any).
+    pub body_sent: u64,
+    pub resp: Option<Resp>,
+    pub sent_at: Option<Instant>,
+    pub first_byte: Option<Instant>,
+    pub resp_bytes: u64,
+    pub reused: bool,
+    pub tried: Vec<usize>,
+    /// When a byte last moved on this exchange (or it began): the
+    /// `--backend-timeout` clock, so a stalled body is cut like a missing head.
+    pub last_progress: Instant,
+}
+
+pub(super) struct Resp {
+    pub status: u16,
+    pub framing: BodyFraming,
+    pub backend_closes: bool,
+    pub client_close: bool,
+}
+
+/// The buffer a body is read into: a full-size one, except that bytes already
+/// waiting in a small head buffer are forwarded from it first.
+fn body_buffer<'b>(slot: &'b mut Option<Buffer>, pool: &BufferPool) -> &'b mut Buffer {
+    if slot.as_ref().is_some_and(|b| b.is_empty() && b.capacity() < pool.buffer_size()) {
+        *slot = None;
+    }
+    slot.get_or_insert_with(|| pool.take())
+}
+
+impl HttpEngine {
+    /// Move the exchange forward: request head and body to the backend,
+    /// response head and body to the client.
+    pub(super) fn step_exchange(&mut self, key: usize, ctx: &mut Ctx) -> io::Result<bool> {
+        let max_head = self.settings.max_header_size;
+        let c = self.clients.get_mut(key).expect("caller checked");
+        let ClientPhase::Exchange(ex) = &mut c.phase else {
+            return Ok(false);
+        };
+        let Some(bc) = self.conns.get_mut(ex.conn) else {
+            return Ok(false);
+        };
+        if matches!(bc.phase, ConnPhase::Connecting { .. }) {
+            return Ok(false);
+        }
+        let mut moved = false;
+        let mut backend_error: Option<io::Error> = None;
+
+        // Request head, then request body, to the backend.
+        if bc.wpos < bc.wbuf.len() {
+            match write_some(&mut bc.sock, &mut bc.ready, &bc.wbuf[bc.wpos..]) {
+                Ok(n) => {
+                    bc.wpos += n;
+                    moved |= n > 0;
+                }
+                Err(e) => backend_error = Some(e),
+            }
+        }
+        if !ex.head_sent && bc.wpos == bc.wbuf.len() {
+            ex.head_sent = true;
+            ex.sent_at = Some(ctx.now);
+        }
+        if backend_error.is_none() && ex.head_sent && !ex.req_body.is_done() {
+            let rbuf = body_buffer(&mut c.rbuf, ctx.pool);
+            if !rbuf.is_empty() {
+                let Ok(n) = ex.req_body.peek(rbuf.data()) else {
+                    // The head already went out, but no response has: the
+                    // client can still be told why (the backend connection,
+                    // now out of step, is closed).
+                    debug!("client {}: malformed request body framing", c.addr);
+                    self.fail_exchange(key, 400, ctx);
+                    return Ok(true);
+                };
+                match write_some(&mut bc.sock, &mut bc.ready, &rbuf.data()[..n]) {
+                    Ok(k) => {
+                        let _ = ex.req_body.advance(&rbuf.data()[..k]);
+                        rbuf.consume(k);
+                        ex.body_sent += k as u64;
+                        ctx.backends[ex.backend].stats.bytes_up += k as u64;
+                        moved |= k > 0;
+                    }
+                    Err(e) => backend_error = Some(e),
+                }
+            }
+            if !ex.req_body.is_done() && !c.eof {
+                let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
+                moved |= n > 0;
+                if eof {
+                    // The client stopped in the middle of its body.
+                    return Err(io::Error::new(ErrorKind::UnexpectedEof, "client closed mid-body"));
+                }
+            }
+        }
+        // The request is all sent: keep reading the client, so that its FIN or
+        // reset (it left) is seen while the backend is still working; pipelined
+        // requests wait in its buffer, which stops reading when full.
+        if ex.req_body.is_done() && !c.eof {
+            let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take_small());
+            let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
+            moved |= n > 0;
+            if rbuf.is_empty() {
+                c.rbuf = None;
+            }
+            if eof {
+                c.eof = true;
+                self.client_left(key, ctx);
+                return Ok(true);
+            }
+        }
+
+        // Response from the backend.
+        if backend_error.is_none() && !bc.eof {
+            let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
+            let waiting_body = ex.resp.as_ref().is_some_and(|r| !r.framing.is_done());
+            if ex.resp.is_none() || (waiting_body && rbuf.is_empty()) {
+                match read_some(&mut bc.sock, &mut bc.ready, rbuf) {
+                    Ok((n, eof)) => {
+                        moved |= n > 0 || eof;
+                        bc.eof |= eof;
+                    }
+                    Err(e) => backend_error = Some(e),
+                }
+            }
+        }
+        // A head is parsed only once the client took the previous one, so
+        // interim (1xx) heads are held back like any other bytes.
+        if ex.resp.is_none() && backend_error.is_none() && c.wbuf.is_empty() {
+            let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
+            match head::parse_response(rbuf.data(), max_head.min(ctx.pool.buffer_size()), ex.head.is_head()) {
+                Ok(Some(rh)) => {
+                    rbuf.consume(rh.len);
+                    moved = true;
+                    if ex.first_byte.is_none() {
+                        ex.first_byte = Some(ctx.now);
+                    }
+                    if rh.is_interim() {
+                        rh.write_for_client(false, false, &mut c.wbuf);
+                    } else {
+                        let until_close = rh.framing == BodyFraming::UntilClose;
+                        let client_close = !ex.head.keep_alive || until_close || self.draining;
+                        let http10_ka = ex.head.minor == 0 && !client_close;
+                        rh.write_for_client(client_close, http10_ka, &mut c.wbuf);
+                        // Send a small body in the same write as the head: one
+                        // syscall instead of two for the common short response.
+                        let mut framing = rh.framing;
+                        let ready = framing.peek(rbuf.data()).unwrap_or(0);
+                        if ready > 0 && ready <= COALESCE_MAX {
+                            let k = framing.advance(&rbuf.data()[..ready]).unwrap_or(0);
+                            c.wbuf.extend_from_slice(&rbuf.data()[..k]);
+                            rbuf.consume(k);
+                            ex.resp_bytes += k as u64;
+                            ctx.backends[ex.backend].stats.bytes_down += k as u64;
+                        }
+                        ex.resp =
+                            Some(Resp { status: rh.status, framing, backend_closes: rh.backend_closes, client_close });
+                    }
+                }
+                Ok(None) if bc.eof => {
+                    backend_error = Some(io::Error::new(ErrorKind::UnexpectedEof, "backend closed before responding"))
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!("backend {}: malformed response ({e:?})", ctx.backends[ex.backend].addr);
+                    self.fail_exchange(key, 502, ctx);
+                    return Ok(true);
+                }
+            }
+        }
+
+        if let Some(e) = backend_error {
+            self.backend_broke(key, e, ctx);
+            return Ok(true);
+        }
+
+        // Response body to the client, after the head went out.
+        let mut finished = false;
+        if let Some(resp) = ex.resp.as_mut() {
+            if c.wbuf.is_empty() && !resp.framing.is_done() {
+                let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
+                if !rbuf.is_empty() {
+                    let n = match resp.framing.peek(rbuf.data()) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            self.backend_broke(key, io::Error::new(ErrorKind::InvalidData, e.0), ctx);
+                            return Ok(true);
+                        }
+                    };
+                    let k = write_some(&mut c.sock, &mut c.ready, &rbuf.data()[..n])?;
+                    let _ = resp.framing.advance(&rbuf.data()[..k]);
+                    rbuf.consume(k);
+                    ex.resp_bytes += k as u64;
+                    ctx.backends[ex.backend].stats.bytes_down += k as u64;
+                    moved |= k > 0;
+                }
+                if rbuf.is_empty() && bc.eof && !resp.framing.is_done() {
+                    if resp.framing == BodyFraming::UntilClose {
+                        resp.framing = BodyFraming::Done;
+                    } else {
+                        let e = io::Error::new(ErrorKind::UnexpectedEof, "backend closed mid-body");
+                        self.backend_broke(key, e, ctx);
+                        return Ok(true);
+                    }
+                }
+            }
+            finished = resp.framing.is_done() && c.wbuf.is_empty();
+        }
+        if finished {
+            self.finish_exchange(key, ctx);
+            return Ok(true);
+        }
+        Ok(moved)
+    }
+
+    /// The backend connection failed during the exchange.
+    fn backend_broke(&mut self, key: usize, err: io::Error, ctx: &mut Ctx) {
+        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
+            return;
+        };
+        let addr = ctx.backends[ex.backend].addr;
+        // A pooled connection the backend had already closed: resend once on a
+        // fresh one when that is safe (idempotent, nothing of the body sent, no answer yet).
+        let retry =
+            ex.reused && ex.resp.is_none() && ex.first_byte.is_none() && ex.head.is_idempotent() && ex.body_sent == 0;
+        if !retry {
+            warn!("backend {addr}: {err}");
+            self.fail_exchange(key, 502, ctx);
+            return;
+        }
+        debug!("pooled connection to {addr} failed ({err}); retrying on a new connection");
+        let (old, backend) = (ex.conn, ex.backend);
+        self.close_conn(old);
+        let keep = self.settings.conn_mode == BackendConnMode::Persistent;
+        match TcpStream::connect(addr) {
+            Ok(sock) => {
+                if let Some(ck) = self.adopt_connecting(sock, key, backend, ctx)
+                    && let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase)
+                {
+                    ex.head.write_for_backend(keep, &mut self.conns[ck].wbuf);
+                    ex.conn = ck;
+                    ex.reused = false;
+                    ex.head_sent = false;
+                    return;
+                }
+            }
+            Err(e) => debug!("reconnect to {addr} failed: {e}"),
+        }
+        if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
+            ex.conn = usize::MAX;
+            ctx.backends[backend].stats.active -= 1;
+        }
+        self.fail_exchange(key, 502, ctx);
+    }
+
+    /// End the client's exchange with a proxy-made `status` (before any
+    /// response byte reached the client), or reset the client if the
+    /// response had already started.
+    pub(super) fn fail_exchange(&mut self, key: usize, status: u16, ctx: &mut Ctx) {
+        let Some(c) = self.clients.get_mut(key) else { return };
+        let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else {
+            return;
+        };
+        if ex.conn != usize::MAX {
+            ctx.backends[ex.backend].stats.active -= 1;
+            self.close_conn(ex.conn);
+        }
+        let c = &mut self.clients[key];
+        if ex.resp.is_some() {
+            // Part of a response is out: only a reset tells the client it is cut.
+            let _ = socket2::SockRef::from(&c.sock).set_linger(Some(Duration::ZERO));
+            c.wbuf.clear();
+            c.wpos = 0;
+            c.phase = ClientPhase::Closing;
+            return;
+        }
+        let close = !ex.head.keep_alive || !ex.req_body.is_done() || self.draining;
+        head::error_response(status, close, &mut c.wbuf);
+        c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
+        let client = c.addr;
+        let backend = (ex.conn != usize::MAX).then(|| ctx.backends[ex.backend].addr);
+        let entry = Entry { client, head: &ex.head, backend, status, bytes: 0, latency: None, reused: ex.reused };
+        self.log_access(&entry);
+    }
+
+    /// The client closed (or reset) before its response was complete: stop
+    /// the backend's work too, as nginx does by default.
+    fn client_left(&mut self, key: usize, ctx: &mut Ctx) {
+        let Some(c) = self.clients.get(key) else { return };
+        if let ClientPhase::Exchange(ex) = &c.phase {
+            debug!("client {}: left before its response was complete", c.addr);
+            let backend = Some(ctx.backends[ex.backend].addr);
+            let (bytes, reused) = (ex.resp_bytes, ex.reused);
+            let entry =
+                Entry { client: c.addr, head: &ex.head, backend, status: CLIENT_CLOSED, bytes, latency: None, reused };
+            if let Some(log) = self.access_log.as_mut() {
+                log.write(&entry);
+            }
+        }
+        self.close_client(key, false, ctx);
+    }
+
+    pub(super) fn finish_exchange(&mut self, key: usize, ctx: &mut Ctx) {
+        let c = &mut self.clients[key];
+        let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Head) else {
+            return;
+        };
+        let resp = ex.resp.as_ref().expect("finished exchanges have a response");
+        let req_done = ex.req_body.is_done();
+        let client_close = resp.client_close || !req_done || self.draining || c.eof;
+        c.phase = if client_close { ClientPhase::Closing } else { ClientPhase::Head };
+        c.last_active = ctx.now;
+        let client = c.addr;
+        ctx.backends[ex.backend].stats.active -= 1;
+
+        let reusable = self.settings.conn_mode == BackendConnMode::Persistent
+            && !resp.backend_closes
+            && req_done
+            && self.conns.get(ex.conn).is_some_and(|bc| !bc.eof && bc.rbuf.as_ref().is_none_or(Buffer::is_empty));
+        if reusable && self.idle[ex.backend].len() < self.settings.pool_size {
+            let bc = &mut self.conns[ex.conn];
+            bc.phase = ConnPhase::Idle { since: ctx.now };
+            bc.rbuf = None;
+            self.idle[ex.backend].push(ex.conn);
+        } else {
+            self.close_conn(ex.conn);
+        }
+        let latency = match (ex.sent_at, ex.first_byte) {
+            (Some(s), Some(f)) => Some(f.saturating_duration_since(s)),
+            _ => None,
+        };
+        if let Some(l) = latency {
+            ctx.backends[ex.backend].record_latency(l);
+            ctx.policy.observe(ex.backend, l, ctx.now);
+        }
+        let backend = Some(ctx.backends[ex.backend].addr);
+        let (status, bytes, reused) = (resp.status, ex.resp_bytes, ex.reused);
+        self.log_access(&Entry { client, head: &ex.head, backend, status, bytes, latency, reused });
+    }
+}
