@@ -570,15 +570,14 @@ impl HttpEngine {
                 Ok(sock) => return self.adopt_connecting(sock, key, idx, ctx).map(|ck| (ck, idx, false)),
                 Err(e) if is_descriptor_exhaustion(&e) => {
                     // The proxy's own limit, not the backend's fault: free the
-                    // idle pool's descriptors and let the reactor pause accepting.
-                    warn!("cannot open a backend connection: {e}; closing idle pooled connections");
-                    self.out_of_descriptors = true;
-                    for list in self.idle.iter_mut() {
-                        for k in list.drain(..) {
-                            self.conns.try_remove(k);
-                        }
+                    // idle pool's descriptors and try again; with none to free,
+                    // answer 503 and let the reactor pause accepting.
+                    let shed = self.shed_idle_pool();
+                    warn!("cannot open a backend connection: {e}; closed {shed} idle pooled connections");
+                    if shed == 0 {
+                        self.out_of_descriptors = true;
+                        return None;
                     }
-                    return None;
                 }
                 Err(e) => {
                     ctx.backends[idx].note_connect_failure(ctx.now, &e);
@@ -586,6 +585,17 @@ impl HttpEngine {
                 }
             }
         }
+    }
+
+    /// Close every idle pooled connection; returns how many.
+    fn shed_idle_pool(&mut self) -> usize {
+        let mut shed = 0;
+        for list in self.idle.iter_mut() {
+            for k in list.drain(..) {
+                shed += usize::from(self.conns.try_remove(k).is_some());
+            }
+        }
+        shed
     }
 
     /// Count a request against `backend` and queue its rewritten head on

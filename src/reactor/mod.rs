@@ -416,7 +416,9 @@ impl Reactor {
                     return;
                 }
                 Err(NoBackend::OutOfDescriptors(e)) => {
-                    self.pause_for_descriptors(&format_args!("client {client_addr}: backend connect failed: {e}"));
+                    self.pause_for_descriptors(&format_args!(
+                        "client {client_addr}: no descriptor for its backend: {e}"
+                    ));
                     return;
                 }
             };
@@ -516,7 +518,7 @@ impl Reactor {
                     return;
                 }
                 Err(NoBackend::OutOfDescriptors(e)) => {
-                    let why = format!("client {}: backend connect failed: {e}", s.client_addr);
+                    let why = format!("client {}: no descriptor for its backend: {e}", s.client_addr);
                     self.remove_unconnected(key);
                     self.pause_for_descriptors(&why);
                     return;
