@@ -158,6 +158,14 @@ pub fn http_backend(id: u32, extra: &[&str]) -> Proc {
     spawn_and_wait(cmd, false)
 }
 
+/// examples/lenient_backend: parses leniently and logs `REQ ...` for every
+/// request it parses (the smuggling tests read `log`).
+pub fn lenient_backend(id: u32) -> Proc {
+    let mut cmd = Command::new(example_bin("lenient_backend"));
+    cmd.args(["--port", "0", "--id", &id.to_string()]);
+    spawn_and_wait(cmd, false)
+}
+
 /// Start lbproxy on 127.0.0.1 with a free port in front of `backends`.
 pub fn lbproxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> Proc {
     let mut cmd = Command::new(lbproxy_bin());
