@@ -449,3 +449,71 @@ fn a_backend_named_twice_in_one_request_counts_once() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(replicas(a), [b1.addr.to_string()]);
 }
+
+#[test]
+fn an_oversized_admin_body_gets_a_readable_413_and_the_port_keeps_answering() {
+    let b = stream_backend(1);
+    let (_lb, a) = proxy_with_admin("round_robin", &[b.addr], &[]);
+    let size = 10 << 20;
+    let mut s = connect(a);
+    // Head and body go out from another thread, as from a client that reads
+    // only once it has sent everything; the head shares its first write with
+    // the body, so the proxy finds more than the head when it answers.
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut request = format!("POST /add HTTP/1.1\r\nHost: admin\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+        request.resize(request.len() + size, b'x');
+        for chunk in request.chunks(1 << 20) {
+            if w.write_all(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("the 413 answer up to an orderly close");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    let (head, body) = out.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())), "{out}");
+    let v = json(body);
+    assert_eq!(v["status"], "failure");
+    assert!(v["message"].as_str().unwrap().contains(&size.to_string()), "{body}");
+    writer.join().unwrap();
+    assert_eq!(admin(a, "GET", "/stats", "").0, 200);
+}
+
+#[test]
+fn admin_connections_beyond_the_cap_get_503_and_traffic_goes_on() {
+    const CAP: usize = 64; // lbproxy's admin::MAX_CONNS
+    let b = stream_backend(1);
+    let (lb, a) = proxy_with_admin("round_robin", &[b.addr], &[]);
+    let held: Vec<TcpStream> = (0..CAP).map(|_| connect(a)).collect();
+    // Accepts happen in arrival order, so this one is past the cap.
+    let mut extra = connect(a);
+    let mut out = String::new();
+    extra.read_to_string(&mut out).expect("a 503 answer up to an orderly close");
+    assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).expect("head and body");
+    assert_eq!(json(body)["status"], "failure", "{out}");
+    assert_eq!(who(lb.addr), 1, "the data port while the admin port is full");
+    for s in held {
+        close_and_wait(s);
+    }
+    assert_eq!(admin(a, "GET", "/stats", "").0, 200);
+}
+
+#[test]
+fn an_admin_connection_without_a_complete_request_is_closed_after_the_admin_timeout() {
+    // The timeout is admin::TIMEOUT, 10 s: this test waits that long.
+    let b = stream_backend(1);
+    let (_lb, a) = proxy_with_admin("round_robin", &[b.addr], &[]);
+    let silent = connect(a);
+    let mut partial = connect(a);
+    partial.write_all(b"GET /stats HTTP/1.1\r\nHost: admin\r\n").unwrap();
+    for (name, mut s) in [("silent", silent), ("partial head", partial)] {
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or_else(|e| panic!("{name}: {e} instead of an orderly close"));
+        assert_eq!(n, 0, "{name}: got {:?} instead of an orderly close", String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(admin(a, "GET", "/stats", "").0, 200);
+}

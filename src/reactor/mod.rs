@@ -30,7 +30,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 mod membership;
 
-use crate::admin::{AdminServer, route};
+use crate::admin::{self, AdminServer, route};
 use crate::backend::{Backend, usage_table};
 use crate::buffer::BufferPool;
 use crate::checks::Checker;
@@ -51,7 +51,8 @@ const POOL_KEEP_FREE: usize = 512;
 /// After EMFILE/ENFILE with no session left to close, try accepting again after this.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How often housekeeping runs: HTTP pool idle timeouts and access log
-/// flush, backends whose removal finished, spawned backends that died.
+/// flush, admin connection deadlines, backends whose removal finished,
+/// spawned backends that died.
 const TICK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +142,8 @@ impl Reactor {
     pub fn bind(mut config: Config) -> io::Result<Reactor> {
         // Listeners, signals, epoll, admin, health checks and (HTTP) idle pools.
         let pooled = if config.mode == crate::config::Mode::Tcp { 0 } else { config.pool_size * config.backends.len() };
-        let reserved = (64 + pooled + 2 * config.backends.len()) as u64;
+        let admin_conns = if config.admin.is_some() { admin::MAX_CONNS } else { 0 };
+        let reserved = (64 + admin_conns + pooled + 2 * config.backends.len()) as u64;
         config.max_connections = crate::limits::cap_connections(config.max_connections, reserved);
         let poll = Poll::new()?;
         let mut listener = listen(config.listen, config.backlog)
@@ -242,7 +244,7 @@ impl Reactor {
                     SIGNALS => self.on_signals(),
                     ADMIN_LISTENER => {
                         if let Some(a) = self.admin.as_mut() {
-                            a.accept(self.poll.registry());
+                            a.accept(self.poll.registry(), self.now);
                         }
                     }
                     t => match Owner::of(t) {
@@ -574,13 +576,14 @@ impl Reactor {
 
     /// An admin connection spoke: answer its request once complete.
     fn on_admin(&mut self, key: usize) {
-        let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key)) else { return };
+        let now = self.now;
+        let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key, now)) else { return };
         let reply = match route(&req.method, &req.path, &req.body) {
             Ok(cmd) => self.execute(cmd),
             Err(reply) => reply,
         };
         if let Some(a) = self.admin.as_mut() {
-            a.answer(req.conn, &reply);
+            a.answer(req.conn, &reply, now);
         }
     }
 
@@ -622,6 +625,9 @@ impl Reactor {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             self.with_http(|h, ctx| h.sweep(ctx));
+            if let Some(a) = self.admin.as_mut() {
+                a.sweep(now);
+            }
             self.upkeep_membership();
         }
         while let Some(&Reverse((deadline, key, attempt))) = self.connect_deadlines.peek() {
