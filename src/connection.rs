@@ -70,6 +70,14 @@ pub struct Pipe {
 }
 
 impl Pipe {
+    /// A pipe that starts with bytes already read from its source (an HTTP
+    /// connection switching protocols hands over what followed the heads).
+    pub(crate) fn holding(buf: Option<Buffer>) -> Pipe {
+        let mut pipe = Pipe { buf, eof: false, shut: false };
+        pipe.release_if_empty();
+        pipe
+    }
+
     /// Drop the buffer (it returns to its pool) once it holds nothing.
     fn release_if_empty(&mut self) {
         if self.buf.as_ref().is_some_and(Buffer::is_empty) {
@@ -84,7 +92,7 @@ impl Pipe {
     /// Move bytes from `src` to `dst` until both are drained, the buffer
     /// blocks, or `budget` reads have been done. Returns bytes written to `dst`.
     /// `Ok` with `budget_left == 0` means there may be more work.
-    fn pump(
+    pub(crate) fn pump(
         &mut self,
         src: &mut TcpStream,
         src_ready: &mut Ready,
@@ -152,12 +160,12 @@ impl Pipe {
     }
 
     /// The source ended and everything it sent is delivered: time to pass its FIN on.
-    fn wants_shut(&self) -> bool {
+    pub(crate) fn wants_shut(&self) -> bool {
         self.eof && self.buf.is_none() && !self.shut
     }
 
     /// Work is waiting that the readiness we hold allows.
-    fn has_work(&self, src_ready: &Ready, dst_ready: &Ready) -> bool {
+    pub(crate) fn has_work(&self, src_ready: &Ready, dst_ready: &Ready) -> bool {
         let can_read = !self.eof && src_ready.readable && self.buf.as_ref().is_none_or(|b| !b.is_full());
         let can_write = self.buffered() > 0 && dst_ready.writable;
         can_read || can_write
@@ -282,7 +290,7 @@ impl Session {
     }
 }
 
-fn shutdown_write(s: &TcpStream) -> io::Result<()> {
+pub(crate) fn shutdown_write(s: &TcpStream) -> io::Result<()> {
     match s.shutdown(Shutdown::Write) {
         // The peer already went away; the other direction will see it.
         Err(e) if e.kind() == ErrorKind::NotConnected => Ok(()),

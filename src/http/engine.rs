@@ -27,6 +27,7 @@ use slab::Slab;
 use super::access_log::{AccessLog, Entry};
 use super::exchange::Exchange;
 use super::head::{self, HashKey, HeadError, RequestHead};
+use super::tunnel::Tunnel;
 use crate::backend::Backend;
 use crate::buffer::{Buffer, BufferPool};
 use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify, is_descriptor_exhaustion};
@@ -87,6 +88,8 @@ pub(super) enum ClientPhase {
     Head,
     /// A request is in flight.
     Exchange(Box<Exchange>),
+    /// Protocols were switched (`101`): bytes both ways until both ends close.
+    Tunnel(Box<Tunnel>),
     /// Flush what is queued, then close.
     Closing,
 }
@@ -481,6 +484,9 @@ impl HttpEngine {
                 }
             }
             ClientPhase::Exchange(_) => Ok(self.step_exchange(key, ctx)? || moved),
+            // The 101 head goes out before any byte of the new protocol.
+            ClientPhase::Tunnel(_) if !flushed => Ok(moved),
+            ClientPhase::Tunnel(_) => Ok(self.step_tunnel(key, ctx)? || moved),
         }
     }
 
@@ -703,11 +709,20 @@ impl HttpEngine {
         let Some(c) = self.clients.try_remove(key) else {
             return;
         };
-        if let ClientPhase::Exchange(ex) = &c.phase
-            && ex.conn != usize::MAX
-        {
-            ctx.backends[ex.backend].stats.active -= 1;
-            self.close_conn(ex.conn);
+        match &c.phase {
+            ClientPhase::Exchange(ex) if ex.conn != usize::MAX => {
+                ctx.backends[ex.backend].stats.active -= 1;
+                self.close_conn(ex.conn);
+            }
+            ClientPhase::Tunnel(t) => {
+                ctx.backends[t.backend].stats.active -= 1;
+                // Both ends of a tunnel see the same kind of end.
+                if abort && let Some(bc) = self.conns.get(t.conn) {
+                    let _ = socket2::SockRef::from(&bc.sock).set_linger(Some(Duration::ZERO));
+                }
+                self.close_conn(t.conn);
+            }
+            _ => {}
         }
         if abort {
             let _ = socket2::SockRef::from(&c.sock).set_linger(Some(Duration::ZERO));

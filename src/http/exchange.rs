@@ -149,6 +149,7 @@ impl HttpEngine {
         }
         // A head is parsed only once the client took the previous one, so
         // interim (1xx) heads are held back like any other bytes.
+        let mut switching = false;
         if ex.resp.is_none() && backend_error.is_none() && c.wbuf.is_empty() {
             let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
             match head::parse_response(rbuf.data(), max_head.min(ctx.pool.buffer_size()), ex.head.is_head()) {
@@ -158,7 +159,17 @@ impl HttpEngine {
                     if ex.first_byte.is_none() {
                         ex.first_byte = Some(ctx.now);
                     }
-                    if rh.is_interim() {
+                    if rh.is_switching() {
+                        // Only an upgrade the client asked for, after its whole
+                        // request went out, may turn the connection into a tunnel.
+                        if !(ex.head.upgrade && ex.head_sent) {
+                            warn!("backend {}: 101 to a request without an upgrade", ctx.backends[ex.backend].addr);
+                            self.fail_exchange(key, 502, ctx);
+                            return Ok(true);
+                        }
+                        rh.write_switching_for_client(&mut c.wbuf);
+                        switching = true;
+                    } else if rh.is_interim() {
                         rh.write_for_client(false, false, &mut c.wbuf);
                     } else {
                         let until_close = rh.framing == BodyFraming::UntilClose;
@@ -192,6 +203,10 @@ impl HttpEngine {
             }
         }
 
+        if switching {
+            self.start_tunnel(key, ctx);
+            return Ok(true);
+        }
         if let Some(e) = backend_error {
             self.backend_broke(key, e, ctx);
             return Ok(true);

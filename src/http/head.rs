@@ -35,6 +35,11 @@ pub struct RequestHead {
     pub len: usize,
     /// Hash of what `--hash-key` names, when the request has it.
     pub request_hash: Option<u64>,
+    /// The client asks to switch protocols (WebSocket): an HTTP/1.1 request
+    /// without a body, with `Connection: Upgrade` and an `Upgrade` header.
+    /// Its head keeps `Upgrade` and says `Connection: Upgrade`; a `101` answer
+    /// turns the connection into a byte tunnel.
+    pub upgrade: bool,
     /// The rewritten head for the backend, without the Connection line.
     rewritten: Vec<u8>,
 }
@@ -49,10 +54,16 @@ impl RequestHead {
         matches!(self.method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE")
     }
 
-    /// The head for the backend, ending with the Connection line we choose.
+    /// The head for the backend, ending with the Connection line we choose
+    /// (`Upgrade` for an upgrade request: if the backend declines, the
+    /// connection is only pooled when its answer allows, as for any request).
     pub fn write_for_backend(&self, keep_backend_alive: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.rewritten);
-        let conn = if keep_backend_alive { "keep-alive" } else { "close" };
+        let conn = match (self.upgrade, keep_backend_alive) {
+            (true, _) => "Upgrade",
+            (false, true) => "keep-alive",
+            (false, false) => "close",
+        };
         let _ = write!(VecWriter(out), "Connection: {conn}\r\n\r\n");
     }
 }
@@ -70,6 +81,18 @@ pub struct ResponseHead {
 impl ResponseHead {
     pub fn is_interim(&self) -> bool {
         (100..200).contains(&self.status) && self.status != 101
+    }
+
+    /// `101 Switching Protocols`: its head keeps `Upgrade`, and what follows
+    /// it on the connection is the new protocol.
+    pub fn is_switching(&self) -> bool {
+        self.status == 101
+    }
+
+    /// The `101` head for the client, with `Connection: Upgrade`.
+    pub fn write_switching_for_client(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.rewritten);
+        out.extend_from_slice(b"Connection: Upgrade\r\n\r\n");
     }
 
     /// The head for the client; `close` adds `Connection: close`.
@@ -116,6 +139,11 @@ fn check_connection_options(conn_tokens: &[String]) -> Result<(), &'static str> 
         return Err("Connection names Content-Length, Transfer-Encoding or Host");
     }
     Ok(())
+}
+
+/// The `Upgrade` header, when a protocol switch is being offered or accepted.
+fn is_upgrade(name: &str) -> bool {
+    name.eq_ignore_ascii_case("upgrade")
 }
 
 fn is_hop_by_hop(name: &str, conn_tokens: &[String]) -> bool {
@@ -236,6 +264,13 @@ pub fn parse_request_keyed(
     check_connection_options(&tokens).map_err(HeadError::Bad)?;
     let keep_alive =
         if minor == 0 { tokens.iter().any(|t| t == "keep-alive") } else { !tokens.iter().any(|t| t == "close") };
+    // RFC 9110 7.8: Upgrade is ignored in HTTP/1.0. A request with a body is
+    // forwarded as a plain request (Upgrade stripped), so the new protocol can
+    // never start in the middle of a body the proxy is still framing.
+    let upgrade = minor == 1
+        && framing.is_done()
+        && tokens.iter().any(|t| t == "upgrade")
+        && req.headers.iter().any(|h| is_upgrade(h.name));
 
     let mut out = Vec::with_capacity(len + 128);
     // Forward the client's own version: a conforming backend then never
@@ -245,7 +280,7 @@ pub fn parse_request_keyed(
     let mut via: Option<String> = None;
     let mut has_proto = false;
     for h in req.headers.iter() {
-        if is_hop_by_hop(h.name, &tokens) {
+        if is_hop_by_hop(h.name, &tokens) && !(upgrade && is_upgrade(h.name)) {
             continue;
         }
         let value = String::from_utf8_lossy(h.value);
@@ -285,6 +320,7 @@ pub fn parse_request_keyed(
         framing,
         len,
         request_hash,
+        upgrade,
         rewritten: out,
     }))
 }
@@ -310,12 +346,16 @@ pub fn parse_response(buf: &[u8], max_head: usize, request_is_head: bool) -> Res
     let declared = body_framing(resp.headers, minor).map_err(HeadError::Bad)?;
     let no_body = request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
     let framing = if no_body { BodyFraming::Done } else { declared.unwrap_or(BodyFraming::UntilClose) };
+    let switching = status == 101;
+    if switching && !resp.headers.iter().any(|h| is_upgrade(h.name)) {
+        return Err(HeadError::Bad("101 without Upgrade"));
+    }
 
     let mut out = Vec::with_capacity(len + 64);
     let reason = resp.reason.unwrap_or("");
     let _ = write!(VecWriter(&mut out), "HTTP/1.1 {status} {reason}\r\n");
     for h in resp.headers.iter() {
-        if is_hop_by_hop(h.name, &tokens) {
+        if is_hop_by_hop(h.name, &tokens) && !(switching && is_upgrade(h.name)) {
             continue;
         }
         out.extend_from_slice(h.name.as_bytes());
@@ -403,6 +443,72 @@ mod tests {
             "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n\
              X-Forwarded-Proto: http\r\nVia: 1.1 lbproxy\r\nConnection: keep-alive\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn upgrade_requests_keep_upgrade_and_every_other_request_loses_it() {
+        let h = req("GET /chat HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade, HTTP2-Settings\r\n\
+                     Upgrade: websocket\r\nHTTP2-Settings: AAA\r\nSec-WebSocket-Key: k==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap()
+        .unwrap();
+        assert!(h.upgrade && h.keep_alive);
+        let expected = "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k==\r\n\
+                        Sec-WebSocket-Version: 13\r\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\n\
+                        Via: 1.1 lbproxy\r\nConnection: Upgrade\r\n\r\n";
+        // Persistent or per-request, the backend is offered the upgrade alone.
+        assert_eq!(backend_bytes(&h, true), expected);
+        assert_eq!(backend_bytes(&h, false), expected);
+
+        for plain in [
+            // Upgrade without Connection naming it, and the other way round.
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\r\n",
+            // HTTP/1.0 ignores Upgrade (RFC 9110 7.8).
+            "GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            // A body: forwarded as a plain request.
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let h = req(plain).unwrap().unwrap();
+            assert!(!h.upgrade, "{plain:?} taken for an upgrade");
+            let s = backend_bytes(&h, true).to_ascii_lowercase();
+            assert!(!s.contains("upgrade"), "{plain:?} forwarded as {s:?}");
+        }
+        // An empty body is no body.
+        let h =
+            req("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n");
+        assert!(h.unwrap().unwrap().upgrade);
+    }
+
+    #[test]
+    fn only_a_101_keeps_upgrade_on_the_way_back() {
+        let r = |s: &str| parse_response(s.as_bytes(), 65536, false);
+        let h =
+            r("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\n\
+                   Sec-WebSocket-Accept: abc=\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.is_switching() && !h.is_interim());
+        assert_eq!(h.framing, BodyFraming::Done);
+        let mut out = Vec::new();
+        h.write_switching_for_client(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\n\
+             Connection: Upgrade\r\n\r\n"
+        );
+        // A declined upgrade (426, 200) is a plain answer: Upgrade is stripped.
+        let h = r(
+            "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!h.is_switching());
+        let mut out = Vec::new();
+        h.write_for_client(false, false, &mut out);
+        assert_eq!(out, b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n");
+        // RFC 9110 15.2.2: a 101 names the protocol it switches to.
+        assert!(r("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n").is_err());
     }
 
     #[test]

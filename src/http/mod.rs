@@ -4,6 +4,7 @@
 //! - `head`: parsing and rewriting request and response heads; proxy-made answers.
 //! - `engine`: client and backend connections, pools, request heads, picking and connecting.
 //! - `exchange`: one request and its response moving through, and how it ends.
+//! - `tunnel`: a connection after `101 Switching Protocols` (WebSocket), a byte pipe both ways.
 //! - `timeouts`: the idle, slow-head, keep-alive and stall clocks, swept periodically.
 //! - `access_log`: one CSV line per request.
 
@@ -13,6 +14,7 @@ mod exchange;
 pub mod framing;
 pub mod head;
 mod timeouts;
+mod tunnel;
 
 pub use access_log::ACCESS_LOG_HEADER;
 pub use engine::{BackendConnMode, Ctx, HttpEngine, HttpRole, HttpSettings};

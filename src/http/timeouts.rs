@@ -37,6 +37,8 @@ fn expired(c: &Client, now: Instant, s: &HttpSettings) -> Option<Expired> {
         },
         ClientPhase::Exchange(ex) => (since(ex.last_progress) >= s.backend_timeout).then_some(Expired::Stalled),
         ClientPhase::Closing => (since(c.last_active) >= s.backend_timeout).then_some(Expired::Unread),
+        // Tunnels (WebSocket) are long-lived and often silent: only `--idle-timeout`.
+        ClientPhase::Tunnel(_) => None,
     }
 }
 
