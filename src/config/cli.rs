@@ -1,0 +1,259 @@
+//! The command line: clap flags on top of the value parsers in `values.rs`.
+//!
+//! Defaults are not written here: each flag shows and uses the value of the
+//! `Default` impl its setting lives in (`GlobalConfig`, `FrontendConfig`,
+//! `PoolConfig`, `PolicyParams`, `FailPolicy`), the same value a config file
+//! gets when it leaves the key out.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::server::{FrontendConfig, GlobalConfig, PoolConfig};
+use super::values::*;
+use super::{BackendList, Mode};
+use crate::health::CheckKind;
+use crate::http::BackendConnMode;
+use crate::http::head::HashKey;
+use crate::policy::PolicyKind;
+
+static GLOBAL: LazyLock<GlobalConfig> = LazyLock::new(GlobalConfig::default);
+static FRONTEND: LazyLock<FrontendConfig> = LazyLock::new(FrontendConfig::default);
+static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
+
+/// lbproxy: a single-threaded load balancer for TCP sessions, HTTP/1.1 requests and redirects.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "lbproxy", version, about, long_about = None)]
+pub struct Args {
+    /// Balancing policy: round_robin, fewest_connections, ip_hash, weighted_round_robin,
+    /// random, weighted_random, least_requests, consistent_hash, maglev, sma, ewma,
+    /// p2c_peak_ewma, fastest_ranked (also: round-robin, rr, least_conn, leastconn, ip_hashing, source, wrr,
+    /// ketama, p2c).
+    #[arg(long, default_value = FRONTEND.policy.name(), value_parser = parse_policy)]
+    pub policy: PolicyKind,
+
+    /// Port to listen on for clients (0 picks a free port and logs it).
+    #[arg(long, default_value_t = FRONTEND.listen.port())]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, default_value_t = FRONTEND.listen.ip())]
+    pub bind: IpAddr,
+
+    /// Backend server as HOST:PORT; repeat the flag or give a comma-separated
+    /// list. Host names are resolved once at start. A weight follows as HOST:PORT@3 or as
+    /// HOST:PORT,weight=3. At least one is required (unless --replicas spawns them).
+    #[arg(long = "backend", value_name = "HOST:PORT", required_unless_present = "replicas", value_parser = parse_backend_list)]
+    pub backends: Vec<BackendList>,
+
+    /// How long a backend connect may take before the next backend is tried.
+    #[arg(long, default_value = fmt_duration(FRONTEND.connect_timeout), value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Close a session after this long without traffic in either direction (0 = never).
+    #[arg(long, default_value = fmt_optional_duration(FRONTEND.idle_timeout), value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Most client connections open at once; further clients wait in the
+    /// listen backlog until a session ends.
+    #[arg(long, default_value_t = GLOBAL.max_connections, value_parser = parse_max_connections)]
+    pub max_connections: usize,
+
+    /// Size of each per-direction buffer. Accepts K/KiB/M/MiB suffixes.
+    /// A session holds at most two; idle sessions hold none.
+    #[arg(long, default_value = fmt_size(GLOBAL.buffer_size), value_parser = parse_size)]
+    pub buffer_size: usize,
+
+    /// How often to log the per-backend usage table (0 = only at shutdown).
+    #[arg(long, default_value = fmt_optional_duration(GLOBAL.stats_interval), value_parser = parse_duration)]
+    pub stats_interval: Duration,
+
+    /// On SIGINT/SIGTERM, how long open sessions may take to finish before exit.
+    #[arg(long, default_value = fmt_duration(GLOBAL.drain_timeout), value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Listen backlog passed to listen(2).
+    #[arg(long, default_value_t = GLOBAL.backlog)]
+    pub backlog: i32,
+
+    /// Seed for hashing and random policies: the same seed gives the same picks.
+    #[arg(long, default_value_t = GLOBAL.seed)]
+    pub seed: u64,
+
+    /// tcp: pin each client connection to one backend. http: balance every
+    /// HTTP/1.1 request on its own. redirect: answer each request with a
+    /// redirect to the chosen backend.
+    #[arg(long, default_value = FRONTEND.mode.name(), value_parser = parse_mode)]
+    pub mode: Mode,
+
+    /// HTTP mode: `persistent` reuses backend connections from an idle pool,
+    /// `per-request` opens one per request and closes it after the response.
+    #[arg(long, default_value = fmt_backend_conn(FRONTEND.backend_conn), value_parser = parse_backend_conn)]
+    pub backend_conn: BackendConnMode,
+
+    /// HTTP mode: most idle backend connections kept per backend.
+    #[arg(long, default_value_t = FRONTEND.pool_size)]
+    pub pool_size: usize,
+
+    /// HTTP mode: idle backend connections are closed after this long.
+    #[arg(long, default_value = fmt_duration(FRONTEND.pool_idle_timeout), value_parser = parse_duration)]
+    pub pool_idle_timeout: Duration,
+
+    /// HTTP mode: largest request or response head; larger requests get 431.
+    /// At most --buffer-size.
+    #[arg(long, default_value = fmt_size(FRONTEND.max_header_size), value_parser = parse_size)]
+    pub max_header_size: usize,
+
+    /// HTTP and redirect modes: a request head must be complete this long after
+    /// the connection opened or its first byte arrived, else 408 (slow-header defence).
+    #[arg(long, default_value = fmt_duration(FRONTEND.request_timeout), value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// HTTP mode: a backend that has not started its response this long
+    /// after the request arrived gets the client a 504; an exchange on which
+    /// no byte moves either way for this long (a stalled body) is cut.
+    #[arg(long, default_value = fmt_duration(FRONTEND.backend_timeout), value_parser = parse_duration)]
+    pub backend_timeout: Duration,
+
+    /// HTTP and redirect modes: close a keep-alive client that has not started
+    /// a new request this long after its last response (0 = never).
+    #[arg(long, default_value = fmt_optional_duration(FRONTEND.keepalive_timeout), value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// HTTP and redirect modes: append one CSV line per request to FILE
+    /// (timestamp,client,method,path,backend,status,bytes,latency_us,reused).
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+
+    /// Consecutive failed connects that take a backend out of rotation
+    /// for --fail-timeout (0: never).
+    #[arg(long, default_value_t = POOL.fail_policy.max_fails)]
+    pub max_fails: u32,
+
+    /// How long a backend that reached --max-fails sits out before it gets traffic again.
+    #[arg(long, default_value = fmt_duration(POOL.fail_policy.fail_timeout), value_parser = parse_duration)]
+    pub fail_timeout: Duration,
+
+    /// Active health checks: `tcp` (connect succeeds) or `http:/PATH` (GET answers 2xx).
+    /// Off unless given (then only failed connects from traffic count).
+    #[arg(long, value_name = "tcp|http:/PATH", value_parser = parse_health_check)]
+    pub health_check: Option<CheckKind>,
+
+    /// Time between two checks of one backend.
+    #[arg(long, default_value = fmt_duration(POOL.health_interval), value_parser = parse_duration)]
+    pub health_interval: Duration,
+
+    /// A check without an answer this long has failed.
+    #[arg(long, default_value = fmt_duration(POOL.health_timeout), value_parser = parse_duration)]
+    pub health_timeout: Duration,
+
+    /// Consecutive passed checks that bring a down backend up.
+    #[arg(long, default_value_t = POOL.rise, value_parser = parse_threshold)]
+    pub rise: u32,
+
+    /// Consecutive failed checks (or failed connects from traffic) that take a backend down.
+    #[arg(long, default_value_t = POOL.fall, value_parser = parse_threshold)]
+    pub fall: u32,
+
+    /// Serve the admin API (JSON, /metrics, dashboard) on ADDR; a bare port means 127.0.0.1:PORT.
+    #[arg(long, value_name = "ADDR", value_parser = parse_admin_addr)]
+    pub admin: Option<SocketAddr>,
+
+    /// Require `Authorization: Bearer TOKEN` on every admin request.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+
+    /// Command that starts one backend, with {port} and {id} filled in, e.g.
+    /// 'target/release/examples/http_backend --port {port} --id {id}'. Used by
+    /// /add when it asks for more replicas than it names, and by --replicas.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub spawn_cmd: Option<String>,
+
+    /// Keep this many spawned backends running: start them at launch and
+    /// replace any that dies (needs --spawn-cmd).
+    #[arg(long, value_name = "N", requires = "spawn_cmd")]
+    pub replicas: Option<usize>,
+
+    /// consistent_hash: virtual nodes per unit of weight. 640 keeps 3 backends
+    /// within ±10% of even (measured, measurements/policy-lab); nginx's ketama uses 160.
+    #[arg(long, default_value_t = FRONTEND.params.vnodes, value_parser = parse_vnodes)]
+    pub vnodes: u32,
+
+    /// consistent_hash: use the classic bounded ring of this many slots
+    /// (linear probing on collisions) instead of 64-bit positions.
+    #[arg(long, value_parser = parse_ring_slots)]
+    pub ring_slots: Option<u32>,
+
+    /// maglev: lookup table size (a prime well above the number of backends).
+    #[arg(long, default_value_t = FRONTEND.params.maglev_size, value_parser = parse_prime)]
+    pub maglev_size: u32,
+
+    /// sma: response times averaged per backend.
+    #[arg(long, default_value_t = FRONTEND.params.sma_window, value_parser = parse_sma_window)]
+    pub sma_window: usize,
+
+    /// ewma: weight of each new response time, 0 < alpha <= 1.
+    #[arg(long, default_value_t = FRONTEND.params.ewma_alpha, value_parser = parse_alpha)]
+    pub ewma_alpha: f64,
+
+    /// p2c_peak_ewma: decay time of the latency estimate.
+    #[arg(long, default_value = fmt_duration(FRONTEND.params.ewma_decay), value_parser = parse_duration)]
+    pub ewma_decay: Duration,
+
+    /// HTTP mode, hashing policies (ip_hash, consistent_hash, maglev): hash
+    /// `header:NAME`, `query:NAME` or `path` instead of the client address.
+    #[arg(long, value_parser = parse_hash_key)]
+    pub hash_key: Option<HashKey>,
+
+    /// fastest_ranked: path whose transfer time ranks the backends.
+    #[arg(long, default_value = FRONTEND.probe_path.as_str())]
+    pub probe_path: String,
+
+    /// fastest_ranked: time between probe rounds (an idle proxy probes sooner).
+    #[arg(long, default_value = fmt_duration(FRONTEND.probe_interval), value_parser = parse_duration)]
+    pub probe_interval: Duration,
+
+    /// Redirect mode: the status code sent (301, 302, 307 or 308).
+    #[arg(long, default_value_t = FRONTEND.redirect_code, value_parser = parse_redirect_code)]
+    pub redirect_code: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_maps_to_config() {
+        let a = Args::try_parse_from([
+            "lbproxy",
+            "--policy",
+            "leastconn",
+            "--backend",
+            "127.0.0.1:1,127.0.0.1:2",
+            "--backend",
+            "127.0.0.1:3",
+            "--stats-interval",
+            "0",
+        ])
+        .unwrap();
+        let c = Config::from(a);
+        assert_eq!(c.policy, PolicyKind::FewestConnections);
+        assert_eq!(c.backends.len(), 3);
+        assert_eq!(c.stats_interval, None);
+        assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn help_shows_the_defaults_of_the_default_impls() {
+        let help = Args::command().render_help().to_string();
+        for shown in ["[default: round_robin]", "[default: 2s]", "[default: 64KiB]", "[default: 75s]", "[default: 0.3]"]
+        {
+            assert!(help.contains(shown), "--help lacks {shown}: {help}");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Configuration: the command line (`cli.rs`), the value parsers (`values.rs`),
+//! and what they produce.
+//!
+//! - [`ServerConfig`] (`server.rs`): global settings, frontends and pools, with
+//!   every default stated once in their `Default` impls. The flags make one
+//!   frontend and one pool.
+//! - [`Config`]: what today's single-frontend reactor runs;
+//!   `ServerConfig::to_config(i)` builds it for frontend `i` and its pool.
+//!
+//! Every parser returns an error naming the value it rejected; clap adds the
+//! flag name and exits with status 2.
+
+mod cli;
+mod server;
+mod values;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::backend::FailPolicy;
+use crate::health::HealthConfig;
+use crate::http::head::HashKey;
+use crate::http::{BackendConnMode, HttpRole, HttpSettings};
+use crate::policy::{PolicyKind, PolicyParams};
+
+pub use cli::Args;
+pub use server::{DEFAULT_NAME, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig};
+pub use values::*;
+
+/// What lbproxy does with a client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tcp,
+    Http,
+    Redirect,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Http => "http",
+            Mode::Redirect => "redirect",
+        }
+    }
+}
+
+/// The backends named by one `--backend` value (a comma-separated list).
+#[derive(Debug, Clone)]
+pub struct BackendList(pub Vec<BackendSpec>);
+
+/// One backend as configured: where, and how much traffic relative to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+/// Largest weight accepted; weights are relative, so this is plenty.
+pub const MAX_WEIGHT: u32 = 1000;
+
+/// Everything the reactor needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub backends: Vec<BackendSpec>,
+    pub policy: PolicyKind,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_connections: usize,
+    pub buffer_size: usize,
+    pub stats_interval: Option<Duration>,
+    pub drain_timeout: Duration,
+    pub backlog: i32,
+    pub seed: u64,
+    pub mode: Mode,
+    pub backend_conn: BackendConnMode,
+    pub pool_size: usize,
+    pub pool_idle_timeout: Duration,
+    pub max_header_size: usize,
+    pub backend_timeout: Duration,
+    pub request_timeout: Duration,
+    pub keepalive_timeout: Option<Duration>,
+    pub access_log: Option<PathBuf>,
+    pub redirect_code: u16,
+    pub fail_policy: FailPolicy,
+    pub health: Option<HealthConfig>,
+    pub admin: Option<SocketAddr>,
+    pub admin_token: Option<String>,
+    pub spawn_cmd: Option<String>,
+    pub replicas: Option<usize>,
+    pub params: PolicyParams,
+    pub hash_key: Option<HashKey>,
+    pub probe_path: String,
+    pub probe_interval: Duration,
+}
+
+impl Config {
+    /// A config with the CLI defaults, for tests and embedding.
+    pub fn new(listen: SocketAddr, backends: Vec<SocketAddr>, policy: PolicyKind) -> Config {
+        let servers = backends.into_iter().map(|addr| BackendSpec { addr, weight: 1 }).collect();
+        ServerConfig {
+            global: GlobalConfig::default(),
+            frontends: vec![FrontendConfig { listen, policy, ..FrontendConfig::default() }],
+            pools: vec![PoolConfig { servers, ..PoolConfig::default() }],
+        }
+        .to_config(0)
+    }
+
+    /// Settings of the HTTP engine, or `None` in TCP mode.
+    pub fn http_settings(&self) -> Option<HttpSettings> {
+        let role = match self.mode {
+            Mode::Tcp => return None,
+            Mode::Http => HttpRole::Proxy,
+            Mode::Redirect => HttpRole::Redirect(self.redirect_code),
+        };
+        Some(HttpSettings {
+            role,
+            conn_mode: self.backend_conn,
+            pool_size: self.pool_size,
+            pool_idle_timeout: self.pool_idle_timeout,
+            max_header_size: self.max_header_size.min(self.buffer_size),
+            backend_timeout: self.backend_timeout,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            keepalive_timeout: self.keepalive_timeout,
+            hash_key: self.hash_key.clone(),
+        })
+    }
+}
+
+impl From<Args> for Config {
+    fn from(a: Args) -> Config {
+        ServerConfig::from_flags(a).to_config(0)
+    }
+}

@@ -1,0 +1,326 @@
+//! The validated configuration of a whole server: global settings, any number
+//! of frontends (listeners) and pools (backend sets), from the command line or
+//! from a config file.
+//!
+//! Every default is stated once, in the `Default` impls below (and in
+//! `PolicyParams::default` and `FailPolicy::default` for the policy tunables
+//! and the passive failure policy). The clap flags and their `--help` text take
+//! their defaults from these impls, and a key absent from a config file gets
+//! the same value.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use super::{Args, BackendSpec, Config, Mode};
+use crate::backend::FailPolicy;
+use crate::health::{CheckKind, HealthConfig};
+use crate::http::BackendConnMode;
+use crate::http::head::HashKey;
+use crate::policy::{PolicyKind, PolicyParams};
+
+/// Name of the one frontend and the one pool that the command-line flags make.
+pub const DEFAULT_NAME: &str = "default";
+
+/// A duration where zero means off.
+pub(super) fn off_if_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// Everything a server runs: settings shared by all frontends, the frontends
+/// (one listener each) and the pools they send traffic to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub global: GlobalConfig,
+    /// At least one; binds do not overlap; names are unique.
+    pub frontends: Vec<FrontendConfig>,
+    /// At least one; names are unique; each has servers (or spawns them).
+    pub pools: Vec<PoolConfig>,
+}
+
+/// Settings of the process: admin API, logging, limits, shutdown, statistics, seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalConfig {
+    pub admin: Option<SocketAddr>,
+    /// Read from `admin_token_file` when the file names one.
+    pub admin_token: Option<String>,
+    /// Used when `RUST_LOG` is not set.
+    pub log_level: LevelFilter,
+    pub max_connections: usize,
+    pub buffer_size: usize,
+    pub backlog: i32,
+    pub drain_timeout: Duration,
+    /// `None`: the usage table is logged only at shutdown.
+    pub stats_interval: Option<Duration>,
+    /// Seed of hashes and random policies in every frontend.
+    pub seed: u64,
+}
+
+/// One listener: where it binds, what it speaks, how it picks a backend from its pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontendConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub mode: Mode,
+    /// Index into [`ServerConfig::pools`].
+    pub pool: usize,
+    pub policy: PolicyKind,
+    /// Policy tunables; `seed` is the global seed.
+    pub params: PolicyParams,
+    pub hash_key: Option<HashKey>,
+    pub probe_path: String,
+    pub probe_interval: Duration,
+    pub connect_timeout: Duration,
+    /// `None`: sessions may stay idle for ever.
+    pub idle_timeout: Option<Duration>,
+    pub request_timeout: Duration,
+    pub backend_timeout: Duration,
+    /// `None`: keep-alive clients may wait for ever between requests.
+    pub keepalive_timeout: Option<Duration>,
+    pub backend_conn: BackendConnMode,
+    pub pool_size: usize,
+    pub pool_idle_timeout: Duration,
+    pub max_header_size: usize,
+    pub access_log: Option<PathBuf>,
+    pub redirect_code: u16,
+}
+
+/// A set of backends with its health checks and failure policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub name: String,
+    pub servers: Vec<BackendSpec>,
+    /// Active checks; `None`: only failed connects from traffic count.
+    pub health_check: Option<CheckKind>,
+    pub health_interval: Duration,
+    pub health_timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub fail_policy: FailPolicy,
+    pub spawn_cmd: Option<String>,
+    pub replicas: Option<usize>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            admin: None,
+            admin_token: None,
+            log_level: LevelFilter::Info,
+            max_connections: 10_000,
+            buffer_size: 64 * 1024,
+            backlog: 1024,
+            drain_timeout: Duration::from_secs(10),
+            stats_interval: Some(Duration::from_secs(5)),
+            seed: 0,
+        }
+    }
+}
+
+impl Default for FrontendConfig {
+    fn default() -> Self {
+        FrontendConfig {
+            name: DEFAULT_NAME.into(),
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9000),
+            mode: Mode::Tcp,
+            pool: 0,
+            policy: PolicyKind::RoundRobin,
+            params: PolicyParams::default(),
+            hash_key: None,
+            probe_path: "/".into(),
+            probe_interval: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(2),
+            idle_timeout: None,
+            request_timeout: Duration::from_secs(30),
+            backend_timeout: Duration::from_secs(30),
+            keepalive_timeout: Some(Duration::from_secs(75)),
+            backend_conn: BackendConnMode::Persistent,
+            pool_size: 64,
+            pool_idle_timeout: Duration::from_secs(60),
+            max_header_size: 64 * 1024,
+            access_log: None,
+            redirect_code: 301,
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            name: DEFAULT_NAME.into(),
+            servers: Vec::new(),
+            health_check: None,
+            health_interval: Duration::from_secs(2),
+            health_timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+            fail_policy: FailPolicy::default(),
+            spawn_cmd: None,
+            replicas: None,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The active checks to run, if any. Spawned backends join once a check
+    /// passes, so a spawn command turns on tcp checks when none is configured.
+    pub fn health(&self) -> Option<HealthConfig> {
+        let kind = self.health_check.clone().or_else(|| self.spawn_cmd.as_ref().map(|_| CheckKind::Tcp))?;
+        Some(HealthConfig {
+            kind,
+            interval: self.health_interval,
+            timeout: self.health_timeout,
+            rise: self.rise,
+            fall: self.fall,
+        })
+    }
+}
+
+impl ServerConfig {
+    /// One frontend and one pool from the flags.
+    pub(super) fn from_flags(a: Args) -> ServerConfig {
+        let global = GlobalConfig {
+            admin: a.admin,
+            admin_token: a.admin_token,
+            log_level: GlobalConfig::default().log_level,
+            max_connections: a.max_connections,
+            buffer_size: a.buffer_size,
+            backlog: a.backlog,
+            drain_timeout: a.drain_timeout,
+            stats_interval: off_if_zero(a.stats_interval),
+            seed: a.seed,
+        };
+        let frontend = FrontendConfig {
+            name: DEFAULT_NAME.into(),
+            listen: SocketAddr::new(a.bind, a.port),
+            mode: a.mode,
+            pool: 0,
+            policy: a.policy,
+            params: PolicyParams {
+                seed: a.seed,
+                vnodes: a.vnodes,
+                ring_slots: a.ring_slots,
+                maglev_size: a.maglev_size,
+                sma_window: a.sma_window,
+                ewma_alpha: a.ewma_alpha,
+                ewma_decay: a.ewma_decay,
+            },
+            hash_key: a.hash_key,
+            probe_path: a.probe_path,
+            probe_interval: a.probe_interval,
+            connect_timeout: a.connect_timeout,
+            idle_timeout: off_if_zero(a.idle_timeout),
+            request_timeout: a.request_timeout,
+            backend_timeout: a.backend_timeout,
+            keepalive_timeout: off_if_zero(a.keepalive_timeout),
+            backend_conn: a.backend_conn,
+            pool_size: a.pool_size,
+            pool_idle_timeout: a.pool_idle_timeout,
+            max_header_size: a.max_header_size,
+            access_log: a.access_log,
+            redirect_code: a.redirect_code,
+        };
+        let pool = PoolConfig {
+            name: DEFAULT_NAME.into(),
+            servers: a.backends.into_iter().flat_map(|l| l.0).collect(),
+            health_check: a.health_check,
+            health_interval: a.health_interval,
+            health_timeout: a.health_timeout,
+            rise: a.rise,
+            fall: a.fall,
+            fail_policy: FailPolicy { max_fails: a.max_fails, fail_timeout: a.fail_timeout },
+            spawn_cmd: a.spawn_cmd,
+            replicas: a.replicas,
+        };
+        ServerConfig { global, frontends: vec![frontend], pools: vec![pool] }
+    }
+
+    /// The pool frontend `frontend` sends its traffic to.
+    pub fn pool_of(&self, frontend: usize) -> &PoolConfig {
+        &self.pools[self.frontends[frontend].pool]
+    }
+
+    /// Today's single-frontend [`Config`] for frontend `frontend` (an index
+    /// into `frontends`) with its pool's servers, so the existing reactor can
+    /// run any one frontend. Panics if the index is out of range.
+    pub fn to_config(&self, frontend: usize) -> Config {
+        let f = &self.frontends[frontend];
+        let p = self.pool_of(frontend);
+        let g = &self.global;
+        Config {
+            listen: f.listen,
+            backends: p.servers.clone(),
+            policy: f.policy,
+            connect_timeout: f.connect_timeout,
+            idle_timeout: f.idle_timeout,
+            max_connections: g.max_connections,
+            buffer_size: g.buffer_size,
+            stats_interval: g.stats_interval,
+            drain_timeout: g.drain_timeout,
+            backlog: g.backlog,
+            seed: g.seed,
+            mode: f.mode,
+            backend_conn: f.backend_conn,
+            pool_size: f.pool_size,
+            pool_idle_timeout: f.pool_idle_timeout,
+            max_header_size: f.max_header_size,
+            backend_timeout: f.backend_timeout,
+            request_timeout: f.request_timeout,
+            keepalive_timeout: f.keepalive_timeout,
+            access_log: f.access_log.clone(),
+            redirect_code: f.redirect_code,
+            fail_policy: p.fail_policy,
+            health: p.health(),
+            admin: g.admin,
+            admin_token: g.admin_token.clone(),
+            spawn_cmd: p.spawn_cmd.clone(),
+            replicas: p.replicas,
+            params: PolicyParams { seed: g.seed, ..f.params },
+            hash_key: f.hash_key.clone(),
+            probe_path: f.probe_path.clone(),
+            probe_interval: f.probe_interval,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn flags_make_one_frontend_and_one_pool_named_default() {
+        let a =
+            Args::try_parse_from(["lbproxy", "--backend", "127.0.0.1:1@2", "--mode", "http", "--seed", "7"]).unwrap();
+        let s = ServerConfig::from_flags(a);
+        assert_eq!(s.frontends.len(), 1);
+        assert_eq!(s.pools.len(), 1);
+        assert_eq!(s.frontends[0].name, "default");
+        assert_eq!(s.pools[0].name, "default");
+        assert_eq!(s.pools[0].servers, [BackendSpec { addr: "127.0.0.1:1".parse().unwrap(), weight: 2 }]);
+        let c = s.to_config(0);
+        assert_eq!(c.mode, Mode::Http);
+        assert_eq!((c.seed, c.params.seed), (7, 7));
+    }
+
+    /// The clap defaults come from the `Default` impls: flags left out give
+    /// exactly the defaults a config file gets.
+    #[test]
+    fn flags_left_out_give_the_default_structs() {
+        let a = Args::try_parse_from(["lbproxy", "--backend", "127.0.0.1:1"]).unwrap();
+        let s = ServerConfig::from_flags(a);
+        assert_eq!(s.global, GlobalConfig::default());
+        assert_eq!(s.frontends[0], FrontendConfig::default());
+        let servers = s.pools[0].servers.clone();
+        assert_eq!(s.pools[0], PoolConfig { servers, ..PoolConfig::default() });
+    }
+
+    #[test]
+    fn spawn_cmd_turns_on_tcp_checks() {
+        let pool = PoolConfig { spawn_cmd: Some("x {port}".into()), ..PoolConfig::default() };
+        assert_eq!(pool.health().map(|h| h.kind), Some(CheckKind::Tcp));
+        assert!(PoolConfig::default().health().is_none());
+    }
+}
