@@ -24,10 +24,67 @@ static GLOBAL: LazyLock<GlobalConfig> = LazyLock::new(GlobalConfig::default);
 static FRONTEND: LazyLock<FrontendConfig> = LazyLock::new(FrontendConfig::default);
 static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
+/// Every flag that `--config` refuses to be combined with: all but
+/// `--config` and `--check` (a unit test keeps this list complete).
+const SERVER_FLAGS: [&str; 42] = [
+    "policy",
+    "port",
+    "bind",
+    "backends",
+    "connect_timeout",
+    "idle_timeout",
+    "max_connections",
+    "buffer_size",
+    "stats_interval",
+    "drain_timeout",
+    "backlog",
+    "seed",
+    "mode",
+    "backend_conn",
+    "pool_size",
+    "pool_idle_timeout",
+    "max_header_size",
+    "request_timeout",
+    "backend_timeout",
+    "keepalive_timeout",
+    "access_log",
+    "max_fails",
+    "fail_timeout",
+    "health_check",
+    "health_interval",
+    "health_timeout",
+    "rise",
+    "fall",
+    "admin",
+    "admin_token",
+    "spawn_cmd",
+    "replicas",
+    "vnodes",
+    "ring_slots",
+    "maglev_size",
+    "sma_window",
+    "ewma_alpha",
+    "ewma_decay",
+    "hash_key",
+    "probe_path",
+    "probe_interval",
+    "redirect_code",
+];
+
 /// lbproxy: a single-threaded load balancer for TCP sessions, HTTP/1.1 requests and redirects.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "lbproxy", version, about, long_about = None)]
 pub struct Args {
+    /// Read frontends, pools and global settings from this TOML file (see
+    /// examples/configs/). Not combined with the other flags: the file says everything.
+    #[arg(long, value_name = "FILE", conflicts_with_all = SERVER_FLAGS)]
+    pub config: Option<PathBuf>,
+
+    /// Validate the configuration (--config FILE, or the flags), print it with
+    /// every default filled in, and exit: 0 if it is valid, 2 if not.
+    #[arg(long)]
+    pub check: bool,
+
     /// Balancing policy: round_robin, fewest_connections, ip_hash, weighted_round_robin,
     /// random, weighted_random, least_requests, consistent_hash, maglev, sma, ewma,
     /// p2c_peak_ewma, fastest_ranked (also: round-robin, rr, least_conn, leastconn, ip_hashing, source, wrr,
@@ -46,7 +103,8 @@ pub struct Args {
     /// Backend server as HOST:PORT; repeat the flag or give a comma-separated
     /// list. Host names are resolved once at start. A weight follows as HOST:PORT@3 or as
     /// HOST:PORT,weight=3. At least one is required (unless --replicas spawns them).
-    #[arg(long = "backend", value_name = "HOST:PORT", required_unless_present = "replicas", value_parser = parse_backend_list)]
+    #[arg(long = "backend", value_name = "HOST:PORT", required_unless_present_any = ["replicas", "config"],
+          value_parser = parse_backend_list)]
     pub backends: Vec<BackendList>,
 
     /// How long a backend connect may take before the next backend is tried.
@@ -246,6 +304,26 @@ mod tests {
         assert_eq!(c.backends.len(), 3);
         assert_eq!(c.stats_interval, None);
         assert_eq!(c.listen.port(), 9000);
+    }
+
+    /// `--config` conflicts with every other server flag; a new flag must be
+    /// added to SERVER_FLAGS or `--config` would silently ignore it.
+    #[test]
+    fn config_conflicts_with_every_other_flag() {
+        let command = Args::command();
+        let mut ids: Vec<&str> = command
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !["config", "check", "help", "version"].contains(id))
+            .collect::<Vec<_>>();
+        ids.sort_unstable();
+        let mut listed = SERVER_FLAGS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(ids, listed);
+        let e = Args::try_parse_from(["lbproxy", "--config", "x.toml", "--port", "1"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let a = Args::try_parse_from(["lbproxy", "--check", "--config", "x.toml"]).unwrap();
+        assert!(a.check && a.config.is_some());
     }
 
     #[test]

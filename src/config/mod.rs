@@ -1,16 +1,21 @@
-//! Configuration: the command line (`cli.rs`), the value parsers (`values.rs`),
-//! and what they produce.
+//! Configuration: the command line (`cli.rs`), the config file (`file.rs`),
+//! the value parsers both share (`values.rs`), and what they produce.
 //!
 //! - [`ServerConfig`] (`server.rs`): global settings, frontends and pools, with
-//!   every default stated once in their `Default` impls. The flags make one
-//!   frontend and one pool.
+//!   every default stated once in their `Default` impls. `ServerConfig::from_args`
+//!   reads `--config FILE` or turns the flags into one frontend and one pool.
 //! - [`Config`]: what today's single-frontend reactor runs;
 //!   `ServerConfig::to_config(i)` builds it for frontend `i` and its pool.
+//! - [`ConfigError`] (`error.rs`): a config file error naming file, line,
+//!   column, section and key.
 //!
 //! Every parser returns an error naming the value it rejected; clap adds the
-//! flag name and exits with status 2.
+//! flag name and exits with status 2, the config file adds file, line and key.
 
 mod cli;
+mod error;
+mod file;
+mod render;
 mod server;
 mod values;
 
@@ -25,6 +30,7 @@ use crate::http::{BackendConnMode, HttpRole, HttpSettings};
 use crate::policy::{PolicyKind, PolicyParams};
 
 pub use cli::Args;
+pub use error::ConfigError;
 pub use server::{DEFAULT_NAME, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig};
 pub use values::*;
 
@@ -132,6 +138,8 @@ impl Config {
 }
 
 impl From<Args> for Config {
+    /// The flags as a `Config` (a `--config` file is not read here: use
+    /// [`ServerConfig::from_args`]).
     fn from(a: Args) -> Config {
         ServerConfig::from_flags(a).to_config(0)
     }

@@ -9,12 +9,12 @@
 //! the same value.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use log::LevelFilter;
 
-use super::{Args, BackendSpec, Config, Mode};
+use super::{Args, BackendSpec, Config, ConfigError, Mode};
 use crate::backend::FailPolicy;
 use crate::health::{CheckKind, HealthConfig};
 use crate::http::BackendConnMode;
@@ -179,6 +179,23 @@ impl PoolConfig {
 }
 
 impl ServerConfig {
+    /// The configuration the command line asks for: the file named by
+    /// `--config`, or else the flags as one frontend and one pool, both named
+    /// "default". (clap refuses `--config` together with other flags.)
+    pub fn from_args(args: Args) -> Result<ServerConfig, ConfigError> {
+        match &args.config {
+            Some(path) => ServerConfig::load(path),
+            None => Ok(ServerConfig::from_flags(args)),
+        }
+    }
+
+    /// Read and validate a config file (see `file.rs` for its format).
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole_file(path, format!("cannot read the config file: {e}")))?;
+        ServerConfig::from_toml(&text, path)
+    }
+
     /// One frontend and one pool from the flags.
     pub(super) fn from_flags(a: Args) -> ServerConfig {
         let global = GlobalConfig {
@@ -294,7 +311,7 @@ mod tests {
     fn flags_make_one_frontend_and_one_pool_named_default() {
         let a =
             Args::try_parse_from(["lbproxy", "--backend", "127.0.0.1:1@2", "--mode", "http", "--seed", "7"]).unwrap();
-        let s = ServerConfig::from_flags(a);
+        let s = ServerConfig::from_args(a).unwrap();
         assert_eq!(s.frontends.len(), 1);
         assert_eq!(s.pools.len(), 1);
         assert_eq!(s.frontends[0].name, "default");
@@ -310,7 +327,7 @@ mod tests {
     #[test]
     fn flags_left_out_give_the_default_structs() {
         let a = Args::try_parse_from(["lbproxy", "--backend", "127.0.0.1:1"]).unwrap();
-        let s = ServerConfig::from_flags(a);
+        let s = ServerConfig::from_args(a).unwrap();
         assert_eq!(s.global, GlobalConfig::default());
         assert_eq!(s.frontends[0], FrontendConfig::default());
         let servers = s.pools[0].servers.clone();

@@ -1,0 +1,549 @@
+//! The config file (`--config FILE`): TOML read through serde.
+//!
+//! ```toml
+//! [global]                       # optional, and so is each key in it
+//! admin = "127.0.0.1:9100"
+//! admin_token_file = "token"     # or admin_token = "..."
+//! log_level = "info"             # used when RUST_LOG is not set
+//! max_connections = 10000
+//!
+//! [[frontend]]                   # one or more
+//! name = "web"                   # required, unique
+//! bind = "0.0.0.0:8080"          # required, IP:PORT, no two frontends on one
+//! pool = "app"                   # required, the name of a [[pool]]
+//! mode = "http"
+//! policy = "least_conn"
+//!
+//! [[pool]]                       # one or more
+//! name = "app"                   # required, unique
+//! servers = ["10.0.0.1:8080", { address = "10.0.0.2:8080", weight = 3 }]
+//! health_check = "http:/heartbeat"
+//! ```
+//!
+//! Every other key is a command-line flag's name with `_` for `-`, in the
+//! section it belongs to: limits, drain, statistics and the seed in
+//! `[global]`; mode, policy and its tunables, timeouts and HTTP settings in
+//! `[[frontend]]`; health checks, the failure policy and spawning in `[[pool]]`.
+//! Values are written as for the flags (`"2s"`, `"64KiB"`, `"least_conn"`);
+//! numbers may be bare. A key left out gets the flag's default. Relative
+//! paths (`admin_token_file`, `access_log`) are relative to the file's folder.
+//!
+//! Values go through the flags' parsers inside serde, so the `toml` crate
+//! places their errors; checks across entries (names, binds, pools) run after.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use log::LevelFilter;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, de::value::MapAccessDeserializer};
+use toml::de::DeTable;
+
+use super::error::{Seg, Source, key_path};
+use super::server::off_if_zero;
+use super::values::*;
+use super::{BackendSpec, ConfigError, FrontendConfig, GlobalConfig, Mode, PoolConfig, ServerConfig};
+use crate::backend::FailPolicy;
+use crate::health::CheckKind;
+use crate::http::BackendConnMode;
+use crate::http::head::HashKey;
+use crate::policy::{PolicyKind, PolicyParams};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    global: RawGlobal,
+    #[serde(default)]
+    frontend: Vec<RawFrontend>,
+    #[serde(default)]
+    pool: Vec<RawPool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawGlobal {
+    #[serde(deserialize_with = "via::admin")]
+    admin: Option<SocketAddr>,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    #[serde(deserialize_with = "via::log_level")]
+    log_level: Option<LevelFilter>,
+    #[serde(deserialize_with = "via::max_connections")]
+    max_connections: Option<usize>,
+    #[serde(deserialize_with = "via::size")]
+    buffer_size: Option<usize>,
+    #[serde(deserialize_with = "via::backlog")]
+    backlog: Option<i32>,
+    #[serde(deserialize_with = "via::duration")]
+    drain_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    stats_interval: Option<Duration>,
+    #[serde(deserialize_with = "via::seed")]
+    seed: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawFrontend {
+    name: Option<String>,
+    #[serde(deserialize_with = "via::listen")]
+    bind: Option<SocketAddr>,
+    pool: Option<String>,
+    #[serde(deserialize_with = "via::mode")]
+    mode: Option<Mode>,
+    #[serde(deserialize_with = "via::policy")]
+    policy: Option<PolicyKind>,
+    #[serde(deserialize_with = "via::vnodes")]
+    vnodes: Option<u32>,
+    #[serde(deserialize_with = "via::ring_slots")]
+    ring_slots: Option<u32>,
+    #[serde(deserialize_with = "via::maglev_size")]
+    maglev_size: Option<u32>,
+    #[serde(deserialize_with = "via::sma_window")]
+    sma_window: Option<usize>,
+    #[serde(deserialize_with = "via::alpha")]
+    ewma_alpha: Option<f64>,
+    #[serde(deserialize_with = "via::duration")]
+    ewma_decay: Option<Duration>,
+    #[serde(deserialize_with = "via::hash_key")]
+    hash_key: Option<HashKey>,
+    probe_path: Option<String>,
+    #[serde(deserialize_with = "via::duration")]
+    probe_interval: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    connect_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    idle_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    request_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    backend_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    keepalive_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::backend_conn")]
+    backend_conn: Option<BackendConnMode>,
+    #[serde(deserialize_with = "via::count")]
+    pool_size: Option<usize>,
+    #[serde(deserialize_with = "via::duration")]
+    pool_idle_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::size")]
+    max_header_size: Option<usize>,
+    access_log: Option<PathBuf>,
+    #[serde(deserialize_with = "via::redirect_code")]
+    redirect_code: Option<u16>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPool {
+    name: Option<String>,
+    servers: Option<Vec<Server>>,
+    #[serde(deserialize_with = "via::health_check")]
+    health_check: Option<CheckKind>,
+    #[serde(deserialize_with = "via::duration")]
+    health_interval: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    health_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::threshold")]
+    rise: Option<u32>,
+    #[serde(deserialize_with = "via::threshold")]
+    fall: Option<u32>,
+    #[serde(deserialize_with = "via::max_fails")]
+    max_fails: Option<u32>,
+    #[serde(deserialize_with = "via::duration")]
+    fail_timeout: Option<Duration>,
+    spawn_cmd: Option<String>,
+    #[serde(deserialize_with = "via::count")]
+    replicas: Option<usize>,
+}
+
+/// One entry of `servers`: what `--backend` accepts (`"HOST:PORT"`,
+/// `"HOST:PORT@3"`), or `{ address = "HOST:PORT", weight = 3 }`.
+struct Server(Vec<BackendSpec>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerTable {
+    #[serde(default, deserialize_with = "via::backend")]
+    address: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "via::weight")]
+    weight: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for Server {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Server, D::Error> {
+        struct ServerVisitor;
+        impl<'de> Visitor<'de> for ServerVisitor {
+            type Value = Server;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"HOST:PORT\" or { address = \"HOST:PORT\", weight = N }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Server, E> {
+                parse_backend_list(s).map(|l| Server(l.0)).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Server, A::Error> {
+                let t = ServerTable::deserialize(MapAccessDeserializer::new(map))?;
+                let addr = t.address.ok_or_else(|| de::Error::missing_field("address"))?;
+                Ok(Server(vec![BackendSpec { addr, weight: t.weight.unwrap_or(1) }]))
+            }
+        }
+        d.deserialize_any(ServerVisitor)
+    }
+}
+
+/// Deserializers that hand a value's text to the flag's parser, so a file
+/// accepts exactly what the command line does and the `toml` crate places
+/// the parser's error on the value.
+mod via {
+    use super::*;
+
+    /// A string, or a number as written (`10000`, `0.3`).
+    struct Text;
+
+    impl Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
+            Ok(s.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<String, E> {
+            Ok(n.to_string())
+        }
+    }
+
+    macro_rules! via {
+        ($($name:ident: $ty:ty = $parse:expr;)*) => {$(
+            pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<$ty>, D::Error> {
+                let text = d.deserialize_any(Text)?;
+                $parse(&text).map(Some).map_err(de::Error::custom)
+            }
+        )*};
+    }
+
+    via! {
+        admin: SocketAddr = parse_admin_addr;
+        listen: SocketAddr = parse_listen_addr;
+        backend: SocketAddr = parse_backend;
+        weight: u32 = parse_weight;
+        log_level: LevelFilter = parse_log_level;
+        max_connections: usize = parse_max_connections;
+        size: usize = parse_size;
+        backlog: i32 = parse_number::<i32>;
+        seed: u64 = parse_number::<u64>;
+        count: usize = parse_number::<usize>;
+        max_fails: u32 = parse_number::<u32>;
+        duration: Duration = parse_duration;
+        mode: Mode = parse_mode;
+        policy: PolicyKind = parse_policy;
+        vnodes: u32 = parse_vnodes;
+        ring_slots: u32 = parse_ring_slots;
+        maglev_size: u32 = parse_prime;
+        sma_window: usize = parse_sma_window;
+        alpha: f64 = parse_alpha;
+        hash_key: HashKey = parse_hash_key;
+        backend_conn: BackendConnMode = parse_backend_conn;
+        redirect_code: u16 = parse_redirect_code;
+        health_check: CheckKind = parse_health_check;
+        threshold: u32 = parse_threshold;
+    }
+}
+
+impl ServerConfig {
+    /// Parse and validate a config file's text; `file` names it in errors and
+    /// is the folder relative paths start from.
+    pub fn from_toml(text: &str, file: &Path) -> Result<ServerConfig, ConfigError> {
+        let doc = match DeTable::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => return Err(Source { file, text, doc: &DeTable::new() }.toml_error(&e)),
+        };
+        let src = Source { file, text, doc: doc.get_ref() };
+        let raw = RawFile::deserialize(toml::de::Deserializer::from(doc.clone()))
+            .map_err(|e| with_section_hint(src.toml_error(&e)))?;
+        // Relative paths in the file start from its folder, made absolute so
+        // that `--check` prints paths that mean the same from anywhere.
+        let folder = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf());
+        Checker { src, dir: &dir }.build(raw)
+    }
+}
+
+/// The checks across keys and entries, and the defaults for absent keys.
+struct Checker<'a> {
+    src: Source<'a>,
+    dir: &'a Path,
+}
+
+impl Checker<'_> {
+    fn build(&self, raw: RawFile) -> Result<ServerConfig, ConfigError> {
+        if raw.frontend.is_empty() {
+            return Err(ConfigError::whole_file(self.src.file, "no [[frontend]]: name at least one listener"));
+        }
+        if raw.pool.is_empty() {
+            return Err(ConfigError::whole_file(self.src.file, "no [[pool]]: name at least one set of servers"));
+        }
+        let global = self.global(raw.global)?;
+        let mut pool_names = HashMap::new();
+        let mut pools = Vec::new();
+        for (i, p) in raw.pool.into_iter().enumerate() {
+            let name = self.unique_name("pool", i, p.name.clone(), &mut pool_names)?;
+            pools.push(self.pool(i, name, p)?);
+        }
+        let mut names = HashMap::new();
+        let mut frontends: Vec<FrontendConfig> = Vec::new();
+        for (i, f) in raw.frontend.into_iter().enumerate() {
+            let name = self.unique_name("frontend", i, f.name.clone(), &mut names)?;
+            let at = |key: &str| key_path("frontend", i, key);
+            let listen = f.bind.ok_or_else(|| self.src.error(at("bind"), "missing: every [[frontend]] needs bind"))?;
+            if let Some((j, other)) = frontends.iter().enumerate().find(|(_, o)| overlaps(o.listen, listen)) {
+                let line = self.src.line_of(&key_path("frontend", j, "bind"));
+                let msg =
+                    format!("{listen} is already taken by frontend \"{}\" ({}, line {line})", other.name, other.listen);
+                return Err(self.src.error(at("bind"), msg));
+            }
+            let pool_name = f.pool.as_deref().ok_or_else(|| {
+                self.src.error(at("pool"), "missing: every [[frontend]] names the [[pool]] it sends traffic to")
+            })?;
+            let pool = *pool_names.get(pool_name).ok_or_else(|| {
+                let known: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+                self.src.error(at("pool"), format!("no pool named \"{pool_name}\" (pools: {})", known.join(", ")))
+            })?;
+            frontends.push(self.frontend(name, listen, pool, &global, f));
+        }
+        Ok(ServerConfig { global, frontends, pools })
+    }
+
+    fn global(&self, g: RawGlobal) -> Result<GlobalConfig, ConfigError> {
+        let d = GlobalConfig::default();
+        let at = |key: &str| vec![Seg::Key("global".into()), Seg::Key(key.into())];
+        let admin_token = match (g.admin_token, g.admin_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.src.error(at("admin_token_file"), "give admin_token or admin_token_file, not both"));
+            }
+            (None, Some(file)) => {
+                let path = self.dir.join(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.src.error(at("admin_token_file"), format!("cannot read {}: {e}", path.display()))
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(self.src.error(at("admin_token_file"), format!("{} is empty", path.display())));
+                }
+                Some(token.to_string())
+            }
+            (token, None) => token,
+        };
+        Ok(GlobalConfig {
+            admin: g.admin.or(d.admin),
+            admin_token,
+            log_level: g.log_level.unwrap_or(d.log_level),
+            max_connections: g.max_connections.unwrap_or(d.max_connections),
+            buffer_size: g.buffer_size.unwrap_or(d.buffer_size),
+            backlog: g.backlog.unwrap_or(d.backlog),
+            drain_timeout: g.drain_timeout.unwrap_or(d.drain_timeout),
+            stats_interval: g.stats_interval.map_or(d.stats_interval, off_if_zero),
+            seed: g.seed.unwrap_or(d.seed),
+        })
+    }
+
+    fn pool(&self, i: usize, name: String, p: RawPool) -> Result<PoolConfig, ConfigError> {
+        let d = PoolConfig::default();
+        let at = |key: &str| key_path("pool", i, key);
+        if p.replicas.is_some() && p.spawn_cmd.is_none() {
+            return Err(self.src.error(at("replicas"), "replicas needs spawn_cmd (the command that starts one)"));
+        }
+        let servers: Vec<BackendSpec> = p.servers.into_iter().flatten().flat_map(|s| s.0).collect();
+        if servers.is_empty() && p.replicas.unwrap_or(0) == 0 {
+            return Err(self
+                .src
+                .error(at("servers"), "no servers: list at least one \"HOST:PORT\" (or spawn replicas)"));
+        }
+        Ok(PoolConfig {
+            name,
+            servers,
+            health_check: p.health_check.or(d.health_check),
+            health_interval: p.health_interval.unwrap_or(d.health_interval),
+            health_timeout: p.health_timeout.unwrap_or(d.health_timeout),
+            rise: p.rise.unwrap_or(d.rise),
+            fall: p.fall.unwrap_or(d.fall),
+            fail_policy: FailPolicy {
+                max_fails: p.max_fails.unwrap_or(d.fail_policy.max_fails),
+                fail_timeout: p.fail_timeout.unwrap_or(d.fail_policy.fail_timeout),
+            },
+            spawn_cmd: p.spawn_cmd.or(d.spawn_cmd),
+            replicas: p.replicas.or(d.replicas),
+        })
+    }
+
+    fn frontend(
+        &self,
+        name: String,
+        listen: SocketAddr,
+        pool: usize,
+        g: &GlobalConfig,
+        f: RawFrontend,
+    ) -> FrontendConfig {
+        let d = FrontendConfig::default();
+        FrontendConfig {
+            name,
+            listen,
+            mode: f.mode.unwrap_or(d.mode),
+            pool,
+            policy: f.policy.unwrap_or(d.policy),
+            params: PolicyParams {
+                seed: g.seed,
+                vnodes: f.vnodes.unwrap_or(d.params.vnodes),
+                ring_slots: f.ring_slots.or(d.params.ring_slots),
+                maglev_size: f.maglev_size.unwrap_or(d.params.maglev_size),
+                sma_window: f.sma_window.unwrap_or(d.params.sma_window),
+                ewma_alpha: f.ewma_alpha.unwrap_or(d.params.ewma_alpha),
+                ewma_decay: f.ewma_decay.unwrap_or(d.params.ewma_decay),
+            },
+            hash_key: f.hash_key.or(d.hash_key),
+            probe_path: f.probe_path.unwrap_or(d.probe_path),
+            probe_interval: f.probe_interval.unwrap_or(d.probe_interval),
+            connect_timeout: f.connect_timeout.unwrap_or(d.connect_timeout),
+            idle_timeout: f.idle_timeout.map_or(d.idle_timeout, off_if_zero),
+            request_timeout: f.request_timeout.unwrap_or(d.request_timeout),
+            backend_timeout: f.backend_timeout.unwrap_or(d.backend_timeout),
+            keepalive_timeout: f.keepalive_timeout.map_or(d.keepalive_timeout, off_if_zero),
+            backend_conn: f.backend_conn.unwrap_or(d.backend_conn),
+            pool_size: f.pool_size.unwrap_or(d.pool_size),
+            pool_idle_timeout: f.pool_idle_timeout.unwrap_or(d.pool_idle_timeout),
+            max_header_size: f.max_header_size.unwrap_or(d.max_header_size),
+            access_log: f.access_log.map(|p| self.dir.join(p)).or(d.access_log),
+            redirect_code: f.redirect_code.unwrap_or(d.redirect_code),
+        }
+    }
+
+    /// The `name` of entry `i` of `section`: present, well formed and not
+    /// taken; recorded in `seen` with its index.
+    fn unique_name(
+        &self,
+        section: &str,
+        i: usize,
+        name: Option<String>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Result<String, ConfigError> {
+        let at = || key_path(section, i, "name");
+        let name = name.ok_or_else(|| self.src.error(at(), format!("missing: every [[{section}]] needs a name")))?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(self.src.error(at(), format!("invalid name \"{name}\" (use letters, digits, '_', '-', '.')")));
+        }
+        if let Some(&first) = seen.get(&name) {
+            let line = self.src.line_of(&key_path(section, first, "name"));
+            return Err(self.src.error(at(), format!("duplicate {section} name \"{name}\" (first at line {line})")));
+        }
+        seen.insert(name.clone(), i);
+        Ok(name)
+    }
+}
+
+/// The keys of each section, to say where a misplaced key belongs (a unit
+/// test holds these lists equal to what the raw structs accept).
+const SECTION_KEYS: [(&str, &[&str]); 3] = [
+    (
+        "[global]",
+        &[
+            "admin",
+            "admin_token",
+            "admin_token_file",
+            "log_level",
+            "max_connections",
+            "buffer_size",
+            "backlog",
+            "drain_timeout",
+            "stats_interval",
+            "seed",
+        ],
+    ),
+    (
+        "[[frontend]]",
+        &[
+            "name",
+            "bind",
+            "pool",
+            "mode",
+            "policy",
+            "vnodes",
+            "ring_slots",
+            "maglev_size",
+            "sma_window",
+            "ewma_alpha",
+            "ewma_decay",
+            "hash_key",
+            "probe_path",
+            "probe_interval",
+            "connect_timeout",
+            "idle_timeout",
+            "request_timeout",
+            "backend_timeout",
+            "keepalive_timeout",
+            "backend_conn",
+            "pool_size",
+            "pool_idle_timeout",
+            "max_header_size",
+            "access_log",
+            "redirect_code",
+        ],
+    ),
+    (
+        "[[pool]]",
+        &[
+            "name",
+            "servers",
+            "health_check",
+            "health_interval",
+            "health_timeout",
+            "rise",
+            "fall",
+            "max_fails",
+            "fail_timeout",
+            "spawn_cmd",
+            "replicas",
+        ],
+    ),
+];
+
+/// An unknown key that another section knows is most often a key written
+/// below the wrong header (TOML puts every key after `[[frontend]]` into that
+/// frontend): say where it belongs.
+fn with_section_hint(mut e: ConfigError) -> ConfigError {
+    if let (Some(key), true) = (&e.key, e.message.starts_with("unknown key")) {
+        let homes: Vec<&str> =
+            SECTION_KEYS.iter().filter(|(_, keys)| keys.contains(&key.as_str())).map(|(section, _)| *section).collect();
+        if !homes.is_empty() {
+            e.message = format!(
+                "unknown key here; it belongs in {} (a key belongs to the header above it)",
+                homes.join(" or ")
+            );
+        }
+    }
+    e
+}
+
+/// Would two listeners collide? Port 0 never does (each gets a free port);
+/// `[::]` also takes IPv4 (dual stack), `0.0.0.0` every IPv4 address.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let dual = |x: SocketAddr| x.is_ipv6() && x.ip().is_unspecified();
+    dual(a)
+        || dual(b)
+        || (a.is_ipv4() == b.is_ipv4() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified()))
+}
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;

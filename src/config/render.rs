@@ -1,0 +1,130 @@
+//! `--check` output: the effective configuration as a config file, every
+//! default filled in. Reading it back gives the same `ServerConfig` (a unit
+//! test holds this), so it is also a starting point for a file of one's own.
+
+use std::fmt::Write;
+
+use super::values::*;
+use super::{BackendSpec, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig};
+
+/// A TOML string with its quotes and escapes.
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// `key = value`, or a comment saying the key is off.
+fn opt(out: &mut String, key: &str, value: Option<String>, off: &str) {
+    match value {
+        Some(v) => writeln!(out, "{key} = {v}"),
+        None => writeln!(out, "# {key}: {off}"),
+    }
+    .expect("writing to a String");
+}
+
+fn server(s: &BackendSpec) -> String {
+    match s.weight {
+        1 => q(&s.addr.to_string()),
+        w => format!("{{ address = {}, weight = {w} }}", q(&s.addr.to_string())),
+    }
+}
+
+impl ServerConfig {
+    /// The configuration as TOML that `--config` accepts; the admin token is
+    /// not shown.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from("# lbproxy configuration: every key with its value, defaults filled in.\n");
+        global(&mut out, &self.global);
+        for f in &self.frontends {
+            frontend(&mut out, f, &self.pools[f.pool].name);
+        }
+        for p in &self.pools {
+            pool(&mut out, p);
+        }
+        out
+    }
+}
+
+fn global(out: &mut String, g: &GlobalConfig) {
+    out.push_str("[global]\n");
+    opt(out, "admin", g.admin.map(|a| q(&a.to_string())), "off");
+    let token = if g.admin_token.is_some() { "set (not shown)" } else { "none" };
+    writeln!(out, "# admin_token: {token}").expect("writing to a String");
+    // A seed above i64::MAX is no TOML integer; its text parses the same.
+    let seed = if i64::try_from(g.seed).is_ok() { g.seed.to_string() } else { q(&g.seed.to_string()) };
+    let _ = write!(
+        out,
+        "log_level = {}\nmax_connections = {}\nbuffer_size = {}\nbacklog = {}\ndrain_timeout = {}\n\
+         stats_interval = {}\nseed = {seed}\n",
+        q(&g.log_level.to_string().to_ascii_lowercase()),
+        g.max_connections,
+        q(&fmt_size(g.buffer_size)),
+        g.backlog,
+        q(&fmt_duration(g.drain_timeout)),
+        q(&fmt_optional_duration(g.stats_interval)),
+    );
+}
+
+fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
+    let p = &f.params;
+    let _ = write!(
+        out,
+        "\n[[frontend]]\nname = {}\nbind = {}\npool = {}\nmode = {}\npolicy = {}\nvnodes = {}\n",
+        q(&f.name),
+        q(&f.listen.to_string()),
+        q(pool),
+        q(f.mode.name()),
+        q(f.policy.name()),
+        p.vnodes,
+    );
+    opt(out, "ring_slots", p.ring_slots.map(|n| n.to_string()), "off (64-bit ring positions)");
+    let _ = write!(
+        out,
+        "maglev_size = {}\nsma_window = {}\newma_alpha = {}\newma_decay = {}\n",
+        p.maglev_size,
+        p.sma_window,
+        p.ewma_alpha,
+        q(&fmt_duration(p.ewma_decay)),
+    );
+    opt(out, "hash_key", f.hash_key.as_ref().map(|k| q(&fmt_hash_key(k))), "off (the client address)");
+    let _ = write!(
+        out,
+        "probe_path = {}\nprobe_interval = {}\nconnect_timeout = {}\nidle_timeout = {}\nrequest_timeout = {}\n\
+         backend_timeout = {}\nkeepalive_timeout = {}\nbackend_conn = {}\npool_size = {}\npool_idle_timeout = {}\n\
+         max_header_size = {}\n",
+        q(&f.probe_path),
+        q(&fmt_duration(f.probe_interval)),
+        q(&fmt_duration(f.connect_timeout)),
+        q(&fmt_optional_duration(f.idle_timeout)),
+        q(&fmt_duration(f.request_timeout)),
+        q(&fmt_duration(f.backend_timeout)),
+        q(&fmt_optional_duration(f.keepalive_timeout)),
+        q(fmt_backend_conn(f.backend_conn)),
+        f.pool_size,
+        q(&fmt_duration(f.pool_idle_timeout)),
+        q(&fmt_size(f.max_header_size)),
+    );
+    opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
+    let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
+}
+
+fn pool(out: &mut String, p: &PoolConfig) {
+    let servers: Vec<String> = p.servers.iter().map(server).collect();
+    let _ = write!(out, "\n[[pool]]\nname = {}\nservers = [{}]\n", q(&p.name), servers.join(", "));
+    let off = match p.health() {
+        Some(h) => format!("{} (implied by spawn_cmd)", fmt_health_check(&h.kind)),
+        None => "off".into(),
+    };
+    opt(out, "health_check", p.health_check.as_ref().map(|c| q(&fmt_health_check(c))), &off);
+    let _ = write!(
+        out,
+        "health_interval = {}\nhealth_timeout = {}\nrise = {}\nfall = {}\nmax_fails = {}\nfail_timeout = {}\n",
+        q(&fmt_duration(p.health_interval)),
+        q(&fmt_duration(p.health_timeout)),
+        p.rise,
+        p.fall,
+        p.fail_policy.max_fails,
+        q(&fmt_duration(p.fail_policy.fail_timeout)),
+    );
+    opt(out, "spawn_cmd", p.spawn_cmd.as_deref().map(q), "none");
+    opt(out, "replicas", p.replicas.map(|n| n.to_string()), "none");
+}
