@@ -23,7 +23,7 @@ use slab::Slab;
 use crate::backend::{AdminState, Backend};
 use crate::config::parse_backend_list;
 use crate::policy::PolicyKind;
-use crate::tokens::Owner;
+use crate::server::tokens::Owner;
 
 /// Largest admin request (head and body); larger ones get 413.
 pub const MAX_REQUEST: usize = 64 * 1024;

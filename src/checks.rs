@@ -16,7 +16,7 @@ use slab::Slab;
 use crate::backend::Backend;
 use crate::connection::{ConnectCheck, Ready, check_connect};
 use crate::health::{CheckKind, HealthConfig};
-use crate::tokens::Owner;
+use crate::server::tokens::Owner;
 
 /// Bytes of a check answer we look at (the status line fits easily).
 const ANSWER_MAX: usize = 1024;
@@ -43,6 +43,8 @@ pub struct Checker {
     /// Backend index -> check key in flight.
     in_flight: Vec<Option<usize>>,
     next_round: Instant,
+    /// Index of the pool checked, for tokens.
+    pool: usize,
 }
 
 /// What one step of a check came to.
@@ -53,8 +55,8 @@ enum Outcome {
 }
 
 impl Checker {
-    pub fn new(cfg: HealthConfig, now: Instant) -> Checker {
-        Checker { cfg, checks: Slab::new(), in_flight: Vec::new(), next_round: now }
+    pub fn new(cfg: HealthConfig, pool: usize, now: Instant) -> Checker {
+        Checker { cfg, checks: Slab::new(), in_flight: Vec::new(), next_round: now, pool }
     }
 
     /// The earliest moment the checker needs the loop to wake.
@@ -95,8 +97,11 @@ impl Checker {
         };
         let entry = self.checks.vacant_entry();
         let key = entry.key();
-        if let Err(e) = registry.register(&mut sock, Owner::Check(key).token(), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = registry.register(
+            &mut sock,
+            Owner::Check { pool: self.pool, key }.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             debug!("cannot register health check for {addr}: {e}");
             return;
         }

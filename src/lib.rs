@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! - `config`: command-line flags, value parsers, the validated `Config`.
-//! - `reactor`: the poll loop, tokens, accept, timers, signals and shutdown.
-//! - `connection`: one client/backend session, its two pipes and the splice step.
+//! - `server`: the poll loop, tokens, frontends and pools, accept, signals and shutdown.
+//! - `mode`: the `Mode` interface every frontend's mode implements; TCP mode.
+//! - `connection`: one TCP session, its two pipes and the splice step; I/O helpers.
 //! - `buffer`: fixed-size buffers and the pool they are taken from.
 //! - `backend`: the backend list and its per-backend counters.
 //! - `policy`: the `Policy` trait and one module per balancing policy.
@@ -16,7 +17,6 @@
 //! - `probes`: speed probes for the fastest_ranked policy.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
 //! - `limits`: open-file limit and the connection cap it implies.
-//! - `tokens`: the mio token of every socket, in one place.
 
 pub mod admin;
 pub mod backend;
@@ -27,11 +27,11 @@ pub mod connection;
 pub mod health;
 pub mod http;
 pub mod limits;
+pub mod mode;
 pub mod policy;
 pub mod probes;
-pub mod reactor;
+pub mod server;
 pub mod spawn;
-pub mod tokens;
 
 pub use config::{Args, Config};
-pub use reactor::Reactor;
+pub use server::{Plan, Server};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lbproxy::config::ServerConfig;
-use lbproxy::{Args, Reactor};
+use lbproxy::{Args, Plan, Server};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     }
     let level = server.global.log_level.to_string();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    let result = Reactor::bind(server.to_config(0)).and_then(Reactor::run);
+    let result = Server::bind(Plan::single(server.to_config(0))).and_then(Server::run);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,7 +15,7 @@ use slab::Slab;
 use crate::backend::Backend;
 use crate::connection::{ConnectCheck, Ready, check_connect};
 use crate::policy::Policy;
-use crate::tokens::Owner;
+use crate::server::tokens::Owner;
 
 /// An idle proxy re-probes this often at most.
 const IDLE_ROUND: Duration = Duration::from_secs(30);
@@ -41,11 +41,13 @@ pub struct Prober {
     probes: Slab<Probe>,
     next_round: Instant,
     last_round: Option<Instant>,
+    /// Index of the pool probed, for tokens.
+    pool: usize,
 }
 
 impl Prober {
-    pub fn new(path: String, interval: Duration, now: Instant) -> Prober {
-        Prober { path, interval, probes: Slab::new(), next_round: now, last_round: None }
+    pub fn new(path: String, interval: Duration, pool: usize, now: Instant) -> Prober {
+        Prober { path, interval, probes: Slab::new(), next_round: now, last_round: None, pool }
     }
 
     pub fn next_deadline(&self) -> Instant {
@@ -79,7 +81,7 @@ impl Prober {
             match TcpStream::connect(b.addr) {
                 Ok(mut sock) => {
                     let entry = self.probes.vacant_entry();
-                    let token = Owner::Probe(entry.key()).token();
+                    let token = Owner::Probe { pool: self.pool, key: entry.key() }.token();
                     if reg.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE).is_ok() {
                         entry.insert(Probe {
                             backend: i,

@@ -10,6 +10,22 @@ use super::head::RequestHead;
 /// The access log's first line.
 pub const ACCESS_LOG_HEADER: &str = "timestamp,client,method,path,backend,status,bytes,latency_us,reused";
 
+/// Open `--access-log` for appending (`None` without one); a new file gets the CSV header.
+pub fn open_access_log(config: &crate::config::Config) -> std::io::Result<Option<File>> {
+    let Some(path) = &config.access_log else {
+        return Ok(None);
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open access log {}: {e}", path.display())))?;
+    if f.metadata()?.len() == 0 {
+        writeln!(f, "{ACCESS_LOG_HEADER}")?;
+    }
+    Ok(Some(f))
+}
+
 /// Status logged for an exchange the client abandoned (nginx's convention).
 pub const CLIENT_CLOSED: u16 = 499;
 

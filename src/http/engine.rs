@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
+use mio::Interest;
 use mio::net::TcpStream;
-use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::access_log::{AccessLog, Entry};
@@ -29,10 +29,9 @@ use super::exchange::Exchange;
 use super::head::{self, HashKey, HeadError, RequestHead};
 use super::tunnel::Tunnel;
 use crate::backend::Backend;
-use crate::buffer::{Buffer, BufferPool};
+use crate::buffer::Buffer;
 use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify, is_descriptor_exhaustion};
-use crate::policy::{Candidates, PickKey, Policy};
-use crate::tokens::Owner;
+use crate::policy::{Candidates, PickKey};
 
 /// What the HTTP front end answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +70,11 @@ pub struct HttpSettings {
     pub hash_key: Option<HashKey>,
 }
 
-/// What the reactor lends the engine for one call.
-pub struct Ctx<'a> {
-    pub registry: &'a Registry,
-    pub backends: &'a mut [Backend],
-    pub policy: &'a mut dyn Policy,
-    pub pool: &'a BufferPool,
-    pub now: Instant,
-}
+pub use crate::mode::Ctx;
+
+/// Token keys: client key * 2, or backend connection key * 2 + 1.
+pub(super) const CLIENT_KEY: usize = 0;
+pub(super) const BACKEND_KEY: usize = 1;
 
 /// Rounds of work per client per wake-up before yielding to others.
 const ROUNDS: u32 = 32;
@@ -259,7 +255,7 @@ impl HttpEngine {
         let entry = self.clients.vacant_entry();
         let key = entry.key();
         if let Err(e) =
-            ctx.registry.register(&mut sock, Owner::HttpClient(key).token(), Interest::READABLE | Interest::WRITABLE)
+            ctx.registry.register(&mut sock, ctx.token(key * 2 + CLIENT_KEY), Interest::READABLE | Interest::WRITABLE)
         {
             warn!("cannot register client {addr}: {e}");
             return;
@@ -628,7 +624,7 @@ impl HttpEngine {
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let ck = entry.key();
-        let token = Owner::HttpBackend(ck).token();
+        let token = ctx.token(ck * 2 + BACKEND_KEY);
         if let Err(e) = ctx.registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
             warn!("cannot register backend socket: {e}");
             return None;

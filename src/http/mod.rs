@@ -7,14 +7,16 @@
 //! - `tunnel`: a connection after `101 Switching Protocols` (WebSocket), a byte pipe both ways.
 //! - `timeouts`: the idle, slow-head, keep-alive and stall clocks, swept periodically.
 //! - `access_log`: one CSV line per request.
+//! - `mode`: the engine behind the server core's `Mode` interface.
 
 pub mod access_log;
 pub mod engine;
 mod exchange;
 pub mod framing;
 pub mod head;
+mod mode;
 mod timeouts;
 mod tunnel;
 
-pub use access_log::ACCESS_LOG_HEADER;
+pub use access_log::{ACCESS_LOG_HEADER, open_access_log};
 pub use engine::{BackendConnMode, Ctx, HttpEngine, HttpRole, HttpSettings};

@@ -1,0 +1,76 @@
+//! The HTTP engine as a `Mode` of the server core.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::event::Event;
+use mio::net::TcpStream;
+
+use super::engine::{CLIENT_KEY, Ctx, HttpEngine};
+use crate::mode::Mode;
+
+impl Mode for HttpEngine {
+    fn accept(&mut self, sock: TcpStream, addr: SocketAddr, ctx: &mut Ctx) {
+        HttpEngine::accept(self, sock, addr, ctx);
+    }
+
+    fn event(&mut self, key: usize, ev: &Event, ctx: &mut Ctx) {
+        if key % 2 == CLIENT_KEY {
+            self.client_event(key / 2, ev, ctx);
+        } else {
+            self.conn_event(key / 2, ev, ctx);
+        }
+    }
+
+    fn run_ready_again(&mut self, ctx: &mut Ctx) {
+        HttpEngine::run_ready_again(self, ctx);
+    }
+
+    fn has_ready_work(&self) -> bool {
+        HttpEngine::has_ready_work(self)
+    }
+
+    fn on_timers(&mut self, ctx: &mut Ctx) {
+        HttpEngine::on_timers(self, ctx);
+    }
+
+    fn sweep(&mut self, ctx: &mut Ctx) {
+        HttpEngine::sweep(self, ctx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        HttpEngine::next_deadline(self)
+    }
+
+    fn open_clients(&self) -> usize {
+        HttpEngine::open_clients(self)
+    }
+
+    fn start_drain(&mut self, ctx: &mut Ctx) {
+        HttpEngine::start_drain(self, ctx);
+    }
+
+    fn close_all(&mut self, ctx: &mut Ctx) {
+        HttpEngine::close_all(self, ctx);
+    }
+
+    fn backends_changed(&mut self, n: usize) {
+        self.ensure_backends(n);
+    }
+
+    fn forget_backend(&mut self, idx: usize) {
+        HttpEngine::forget_backend(self, idx);
+    }
+
+    fn take_out_of_descriptors(&mut self) -> Option<String> {
+        HttpEngine::take_out_of_descriptors(self).then(|| "a backend connect ran out of descriptors".to_string())
+    }
+
+    fn timers_pending(&self) -> usize {
+        HttpEngine::timers_pending(self)
+    }
+
+    fn flush_log(&mut self) {
+        HttpEngine::flush_log(self);
+    }
+}

@@ -1,0 +1,88 @@
+//! What a frontend does with its clients: the modes behind one interface.
+//!
+//! The server loop owns the sockets' tokens, the listeners, signals and
+//! drain; a mode owns its connections and is called with a `Ctx` that lends
+//! it the frontend's pool (backends and policy), the buffer pool and the
+//! clock. Adding a mode is one file that implements `Mode` plus one line in
+//! `build`.
+//!
+//! - `tcp`: a client pinned to one backend for its life, bytes spliced both ways.
+//! - HTTP and redirect: `crate::http::HttpEngine`, one balancing decision per request.
+
+pub mod tcp;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Registry, Token};
+
+use crate::backend::Backend;
+use crate::buffer::BufferPool;
+use crate::config::{Config, Mode as ModeKind};
+use crate::policy::Policy;
+use crate::server::tokens::Owner;
+
+/// What the server lends a mode for one call.
+pub struct Ctx<'a> {
+    pub registry: &'a Registry,
+    pub backends: &'a mut [Backend],
+    pub policy: &'a mut dyn Policy,
+    /// The buffer pool (not the backend pool).
+    pub pool: &'a BufferPool,
+    pub now: Instant,
+    /// Index of the frontend whose mode is called, for its sockets' tokens.
+    pub frontend: usize,
+}
+
+impl Ctx<'_> {
+    /// The token of a socket this mode calls `key`.
+    pub fn token(&self, key: usize) -> Token {
+        Owner::Mode { frontend: self.frontend, key }.token()
+    }
+}
+
+pub trait Mode {
+    /// A client connection was accepted.
+    fn accept(&mut self, sock: TcpStream, addr: SocketAddr, ctx: &mut Ctx);
+    /// Readiness on one of this mode's sockets (`key` as given to `Ctx::token`).
+    fn event(&mut self, key: usize, ev: &Event, ctx: &mut Ctx);
+    /// Continue connections whose work budget ran out last round.
+    fn run_ready_again(&mut self, ctx: &mut Ctx);
+    fn has_ready_work(&self) -> bool;
+    /// Deadlines that are due now.
+    fn on_timers(&mut self, ctx: &mut Ctx);
+    /// Periodic housekeeping (twice a second).
+    fn sweep(&mut self, _ctx: &mut Ctx) {}
+    fn next_deadline(&self) -> Option<Instant>;
+    /// Client connections open (what --max-connections counts).
+    fn open_clients(&self) -> usize;
+    /// Stop taking new work on open connections where the mode can (HTTP:
+    /// close idle keep-alive clients, answer `Connection: close`).
+    fn start_drain(&mut self, _ctx: &mut Ctx) {}
+    /// Close everything now (drain timeout).
+    fn close_all(&mut self, ctx: &mut Ctx);
+    /// The pool has `n` backends now (some may be new).
+    fn backends_changed(&mut self, _n: usize) {}
+    /// Backend `idx` left the pool; drop what the mode keeps for it.
+    fn forget_backend(&mut self, _idx: usize) {}
+    /// Why a backend connect failed for want of descriptors since the last call.
+    fn take_out_of_descriptors(&mut self) -> Option<String>;
+    /// Entries in the mode's timer queues (in `/stats`).
+    fn timers_pending(&self) -> usize;
+    /// Write out buffered logs.
+    fn flush_log(&mut self) {}
+}
+
+/// The mode `config` asks for.
+pub fn build(config: &Config) -> std::io::Result<Box<dyn Mode>> {
+    Ok(match (config.mode, config.http_settings()) {
+        (ModeKind::Tcp, _) | (_, None) => Box::new(tcp::TcpMode::new(config)),
+        (_, Some(settings)) => Box::new(crate::http::HttpEngine::new(
+            settings,
+            config.backends.len(),
+            crate::http::open_access_log(config)?,
+        )),
+    })
+}

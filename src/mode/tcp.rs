@@ -1,0 +1,334 @@
+//! TCP pass-through: a client connection is pinned to one backend for its
+//! life and bytes are spliced both ways (`connection::Session`).
+//!
+//! The backend connect is non-blocking with a deadline; a refusal or timeout
+//! counts against that backend and the policy is asked again without it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use slab::Slab;
+
+use super::{Ctx, Mode};
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect, is_descriptor_exhaustion};
+use crate::policy::{Candidates, PickKey, Policy};
+
+/// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
+const READ_BUDGET: u32 = 16;
+
+/// Token keys: session key * 2 + side.
+const CLIENT_SIDE: usize = 0;
+const BACKEND_SIDE: usize = 1;
+
+/// Why no backend connection could be started.
+enum NoBackend {
+    /// Every candidate failed or none is up.
+    NoneLeft,
+    /// The proxy itself is out of descriptors: no backend is to blame.
+    OutOfDescriptors(io::Error),
+}
+
+/// Ask the policy, then connect; on an immediate failure mark it and ask
+/// again without that backend, until one accepts the attempt or none is left.
+fn open_backend(
+    policy: &mut dyn Policy,
+    backends: &mut [Backend],
+    client_ip: IpAddr,
+    tried: &mut Vec<usize>,
+    now: Instant,
+) -> Result<(usize, TcpStream), NoBackend> {
+    let key = PickKey::ip(client_ip);
+    loop {
+        let idx = policy.pick(&key, &Candidates::new(backends, tried)).ok_or(NoBackend::NoneLeft)?;
+        match TcpStream::connect(backends[idx].addr) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok((idx, stream));
+            }
+            Err(e) if is_descriptor_exhaustion(&e) => return Err(NoBackend::OutOfDescriptors(e)),
+            Err(e) => {
+                backends[idx].note_connect_failure(now, &e);
+                tried.push(idx);
+            }
+        }
+    }
+}
+
+/// Idle timeouts are checked a few times per timeout, at most once a second.
+fn sweep_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+pub struct TcpMode {
+    sessions: Slab<Session>,
+    connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    /// Connect deadlines: (when, session key, attempt id). Each session has
+    /// at most one live entry; stale ones fall out within --connect-timeout.
+    connect_deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    next_attempt: u64,
+    ready_again: Vec<usize>,
+    /// The previous round's `ready_again`, swapped in so neither is reallocated.
+    running_again: Vec<usize>,
+    next_idle_sweep: Option<Instant>,
+    out_of_descriptors: Option<String>,
+}
+
+impl TcpMode {
+    pub fn new(config: &Config) -> TcpMode {
+        TcpMode {
+            sessions: Slab::with_capacity(1024),
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.idle_timeout,
+            connect_deadlines: BinaryHeap::new(),
+            next_attempt: 0,
+            ready_again: Vec::new(),
+            running_again: Vec::new(),
+            next_idle_sweep: None,
+            out_of_descriptors: None,
+        }
+    }
+
+    fn arm_connect(&mut self, key: usize, now: Instant) -> u64 {
+        let attempt = self.next_attempt;
+        self.next_attempt += 1;
+        self.connect_deadlines.push(Reverse((now + self.connect_timeout, key, attempt)));
+        attempt
+    }
+
+    /// Do whatever work the session's readiness allows.
+    fn drive(&mut self, key: usize, ctx: &mut Ctx) {
+        let Some(s) = self.sessions.get_mut(key) else { return };
+        if let Phase::Connecting { since, .. } = s.phase {
+            // Pending also when only the client spoke: its bytes wait in the kernel.
+            match check_connect(&s.backend, &mut s.backend_ready) {
+                ConnectCheck::Pending => return,
+                ConnectCheck::Failed(e) => {
+                    self.connect_failed(key, e, ctx);
+                    return;
+                }
+                ConnectCheck::Connected => {
+                    s.phase = Phase::Proxying;
+                    let b = &mut ctx.backends[s.backend_idx];
+                    b.stats.total += 1;
+                    b.note_connect_success();
+                    debug!("session {key}: connected to {} in {:?}", b.addr, ctx.now - since);
+                }
+            }
+        }
+        let mut moved = Moved::default();
+        let step = s.step(ctx.pool, READ_BUDGET, &mut moved);
+        if moved.up + moved.down > 0 {
+            s.last_active = ctx.now;
+            let st = &mut ctx.backends[s.backend_idx].stats;
+            st.bytes_up += moved.up;
+            st.bytes_down += moved.down;
+            if moved.down > 0
+                && let Some(t) = s.awaiting_first_byte.take()
+            {
+                ctx.policy.observe(s.backend_idx, ctx.now.saturating_duration_since(t), ctx.now);
+            }
+        }
+        match step {
+            Step::Open { more: true } => self.ready_again.push(key),
+            Step::Open { more: false } => {}
+            Step::Finished => self.end_session(key, false, ctx),
+            Step::Failed(e) => {
+                debug!("session {key} ({}): {e}; closing both sides", s.client_addr);
+                self.end_session(key, true, ctx);
+            }
+        }
+    }
+
+    /// The backend refused or timed out: count it and try the next one.
+    fn connect_failed(&mut self, key: usize, err: io::Error, ctx: &mut Ctx) {
+        let Some(s) = self.sessions.get_mut(key) else { return };
+        let failed = s.backend_idx;
+        let b = &mut ctx.backends[failed];
+        b.stats.active -= 1;
+        b.note_connect_failure(ctx.now, &format_args!("{err} (client {})", s.client_addr));
+        s.tried.push(failed);
+        // The old socket is closed (and so leaves epoll) when replaced below.
+        let (idx, mut backend) = match open_backend(ctx.policy, ctx.backends, s.client_addr.ip(), &mut s.tried, ctx.now)
+        {
+            Ok(pair) => pair,
+            Err(NoBackend::NoneLeft) => {
+                warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
+                self.sessions.remove(key).close(false);
+                return;
+            }
+            Err(NoBackend::OutOfDescriptors(e)) => {
+                self.out_of_descriptors = Some(format!("client {}: no descriptor for its backend: {e}", s.client_addr));
+                self.sessions.remove(key).close(false);
+                return;
+            }
+        };
+        let token = ctx.token(key * 2 + BACKEND_SIDE);
+        if let Err(e) = ctx.registry.register(&mut backend, token, Interest::READABLE | Interest::WRITABLE) {
+            warn!("cannot register backend socket: {e}");
+            self.sessions.remove(key).close(false);
+            return;
+        }
+        ctx.backends[idx].stats.active += 1;
+        let attempt = self.arm_connect(key, ctx.now);
+        let s = &mut self.sessions[key];
+        s.backend = backend;
+        s.backend_idx = idx;
+        s.backend_ready = Ready::default();
+        s.phase = Phase::Connecting { since: ctx.now, attempt };
+        s.awaiting_first_byte = Some(ctx.now);
+    }
+
+    fn end_session(&mut self, key: usize, abort: bool, ctx: &mut Ctx) {
+        // No explicit deregister: closing a descriptor removes it from epoll,
+        // and two `epoll_ctl` calls are a real share of a short session.
+        let Some(s) = self.sessions.try_remove(key) else {
+            return;
+        };
+        ctx.backends[s.backend_idx].stats.active -= 1;
+        s.close(abort);
+    }
+}
+
+impl Mode for TcpMode {
+    fn accept(&mut self, mut client: TcpStream, client_addr: SocketAddr, ctx: &mut Ctx) {
+        let _ = client.set_nodelay(true);
+        let mut tried = Vec::new();
+        let (idx, mut backend) = match open_backend(ctx.policy, ctx.backends, client_addr.ip(), &mut tried, ctx.now) {
+            Ok(pair) => pair,
+            Err(NoBackend::NoneLeft) => {
+                warn!("no backend available for client {client_addr}: closing it");
+                return;
+            }
+            Err(NoBackend::OutOfDescriptors(e)) => {
+                self.out_of_descriptors = Some(format!("client {client_addr}: no descriptor for its backend: {e}"));
+                return;
+            }
+        };
+        let key = self.sessions.vacant_key();
+        let both = Interest::READABLE | Interest::WRITABLE;
+        let (client_token, backend_token): (Token, Token) =
+            (ctx.token(key * 2 + CLIENT_SIDE), ctx.token(key * 2 + BACKEND_SIDE));
+        if let Err(e) = ctx
+            .registry
+            .register(&mut client, client_token, both)
+            .and_then(|_| ctx.registry.register(&mut backend, backend_token, both))
+        {
+            warn!("cannot register client {client_addr}: {e}");
+            let _ = ctx.registry.deregister(&mut client);
+            return;
+        }
+        ctx.backends[idx].stats.active += 1;
+        let attempt = self.arm_connect(key, ctx.now);
+        self.sessions.insert(Session {
+            client,
+            client_addr,
+            client_ready: Ready::default(),
+            backend,
+            backend_ready: Ready::default(),
+            backend_idx: idx,
+            phase: Phase::Connecting { since: ctx.now, attempt },
+            up: Default::default(),
+            down: Default::default(),
+            tried,
+            last_active: ctx.now,
+            awaiting_first_byte: Some(ctx.now),
+        });
+        if self.next_idle_sweep.is_none() {
+            self.next_idle_sweep = self.idle_timeout.map(|d| ctx.now + sweep_period(d));
+        }
+        debug!("client {client_addr} -> backend {} (session {key})", ctx.backends[idx].addr);
+    }
+
+    fn event(&mut self, key: usize, ev: &Event, ctx: &mut Ctx) {
+        let (session, side) = (key / 2, key % 2);
+        if let Some(s) = self.sessions.get_mut(session) {
+            if side == CLIENT_SIDE {
+                s.client_ready.absorb(ev)
+            } else {
+                s.backend_ready.absorb(ev)
+            }
+            self.drive(session, ctx);
+        }
+    }
+
+    fn run_ready_again(&mut self, ctx: &mut Ctx) {
+        std::mem::swap(&mut self.ready_again, &mut self.running_again);
+        let mut keys = std::mem::take(&mut self.running_again);
+        for &k in &keys {
+            self.drive(k, ctx);
+        }
+        keys.clear();
+        self.running_again = keys;
+    }
+
+    fn has_ready_work(&self) -> bool {
+        !self.ready_again.is_empty()
+    }
+
+    fn on_timers(&mut self, ctx: &mut Ctx) {
+        let now = ctx.now;
+        while let Some(&Reverse((deadline, key, attempt))) = self.connect_deadlines.peek() {
+            if deadline > now {
+                break;
+            }
+            self.connect_deadlines.pop();
+            let live = matches!(
+                self.sessions.get(key).map(|s| s.phase),
+                Some(Phase::Connecting { attempt: a, .. }) if a == attempt
+            );
+            if live {
+                let after = self.connect_timeout;
+                self.connect_failed(
+                    key,
+                    io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")),
+                    ctx,
+                );
+            }
+        }
+        if let (Some(at), Some(idle)) = (self.next_idle_sweep, self.idle_timeout)
+            && now >= at
+        {
+            let expired: Vec<usize> =
+                self.sessions.iter().filter(|(_, s)| now - s.last_active >= idle).map(|(k, _)| k).collect();
+            for k in expired {
+                debug!("session {k}: idle for {idle:?}, closing");
+                self.end_session(k, false, ctx);
+            }
+            self.next_idle_sweep = (!self.sessions.is_empty()).then(|| now + sweep_period(idle));
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let connect = self.connect_deadlines.peek().map(|Reverse((t, ..))| *t);
+        [connect, self.next_idle_sweep].into_iter().flatten().min()
+    }
+
+    fn open_clients(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn close_all(&mut self, ctx: &mut Ctx) {
+        let keys: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.end_session(k, true, ctx);
+        }
+    }
+
+    fn take_out_of_descriptors(&mut self) -> Option<String> {
+        self.out_of_descriptors.take()
+    }
+
+    fn timers_pending(&self) -> usize {
+        self.connect_deadlines.len()
+    }
+}

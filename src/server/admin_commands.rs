@@ -1,0 +1,63 @@
+//! Admin API commands carried out by the server. Membership and policy
+//! commands act on the first pool (the command line's only one).
+
+use log::info;
+use serde_json::json;
+
+use super::Server;
+use crate::admin::{Command, DASHBOARD_HTML, Reply, StatsView, metrics_text, replicas, stats_json};
+
+/// The pool admin commands change.
+const ADMIN_POOL: usize = 0;
+
+impl Server {
+    /// Carry out one admin command.
+    pub(super) fn execute(&mut self, cmd: Command) -> Reply {
+        let now = self.now;
+        let pool = &mut self.pools[ADMIN_POOL];
+        let reply = match cmd {
+            Command::ListReplicas => Reply::success(replicas(&pool.backends)),
+            Command::Add { n, hostnames } => pool.add(n, &hostnames),
+            Command::Remove { n, hostnames } => pool.remove(n, &hostnames),
+            Command::SetState { addr, state } => {
+                let Some(i) = pool.find_listed(addr) else {
+                    return Reply::failure(404, &format!("no backend {addr}"));
+                };
+                pool.backends[i].admin = state;
+                info!("backend {addr} is now {} (admin API)", state.name());
+                Reply::success(json!({"backend": addr.to_string(), "state": pool.backends[i].state_name()}))
+            }
+            Command::SetPolicy(kind) => {
+                pool.set_policy(kind, now);
+                info!("policy is now {kind} (admin API)");
+                Reply::success(json!({"policy": kind.name()}))
+            }
+            Command::Stats => Reply::json(200, &stats_json(&self.stats_view())),
+            Command::Metrics => Reply {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: metrics_text(&self.stats_view()),
+            },
+            Command::Dashboard => {
+                Reply { status: 200, content_type: "text/html; charset=utf-8", body: DASHBOARD_HTML.to_string() }
+            }
+        };
+        // Removals may finish at once (nothing open), and added backends need room.
+        self.upkeep_pools();
+        self.sync_modes(ADMIN_POOL, &[]);
+        reply
+    }
+
+    fn stats_view(&self) -> StatsView<'_> {
+        let pool = &self.pools[ADMIN_POOL];
+        StatsView {
+            backends: &pool.backends,
+            mode: self.frontends[0].config.mode.name(),
+            policy: pool.config.policy.name(),
+            uptime: self.now.saturating_duration_since(self.started),
+            open_clients: self.open_clients(),
+            buffers_in_use: self.buffers.in_use(),
+            timers_pending: self.frontends.iter().map(|f| f.mode.timers_pending()).sum(),
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! The server core: one thread, one `mio::Poll`, any number of frontends.
+//!
+//! Readiness strategy (kept everywhere): every socket is registered once,
+//! edge-triggered, for READABLE | WRITABLE, and never re-registered. Events
+//! only set flags in the connection's `Ready`; the connection then works
+//! while the flags it needs are set. So a full buffer stops reading simply by
+//! not reading (the flag stays set and is acted on when the buffer drains),
+//! and changing what we want costs no `epoll_ctl` call.
+//!
+//! The loop owns tokens (`tokens.rs`), the listeners, signals, the admin
+//! API, accept pausing and drain. Each frontend has a listener and a `Mode`
+//! (TCP, HTTP, redirect) that owns its connections; each pool (`pool.rs`)
+//! has backends, a policy, health checks and probes. A mode with work left
+//! after its budget says so (`has_ready_work`), and the next poll then does
+//! not wait, so a fast transfer cannot starve the others.
+
+mod admin_commands;
+pub mod pool;
+pub mod tokens;
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::event::Event;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::admin::{AdminServer, route};
+use crate::backend::usage_table;
+use crate::buffer::BufferPool;
+use crate::config::Config;
+use crate::connection::is_descriptor_exhaustion;
+use crate::mode::{self, Ctx, Mode};
+use pool::Pool;
+use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS};
+
+/// Free buffers kept for reuse; more are returned to the allocator. Large
+/// enough that a few hundred busy connections do not free and re-zero
+/// buffers on every request (measured: 4% of CPU at 64).
+const POOL_KEEP_FREE: usize = 512;
+/// After EMFILE/ENFILE with no session left to close, try accepting again after this.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// How often housekeeping runs: HTTP timeouts and pool idle timeouts, access
+/// log flush, backends whose removal finished, spawned backends that died.
+const TICK: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptPause {
+    MaxConnections,
+    OutOfDescriptors { retry_at: Instant },
+}
+
+/// One listening address, served by one mode over one pool.
+struct Frontend {
+    name: String,
+    /// `None` once draining.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    mode: Box<dyn Mode>,
+    pool: usize,
+    config: Config,
+}
+
+/// What to serve: frontends, each with the name of its pool; pools by name
+/// with the settings they take from the first frontend naming them.
+pub struct Plan {
+    /// (frontend name, its settings, pool name).
+    pub frontends: Vec<(String, Config, String)>,
+}
+
+impl Plan {
+    /// One frontend and one pool, both named "default" (the command line).
+    pub fn single(config: Config) -> Plan {
+        Plan { frontends: vec![("default".into(), config, "default".into())] }
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    signals: Signals,
+    frontends: Vec<Frontend>,
+    pools: Vec<Pool>,
+    buffers: BufferPool,
+    /// Global settings (limits, admin, stats, drain): the first frontend's.
+    global: Config,
+    accept_pause: Option<AcceptPause>,
+    out_of_descriptors_logged: bool,
+    admin: Option<AdminServer>,
+    started: Instant,
+    next_tick: Instant,
+    next_stats: Option<Instant>,
+    drain_until: Option<Instant>,
+    now: Instant,
+}
+
+/// Set up a listening socket: SO_REUSEADDR so a restart does not wait out
+/// TIME_WAIT, and the configured backlog.
+fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+impl Server {
+    /// Listen on every frontend's address, start pools, checks, the admin API.
+    pub fn bind(plan: Plan) -> io::Result<Server> {
+        let (_, first, _) = plan.frontends.first().ok_or_else(|| io::Error::other("no frontend configured"))?;
+        if plan.frontends.len() > MAX_INDEX {
+            return Err(io::Error::other(format!("at most {MAX_INDEX} frontends")));
+        }
+        let mut global = first.clone();
+        let now = Instant::now();
+        let poll = Poll::new()?;
+        let mut pools: Vec<Pool> = Vec::new();
+        let mut frontends = Vec::new();
+        let mut reserved = 64u64;
+        for (i, (name, config, pool_name)) in plan.frontends.into_iter().enumerate() {
+            let pool = match pools.iter().position(|p| p.name == pool_name) {
+                Some(p) => p,
+                None => {
+                    pools.push(Pool::new(&pool_name, config.clone(), pools.len(), now)?);
+                    pools.len() - 1
+                }
+            };
+            // Descriptors kept aside: HTTP idle pools, checks.
+            let pooled = if config.mode == crate::config::Mode::Tcp { 0 } else { config.pool_size };
+            reserved += ((pooled + 2) * config.backends.len()) as u64;
+            let mut listener = listen(config.listen, config.backlog)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
+            let local_addr = listener.local_addr()?;
+            poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
+            let mode = mode::build(&config)?;
+            frontends.push(Frontend { name, listener: Some(listener), local_addr, mode, pool, config });
+        }
+        global.max_connections = crate::limits::cap_connections(global.max_connections, reserved);
+        // SIGHUP is caught only so that it does not kill (its default action);
+        // SIGPIPE is already ignored by the Rust runtime, so a write to a
+        // closed peer is an EPIPE error, not death.
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let admin = match global.admin {
+            None => None,
+            Some(addr) => {
+                let mut l = listen(addr, 128)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on admin address {addr}: {e}")))?;
+                poll.registry().register(&mut l, ADMIN_LISTENER, Interest::READABLE)?;
+                info!("admin API on http://{}/ (dashboard), /stats, /metrics", l.local_addr()?);
+                Some(AdminServer::new(l, global.admin_token.clone()))
+            }
+        };
+        Ok(Server {
+            poll,
+            signals,
+            frontends,
+            pools,
+            buffers: BufferPool::new(global.buffer_size, POOL_KEEP_FREE),
+            accept_pause: None,
+            out_of_descriptors_logged: false,
+            admin,
+            started: now,
+            next_tick: now + TICK,
+            next_stats: global.stats_interval.map(|d| now + d),
+            drain_until: None,
+            now,
+            global,
+        })
+    }
+
+    /// The first frontend's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.frontends[0].local_addr
+    }
+
+    /// Run until a signal and the drain that follows it. Returns `Ok` on a
+    /// clean shutdown.
+    pub fn run(mut self) -> io::Result<()> {
+        for f in &self.frontends {
+            let pool = &self.pools[f.pool];
+            let backends: Vec<String> = pool.backends.iter().map(|b| b.addr.to_string()).collect();
+            let named = if self.frontends.len() > 1 { format!(", frontend {}", f.name) } else { String::new() };
+            info!(
+                "lbproxy {} listening on {}, mode {}, policy {}, backends [{}]{named}",
+                env!("CARGO_PKG_VERSION"),
+                f.local_addr,
+                f.config.mode.name(),
+                pool.config.policy,
+                backends.join(", ")
+            );
+        }
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != ErrorKind::Interrupted
+            {
+                return Err(e);
+            }
+            self.now = Instant::now();
+            for i in 0..self.frontends.len() {
+                if self.frontends[i].mode.has_ready_work() {
+                    self.with_mode(i, |m, ctx| m.run_ready_again(ctx));
+                }
+            }
+            for ev in events.iter() {
+                self.dispatch(ev);
+            }
+            self.on_timers();
+            for i in 0..self.frontends.len() {
+                if let Some(why) = self.frontends[i].mode.take_out_of_descriptors() {
+                    self.pause_for_descriptors(&why);
+                }
+            }
+            if self.accept_pause == Some(AcceptPause::MaxConnections)
+                && self.open_clients() < self.global.max_connections
+            {
+                self.resume_accept();
+            }
+            if let Some(until) = self.drain_until {
+                if self.open_clients() == 0 {
+                    info!("all sessions finished, exiting");
+                    break;
+                }
+                if self.now >= until {
+                    warn!("drain timeout: closing {} open sessions", self.open_clients());
+                    for i in 0..self.frontends.len() {
+                        self.with_mode(i, |m, ctx| m.close_all(ctx));
+                    }
+                    break;
+                }
+            }
+        }
+        for f in self.frontends.iter_mut() {
+            f.mode.flush_log();
+        }
+        for p in &self.pools {
+            info!("{}", usage_table(&p.backends));
+        }
+        Ok(())
+    }
+
+    /// Hand one event to whoever owns its token.
+    fn dispatch(&mut self, ev: &Event) {
+        match ev.token() {
+            SIGNALS => self.on_signals(),
+            ADMIN_LISTENER => {
+                if let Some(a) = self.admin.as_mut() {
+                    a.accept(self.poll.registry());
+                }
+            }
+            t => match Owner::of(t) {
+                Owner::Listener { frontend } => self.accept_ready(frontend),
+                Owner::Mode { frontend, key } if frontend < self.frontends.len() => {
+                    self.with_mode(frontend, |m, ctx| m.event(key, ev, ctx));
+                }
+                Owner::Check { pool, key } => {
+                    if let Some(p) = self.pools.get_mut(pool)
+                        && let Some(c) = p.checker.as_mut()
+                    {
+                        c.on_event(key, ev, &mut p.backends, self.poll.registry());
+                    }
+                }
+                Owner::Probe { pool, key } => {
+                    if let Some(p) = self.pools.get_mut(pool)
+                        && let Some(pr) = p.prober.as_mut()
+                    {
+                        pr.on_event(key, ev, p.policy.as_mut(), self.poll.registry());
+                    }
+                }
+                Owner::Admin(key) => self.on_admin(key),
+                Owner::Mode { .. } | Owner::Unknown => debug!("event for unknown token {t:?}"),
+            },
+        }
+    }
+
+    /// Client connections open in every frontend (what --max-connections limits).
+    fn open_clients(&self) -> usize {
+        self.frontends.iter().map(|f| f.mode.open_clients()).sum()
+    }
+
+    /// Call frontend `i`'s mode, lending it its pool and the shared state.
+    fn with_mode<R>(&mut self, i: usize, f: impl FnOnce(&mut dyn Mode, &mut Ctx) -> R) -> R {
+        let front = &mut self.frontends[i];
+        let pool = &mut self.pools[front.pool];
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            backends: &mut pool.backends,
+            policy: pool.policy.as_mut(),
+            pool: &self.buffers,
+            now: self.now,
+            frontend: i,
+        };
+        f(front.mode.as_mut(), &mut ctx)
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if self.frontends.iter().any(|f| f.mode.has_ready_work()) {
+            return Some(Duration::ZERO);
+        }
+        let retry = match self.accept_pause {
+            Some(AcceptPause::OutOfDescriptors { retry_at }) => Some(retry_at),
+            _ => None,
+        };
+        let fixed = [self.next_stats, self.drain_until, retry, Some(self.next_tick)];
+        let next = fixed
+            .into_iter()
+            .chain(self.frontends.iter().map(|f| f.mode.next_deadline()))
+            .chain(self.pools.iter().map(Pool::next_deadline))
+            .flatten()
+            .min()?;
+        // Round up to the next millisecond: epoll's resolution, and waking a
+        // hair early would just spin once more.
+        let wait = next.saturating_duration_since(Instant::now());
+        Some(Duration::from_millis(wait.as_millis() as u64 + 1))
+    }
+
+    fn accept_ready(&mut self, i: usize) {
+        loop {
+            if self.accept_pause.is_some() {
+                return;
+            }
+            if self.open_clients() >= self.global.max_connections {
+                warn!("max connections ({}) reached: pausing accept", self.global.max_connections);
+                self.accept_pause = Some(AcceptPause::MaxConnections);
+                return;
+            }
+            let Some(listener) = self.frontends.get(i).and_then(|f| f.listener.as_ref()) else { return };
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    self.out_of_descriptors_logged = false;
+                    self.with_mode(i, |m, ctx| m.accept(stream, addr, ctx));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if is_descriptor_exhaustion(&e) => {
+                    self.pause_for_descriptors(&format_args!("accept failed: {e}"));
+                    return;
+                }
+                // ECONNABORTED and friends: that client is gone, the next may not be.
+                Err(e) => debug!("accept error: {e}"),
+            }
+        }
+    }
+
+    /// Out of descriptors: stop accepting for a moment (sessions that end
+    /// give some back). Logged once per episode: the retry would repeat it.
+    fn pause_for_descriptors(&mut self, why: &dyn std::fmt::Display) {
+        if !self.out_of_descriptors_logged {
+            warn!("{why}; pausing accept until a session closes");
+            self.out_of_descriptors_logged = true;
+        }
+        self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
+    }
+
+    /// Accept again on every listener: connections may have queued while paused.
+    fn resume_accept(&mut self) {
+        if self.accept_pause.take().is_some() {
+            info!("resuming accept ({} sessions open)", self.open_clients());
+            for i in 0..self.frontends.len() {
+                self.accept_ready(i);
+            }
+        }
+    }
+
+    /// An admin connection spoke: answer its request once complete.
+    fn on_admin(&mut self, key: usize) {
+        let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key)) else { return };
+        let reply = match route(&req.method, &req.path, &req.body) {
+            Ok(cmd) => self.execute(cmd),
+            Err(reply) => reply,
+        };
+        if let Some(a) = self.admin.as_mut() {
+            a.answer(req.conn, &reply);
+        }
+    }
+
+    fn on_signals(&mut self) {
+        for sig in self.signals.pending() {
+            if sig == SIGHUP {
+                warn!("SIGHUP received: reload is not supported yet; ignoring");
+                continue;
+            }
+            if self.drain_until.is_some() {
+                warn!("second signal {sig}: exiting now");
+                self.drain_until = Some(self.now);
+                continue;
+            }
+            // Close the listeners before saying so: new clients are refused from here on.
+            for f in self.frontends.iter_mut() {
+                if let Some(mut l) = f.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut l);
+                }
+            }
+            let drain = self.global.drain_timeout;
+            info!("signal {sig}: stopped accepting; waiting up to {drain:?} for {} sessions", self.open_clients());
+            self.drain_until = Some(self.now + drain);
+            for i in 0..self.frontends.len() {
+                self.with_mode(i, |m, ctx| m.start_drain(ctx));
+            }
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = self.now;
+        for i in 0..self.frontends.len() {
+            self.with_mode(i, |m, ctx| m.on_timers(ctx));
+        }
+        let idle = self.open_clients() == 0;
+        for p in self.pools.iter_mut() {
+            p.on_timers(now, idle, self.poll.registry());
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            for i in 0..self.frontends.len() {
+                self.with_mode(i, |m, ctx| m.sweep(ctx));
+            }
+            self.upkeep_pools();
+        }
+        if let Some(at) = self.next_stats
+            && now >= at
+        {
+            for p in &self.pools {
+                info!("{}", usage_table(&p.backends));
+            }
+            let every = self.global.stats_interval.unwrap_or(Duration::from_secs(5));
+            self.next_stats = Some(at + every);
+        }
+        if let Some(AcceptPause::OutOfDescriptors { retry_at }) = self.accept_pause
+            && now >= retry_at
+        {
+            self.accept_pause = None;
+            for i in 0..self.frontends.len() {
+                self.accept_ready(i);
+            }
+        }
+    }
+
+    /// Finish removals and replace dead spawned backends; tell the modes.
+    fn upkeep_pools(&mut self) {
+        for p in 0..self.pools.len() {
+            let gone = self.pools[p].upkeep();
+            self.sync_modes(p, &gone);
+        }
+    }
+
+    /// The backends of pool `p` changed: the modes over it make room for new
+    /// ones and drop what they kept for `gone` ones.
+    fn sync_modes(&mut self, p: usize, gone: &[usize]) {
+        let n = self.pools[p].backends.len();
+        for f in self.frontends.iter_mut().filter(|f| f.pool == p) {
+            f.mode.backends_changed(n);
+            for &i in gone {
+                f.mode.forget_backend(i);
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! A pool: the backends one or more frontends balance over, the policy that
+//! picks among them, their health checks and speed probes, and the changes
+//! made while traffic flows (admin commands, spawned backends, removals that
+//! wait for sessions to end).
+//!
+//! Backends are never taken out of the vector: sessions, idle connections
+//! and policies hold indices into it. A removed backend stays as a tombstone
+//! (`removed`) that no listing shows and no policy picks; adding its address
+//! again revives the slot.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use log::{info, warn};
+
+use crate::admin::{Reply, replicas};
+use crate::backend::{AdminState, Backend};
+use crate::checks::Checker;
+use crate::config::Config;
+use crate::policy::{Policy, PolicyKind};
+use crate::probes::Prober;
+use crate::spawn::Spawner;
+
+pub struct Pool {
+    pub name: String,
+    pub backends: Vec<Backend>,
+    pub policy: Box<dyn Policy>,
+    pub checker: Option<Checker>,
+    /// Speed probes, while the policy wants them (fastest_ranked).
+    pub prober: Option<Prober>,
+    spawner: Option<Spawner>,
+    /// Where the pool's settings come from: policy and its parameters,
+    /// health checks, fail policy, spawn command.
+    pub config: Config,
+    /// This pool's index in the server, for its sockets' tokens.
+    index: usize,
+}
+
+/// A backend as configured: failure marking, and health thresholds when
+/// checks are on. `start_down`: no traffic until `rise` checks pass.
+fn make_backend(config: &Config, addr: SocketAddr, start_down: bool) -> Backend {
+    let b = Backend::with_fail_policy(addr, config.fail_policy);
+    match &config.health {
+        Some(h) => b.with_health(h.rise, h.fall, start_down),
+        None => b,
+    }
+}
+
+impl Pool {
+    pub fn new(name: &str, config: Config, index: usize, now: Instant) -> io::Result<Pool> {
+        let backends =
+            config.backends.iter().map(|b| make_backend(&config, b.addr, false).with_weight(b.weight)).collect();
+        let mut pool = Pool {
+            name: name.to_string(),
+            backends,
+            policy: config.policy.build(&config.params),
+            checker: config.health.clone().map(|h| Checker::new(h, index, now)),
+            prober: None,
+            spawner: config.spawn_cmd.clone().map(Spawner::new),
+            config,
+            index,
+        };
+        pool.update_prober(now);
+        for _ in 0..pool.config.replicas.unwrap_or(0) {
+            pool.spawn_backend()?;
+        }
+        Ok(pool)
+    }
+
+    /// Run speed probes exactly while the policy wants them.
+    fn update_prober(&mut self, now: Instant) {
+        if !self.policy.wants_probes() {
+            self.prober = None;
+        } else if self.prober.is_none() {
+            let c = &self.config;
+            self.prober = Some(Prober::new(c.probe_path.clone(), c.probe_interval, self.index, now));
+        }
+    }
+
+    pub fn set_policy(&mut self, kind: PolicyKind, now: Instant) {
+        self.policy = kind.build(&self.config.params);
+        self.config.policy = kind;
+        self.update_prober(now);
+    }
+
+    pub fn find_listed(&self, addr: SocketAddr) -> Option<usize> {
+        self.backends.iter().position(|b| b.addr == addr && !b.removed && !b.removing)
+    }
+
+    pub fn add(&mut self, n: usize, hostnames: &[SocketAddr]) -> Reply {
+        if let Some(dup) = hostnames.iter().find(|a| self.find_listed(**a).is_some()) {
+            return Reply::failure(400, &format!("{dup} is already a backend"));
+        }
+        let missing = n - hostnames.len();
+        if missing > 0 && self.spawner.is_none() {
+            return Reply::failure(
+                400,
+                &format!(
+                    "n is {n} but {} hostnames were given, and no --spawn-cmd is set to start the rest",
+                    hostnames.len()
+                ),
+            );
+        }
+        for &addr in hostnames {
+            self.add_backend(addr, false);
+        }
+        for _ in 0..missing {
+            if let Err(e) = self.spawn_backend() {
+                return Reply::failure(500, &e.to_string());
+            }
+        }
+        Reply::success(replicas(&self.backends))
+    }
+
+    /// Mark backends for removal: they drain, and `upkeep` removes them once
+    /// their last session ended.
+    pub fn remove(&mut self, n: usize, hostnames: &[SocketAddr]) -> Reply {
+        let mut chosen = Vec::new();
+        for &addr in hostnames {
+            match self.find_listed(addr) {
+                Some(i) if !chosen.contains(&i) => chosen.push(i),
+                Some(_) => {}
+                None => return Reply::failure(400, &format!("unknown backend {addr}")),
+            }
+        }
+        // Beyond the named ones, take the most recently added.
+        let candidates: Vec<usize> = (0..self.backends.len())
+            .rev()
+            .filter(|&i| !self.backends[i].removed && !self.backends[i].removing && !chosen.contains(&i))
+            .collect();
+        let mut extra = candidates.into_iter();
+        while chosen.len() < n {
+            match extra.next() {
+                Some(i) => chosen.push(i),
+                None => {
+                    return Reply::failure(
+                        400,
+                        &format!("cannot remove {n} backends: only {} are listed", chosen.len()),
+                    );
+                }
+            }
+        }
+        for i in chosen {
+            let b = &mut self.backends[i];
+            b.admin = AdminState::Draining;
+            b.removing = true;
+            info!("backend {} removed: draining {} open sessions", b.addr, b.stats.active);
+        }
+        Reply::success(replicas(&self.backends))
+    }
+
+    /// Add (or revive) a backend; returns its index.
+    pub fn add_backend(&mut self, addr: SocketAddr, start_down: bool) -> usize {
+        let fresh = make_backend(&self.config, addr, start_down);
+        let i = match self.backends.iter().position(|b| b.addr == addr && b.removed) {
+            Some(i) => {
+                let stats = self.backends[i].stats;
+                self.backends[i] = fresh;
+                self.backends[i].stats = stats;
+                i
+            }
+            None => {
+                self.backends.push(fresh);
+                self.backends.len() - 1
+            }
+        };
+        info!("backend {addr} added{}", if start_down { " (waiting for its health checks)" } else { "" });
+        i
+    }
+
+    /// Start one backend with --spawn-cmd; it gets traffic once checks pass.
+    fn spawn_backend(&mut self) -> io::Result<SocketAddr> {
+        let spawner = self.spawner.as_mut().ok_or_else(|| io::Error::other("no --spawn-cmd set"))?;
+        let addr = spawner.spawn()?;
+        self.add_backend(addr, true);
+        Ok(addr)
+    }
+
+    /// Remove drained backends and replace spawned ones that died while
+    /// `--replicas` asks for a fixed number. Returns the indices removed.
+    pub fn upkeep(&mut self) -> Vec<usize> {
+        let mut gone = Vec::new();
+        for (i, b) in self.backends.iter_mut().enumerate() {
+            if b.removing && !b.removed && b.stats.active == 0 {
+                b.removed = true;
+                b.removing = false;
+                info!("backend {} drained and removed", b.addr);
+                if let Some(s) = self.spawner.as_mut() {
+                    s.stop(b.addr);
+                }
+                gone.push(i);
+            }
+        }
+        let dead = self.spawner.as_mut().map(|s| s.reap()).unwrap_or_default();
+        for (addr, _) in dead {
+            if let Some(i) = self.backends.iter().position(|b| b.addr == addr && !b.removed) {
+                let b = &mut self.backends[i];
+                b.admin = AdminState::Draining;
+                b.removing = true;
+            }
+            if self.config.replicas.is_some() {
+                match self.spawn_backend() {
+                    Ok(new) => info!("replaced dead backend {addr} with {new}"),
+                    Err(e) => warn!("cannot replace dead backend {addr}: {e}"),
+                }
+            }
+        }
+        gone
+    }
+
+    /// Timers of the checks and probes, and backends whose fail timeout ended.
+    pub fn on_timers(&mut self, now: Instant, idle: bool, registry: &mio::Registry) {
+        if let Some(c) = self.checker.as_mut() {
+            c.on_timers(now, &mut self.backends, registry);
+        }
+        if let Some(p) = self.prober.as_mut() {
+            p.on_timers(now, idle, &self.backends, self.policy.as_mut(), registry);
+        }
+        for b in self.backends.iter_mut() {
+            b.revive_if_due(now);
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.checker.as_ref().map(Checker::next_deadline),
+            self.prober.as_ref().map(Prober::next_deadline),
+            self.backends.iter().filter_map(Backend::down_until).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
