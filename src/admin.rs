@@ -357,6 +357,15 @@ impl AdminServer {
         AdminServer { listener, conns: Slab::new(), token, full_logged: false }
     }
 
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The listening socket, to hand to a new process (binary upgrade).
+    pub fn listener_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.listener)
+    }
+
     pub fn accept(&mut self, registry: &Registry, now: Instant) {
         loop {
             match self.listener.accept() {

@@ -26,7 +26,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 42] = [
+const SERVER_FLAGS: [&str; 43] = [
     "policy",
     "port",
     "bind",
@@ -57,6 +57,7 @@ const SERVER_FLAGS: [&str; 42] = [
     "fall",
     "admin",
     "admin_token",
+    "upgrade_socket",
     "spawn_cmd",
     "replicas",
     "vnodes",
@@ -223,6 +224,12 @@ pub struct Args {
     /// Require `Authorization: Bearer TOKEN` on every admin request.
     #[arg(long, value_name = "TOKEN")]
     pub admin_token: Option<String>,
+
+    /// Binary upgrade: if an lbproxy serves handovers at PATH, take its
+    /// listening sockets (it then drains and exits); then serve handovers at
+    /// PATH for the next upgrade. Start the new binary with the same arguments.
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_socket: Option<PathBuf>,
 
     /// Command that starts one backend, with {port} and {id} filled in, e.g.
     /// 'target/release/examples/http_backend --port {port} --id {id}'. Used by

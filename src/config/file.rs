@@ -69,6 +69,7 @@ struct RawGlobal {
     admin: Option<SocketAddr>,
     admin_token: Option<String>,
     admin_token_file: Option<PathBuf>,
+    upgrade_socket: Option<PathBuf>,
     #[serde(deserialize_with = "via::log_level")]
     log_level: Option<LevelFilter>,
     #[serde(deserialize_with = "via::max_connections")]
@@ -353,6 +354,7 @@ impl Checker<'_> {
             drain_timeout: g.drain_timeout.unwrap_or(d.drain_timeout),
             stats_interval: g.stats_interval.map_or(d.stats_interval, off_if_zero),
             seed: g.seed.unwrap_or(d.seed),
+            upgrade_socket: g.upgrade_socket.map(|p| self.dir.join(p)).or(d.upgrade_socket),
         })
     }
 
@@ -458,6 +460,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "admin",
             "admin_token",
             "admin_token_file",
+            "upgrade_socket",
             "log_level",
             "max_connections",
             "buffer_size",

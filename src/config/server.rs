@@ -56,6 +56,8 @@ pub struct GlobalConfig {
     pub stats_interval: Option<Duration>,
     /// Seed of hashes and random policies in every frontend.
     pub seed: u64,
+    /// Binary upgrade: where a new process asks for the listeners.
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 /// One listener: where it binds, what it speaks, how it picks a backend from its pool.
@@ -115,6 +117,7 @@ impl Default for GlobalConfig {
             drain_timeout: Duration::from_secs(10),
             stats_interval: Some(Duration::from_secs(5)),
             seed: 0,
+            upgrade_socket: None,
         }
     }
 }
@@ -208,6 +211,7 @@ impl ServerConfig {
             drain_timeout: a.drain_timeout,
             stats_interval: off_if_zero(a.stats_interval),
             seed: a.seed,
+            upgrade_socket: a.upgrade_socket,
         };
         let frontend = FrontendConfig {
             name: DEFAULT_NAME.into(),
@@ -292,6 +296,7 @@ impl ServerConfig {
             health: p.health(),
             admin: g.admin,
             admin_token: g.admin_token.clone(),
+            upgrade_socket: g.upgrade_socket.clone(),
             spawn_cmd: p.spawn_cmd.clone(),
             replicas: p.replicas,
             params: PolicyParams { seed: g.seed, ..f.params },

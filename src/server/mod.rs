@@ -17,14 +17,17 @@
 mod admin_commands;
 pub mod pool;
 pub mod tokens;
+pub mod upgrade;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::event::Event;
-use mio::net::TcpListener;
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -37,7 +40,7 @@ use crate::config::Config;
 use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
 use pool::Pool;
-use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS};
+use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER};
 
 /// Free buffers kept for reuse; more are returned to the allocator. Large
 /// enough that a few hundred busy connections do not free and re-zero
@@ -71,12 +74,16 @@ struct Frontend {
 pub struct Plan {
     /// (frontend name, its settings, pool name).
     pub frontends: Vec<(String, Config, String)>,
+    /// `--upgrade-socket`: take the listeners of a process serving there,
+    /// then serve handovers there ourselves.
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 impl Plan {
     /// One frontend and one pool, both named "default" (the command line).
     pub fn single(config: Config) -> Plan {
-        Plan { frontends: vec![("default".into(), config, "default".into())] }
+        let upgrade_socket = config.upgrade_socket.clone();
+        Plan { frontends: vec![("default".into(), config, "default".into())], upgrade_socket }
     }
 }
 
@@ -91,11 +98,33 @@ pub struct Server {
     accept_pause: Option<AcceptPause>,
     out_of_descriptors_logged: bool,
     admin: Option<AdminServer>,
+    /// Where a new process asks for our listeners (binary upgrade).
+    upgrade: Option<(UnixListener, PathBuf)>,
     started: Instant,
     next_tick: Instant,
     next_stats: Option<Instant>,
     drain_until: Option<Instant>,
     now: Instant,
+}
+
+/// The listeners of a process serving at `path`, if one does; `None` when
+/// nothing listens there (a first start).
+fn take_over_if_running(
+    path: &std::path::Path,
+) -> io::Result<Option<(std::os::unix::net::UnixStream, Vec<upgrade::Handed>)>> {
+    match upgrade::take_over(path) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) if path.exists() && e.kind() != ErrorKind::ConnectionRefused => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The handed-over listener bound to `addr`, taken out of `handed`.
+fn take_listener(handed: &mut Vec<upgrade::Handed>, addr: SocketAddr) -> Option<TcpListener> {
+    let i = handed.iter().position(|h| h.addr == addr)?;
+    let std_listener = std::net::TcpListener::from(handed.swap_remove(i).fd);
+    std_listener.set_nonblocking(true).ok()?;
+    Some(TcpListener::from_std(std_listener))
 }
 
 /// Set up a listening socket: SO_REUSEADDR so a restart does not wait out
@@ -119,6 +148,10 @@ impl Server {
         let mut global = first.clone();
         let now = Instant::now();
         let poll = Poll::new()?;
+        let mut handover = match &plan.upgrade_socket {
+            Some(path) => take_over_if_running(path)?,
+            None => None,
+        };
         let mut pools: Vec<Pool> = Vec::new();
         let mut frontends = Vec::new();
         let mut reserved = 64u64;
@@ -133,8 +166,11 @@ impl Server {
             // Descriptors kept aside: HTTP idle pools, checks.
             let pooled = if config.mode == crate::config::Mode::Tcp { 0 } else { config.pool_size };
             reserved += ((pooled + 2) * config.backends.len()) as u64;
-            let mut listener = listen(config.listen, config.backlog)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?;
+            let mut listener = match handover.as_mut().and_then(|(_, h)| take_listener(h, config.listen)) {
+                Some(l) => l,
+                None => listen(config.listen, config.backlog)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?,
+            };
             let local_addr = listener.local_addr()?;
             poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
             let mode = mode::build(&config)?;
@@ -149,15 +185,34 @@ impl Server {
         let admin = match global.admin {
             None => None,
             Some(addr) => {
-                let mut l = listen(addr, 128)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on admin address {addr}: {e}")))?;
+                let mut l = match handover.as_mut().and_then(|(_, h)| take_listener(h, addr)) {
+                    Some(l) => l,
+                    None => listen(addr, 128)
+                        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on admin address {addr}: {e}")))?,
+                };
                 poll.registry().register(&mut l, ADMIN_LISTENER, Interest::READABLE)?;
                 info!("admin API on http://{}/ (dashboard), /stats, /metrics", l.local_addr()?);
                 Some(AdminServer::new(l, global.admin_token.clone()))
             }
         };
+        if let Some((stream, unused)) = handover {
+            upgrade::confirm(stream)?;
+            info!("took over listeners from the running lbproxy ({} not needed here, closed)", unused.len());
+        }
+        let upgrade = match plan.upgrade_socket {
+            Some(path) => {
+                // A previous process's socket file (it is draining, or gone) is replaced.
+                let _ = std::fs::remove_file(&path);
+                let mut l = UnixListener::bind(&path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", path.display())))?;
+                poll.registry().register(&mut l, UPGRADE_LISTENER, Interest::READABLE)?;
+                Some((l, path))
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
+            upgrade,
             signals,
             frontends,
             pools,
@@ -250,6 +305,7 @@ impl Server {
     fn dispatch(&mut self, ev: &Event) {
         match ev.token() {
             SIGNALS => self.on_signals(),
+            UPGRADE_LISTENER => self.on_upgrade_request(),
             ADMIN_LISTENER => {
                 if let Some(a) = self.admin.as_mut() {
                     a.accept(self.poll.registry());
@@ -392,17 +448,62 @@ impl Server {
                 self.drain_until = Some(self.now);
                 continue;
             }
-            // Close the listeners before saying so: new clients are refused from here on.
-            for f in self.frontends.iter_mut() {
-                if let Some(mut l) = f.listener.take() {
-                    let _ = self.poll.registry().deregister(&mut l);
-                }
+            self.start_drain(&format!("signal {sig}"));
+        }
+    }
+
+    /// Stop accepting, then let open sessions finish for --drain-timeout.
+    fn start_drain(&mut self, why: &str) {
+        // Close the listeners before saying so: new clients are refused from here on.
+        for f in self.frontends.iter_mut() {
+            if let Some(mut l) = f.listener.take() {
+                let _ = self.poll.registry().deregister(&mut l);
             }
-            let drain = self.global.drain_timeout;
-            info!("signal {sig}: stopped accepting; waiting up to {drain:?} for {} sessions", self.open_clients());
-            self.drain_until = Some(self.now + drain);
-            for i in 0..self.frontends.len() {
-                self.with_mode(i, |m, ctx| m.start_drain(ctx));
+        }
+        let drain = self.global.drain_timeout;
+        info!("{why}: stopped accepting; waiting up to {drain:?} for {} sessions", self.open_clients());
+        self.drain_until = Some(self.now + drain);
+        for i in 0..self.frontends.len() {
+            self.with_mode(i, |m, ctx| m.start_drain(ctx));
+        }
+    }
+
+    /// A new lbproxy asks for our listeners: hand them over, then drain.
+    fn on_upgrade_request(&mut self) {
+        loop {
+            let Some((l, _)) = self.upgrade.as_ref() else { return };
+            let stream = match l.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("upgrade socket: {e}");
+                    return;
+                }
+            };
+            // SAFETY: the descriptor comes from a stream we own and give up here.
+            let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(stream.into_raw_fd()) };
+            if stream.set_nonblocking(false).is_err() {
+                continue;
+            }
+            let mut listeners: Vec<(String, SocketAddr, std::os::fd::RawFd)> = self
+                .frontends
+                .iter()
+                .filter_map(|f| Some((f.name.clone(), f.local_addr, f.listener.as_ref()?.as_raw_fd())))
+                .collect();
+            if let Some(a) = self.admin.as_ref() {
+                listeners.push(("admin".into(), a.local_addr(), a.listener_fd()));
+            }
+            match upgrade::hand_over(&stream, &listeners) {
+                Ok(()) => {
+                    info!("handed {} listeners to a new lbproxy process", listeners.len());
+                    if let Some((mut l, _)) = self.upgrade.take() {
+                        let _ = self.poll.registry().deregister(&mut l);
+                    }
+                    self.admin = None;
+                    self.start_drain("binary upgrade");
+                    return;
+                }
+                Err(e) => warn!("binary upgrade failed, still serving: {e}"),
             }
         }
     }

@@ -10,6 +10,7 @@ use mio::Token;
 
 pub const SIGNALS: Token = Token(usize::MAX);
 pub const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
+pub const UPGRADE_LISTENER: Token = Token(usize::MAX - 3);
 
 /// Most frontends, and most pools, one process serves.
 pub const MAX_INDEX: usize = 1 << INDEX_BITS;
@@ -82,6 +83,7 @@ mod tests {
                     assert_eq!(Owner::of(o.token()), o);
                     assert_ne!(o.token(), SIGNALS);
                     assert_ne!(o.token(), ADMIN_LISTENER);
+                    assert_ne!(o.token(), UPGRADE_LISTENER);
                 }
             }
         }
