@@ -60,6 +60,8 @@ pub enum Command {
     Stats,
     Metrics,
     Dashboard,
+    /// Read the configuration file again and apply it.
+    Reload,
 }
 
 /// An answer: status, content type, body.
@@ -166,6 +168,7 @@ pub fn route(method: &str, path: &str, body: &[u8]) -> Result<Command, Reply> {
         "/rep" => allow(&["GET"]).map(|_| Command::ListReplicas),
         "/stats" => allow(&["GET"]).map(|_| Command::Stats),
         "/metrics" => allow(&["GET"]).map(|_| Command::Metrics),
+        "/reload" => allow(&["POST"]).map(|_| Command::Reload),
         "/add" => {
             allow(&["POST"])?;
             let (n, hostnames) = membership(body, "newly added")?;

@@ -33,7 +33,7 @@ impl CheckKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthConfig {
     pub kind: CheckKind,
     pub interval: Duration,

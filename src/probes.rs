@@ -41,13 +41,13 @@ pub struct Prober {
     probes: Slab<Probe>,
     next_round: Instant,
     last_round: Option<Instant>,
-    /// Index of the pool probed, for tokens.
-    pool: usize,
+    /// Index of the frontend whose policy is fed, for tokens.
+    frontend: usize,
 }
 
 impl Prober {
-    pub fn new(path: String, interval: Duration, pool: usize, now: Instant) -> Prober {
-        Prober { path, interval, probes: Slab::new(), next_round: now, last_round: None, pool }
+    pub fn new(path: String, interval: Duration, frontend: usize, now: Instant) -> Prober {
+        Prober { path, interval, probes: Slab::new(), next_round: now, last_round: None, frontend }
     }
 
     pub fn next_deadline(&self) -> Instant {
@@ -81,7 +81,7 @@ impl Prober {
             match TcpStream::connect(b.addr) {
                 Ok(mut sock) => {
                     let entry = self.probes.vacant_entry();
-                    let token = Owner::Probe { pool: self.pool, key: entry.key() }.token();
+                    let token = Owner::Probe { frontend: self.frontend, key: entry.key() }.token();
                     if reg.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE).is_ok() {
                         entry.insert(Probe {
                             backend: i,

@@ -73,4 +73,10 @@ impl Mode for HttpEngine {
     fn flush_log(&mut self) {
         HttpEngine::flush_log(self);
     }
+
+    fn reconfigure(&mut self, config: &crate::config::Config) {
+        if let Some(settings) = config.http_settings() {
+            self.settings = settings;
+        }
+    }
 }

@@ -73,6 +73,8 @@ pub trait Mode {
     fn timers_pending(&self) -> usize;
     /// Write out buffered logs.
     fn flush_log(&mut self) {}
+    /// New settings (reload): they apply to new work; open work keeps going.
+    fn reconfigure(&mut self, _config: &Config) {}
 }
 
 /// The mode `config` asks for.

@@ -331,4 +331,9 @@ impl Mode for TcpMode {
     fn timers_pending(&self) -> usize {
         self.connect_deadlines.len()
     }
+
+    fn reconfigure(&mut self, config: &Config) {
+        self.connect_timeout = config.connect_timeout;
+        self.idle_timeout = config.idle_timeout;
+    }
 }

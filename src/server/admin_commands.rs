@@ -1,7 +1,8 @@
-//! Admin API commands carried out by the server. Membership and policy
-//! commands act on the first pool (the command line's only one).
+//! Admin API commands carried out by the server. Membership commands act
+//! on the first pool (the command line's only one), the policy command on
+//! the frontends over it.
 
-use log::info;
+use log::{info, warn};
 use serde_json::json;
 
 use super::Server;
@@ -13,10 +14,38 @@ const ADMIN_POOL: usize = 0;
 impl Server {
     /// Carry out one admin command.
     pub(super) fn execute(&mut self, cmd: Command) -> Reply {
+        match cmd {
+            Command::Reload => match self.reload() {
+                Ok(changes) => Reply::success(json!({"changes": changes.0})),
+                Err(e) => {
+                    warn!("{e}");
+                    Reply::failure(400, &e)
+                }
+            },
+            Command::Stats => Reply::json(200, &stats_json(&self.stats_view())),
+            Command::Metrics => Reply {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: metrics_text(&self.stats_view()),
+            },
+            Command::Dashboard => {
+                Reply { status: 200, content_type: "text/html; charset=utf-8", body: DASHBOARD_HTML.to_string() }
+            }
+            cmd => {
+                let reply = self.execute_on_pool(cmd);
+                // Removals may finish at once (nothing open), and added backends need room.
+                self.upkeep_pools();
+                self.sync_modes(ADMIN_POOL, &[]);
+                reply
+            }
+        }
+    }
+
+    /// Membership, state and policy commands.
+    fn execute_on_pool(&mut self, cmd: Command) -> Reply {
         let now = self.now;
         let pool = &mut self.pools[ADMIN_POOL];
-        let reply = match cmd {
-            Command::ListReplicas => Reply::success(replicas(&pool.backends)),
+        match cmd {
             Command::Add { n, hostnames } => pool.add(n, &hostnames),
             Command::Remove { n, hostnames } => pool.remove(n, &hostnames),
             Command::SetState { addr, state } => {
@@ -28,24 +57,14 @@ impl Server {
                 Reply::success(json!({"backend": addr.to_string(), "state": pool.backends[i].state_name()}))
             }
             Command::SetPolicy(kind) => {
-                pool.set_policy(kind, now);
+                for f in self.frontends.iter_mut().filter(|f| f.pool == ADMIN_POOL) {
+                    f.set_policy(kind, now);
+                }
                 info!("policy is now {kind} (admin API)");
                 Reply::success(json!({"policy": kind.name()}))
             }
-            Command::Stats => Reply::json(200, &stats_json(&self.stats_view())),
-            Command::Metrics => Reply {
-                status: 200,
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: metrics_text(&self.stats_view()),
-            },
-            Command::Dashboard => {
-                Reply { status: 200, content_type: "text/html; charset=utf-8", body: DASHBOARD_HTML.to_string() }
-            }
-        };
-        // Removals may finish at once (nothing open), and added backends need room.
-        self.upkeep_pools();
-        self.sync_modes(ADMIN_POOL, &[]);
-        reply
+            _ => Reply::success(replicas(&pool.backends)),
+        }
     }
 
     fn stats_view(&self) -> StatsView<'_> {
@@ -53,7 +72,7 @@ impl Server {
         StatsView {
             backends: &pool.backends,
             mode: self.frontends[0].config.mode.name(),
-            policy: pool.config.policy.name(),
+            policy: self.frontends[0].config.policy.name(),
             uptime: self.now.saturating_duration_since(self.started),
             open_clients: self.open_clients(),
             buffers_in_use: self.buffers.in_use(),

@@ -15,7 +15,9 @@
 //! not wait, so a fast transfer cannot starve the others.
 
 mod admin_commands;
+mod frontend;
 pub mod pool;
+mod reload;
 pub mod tokens;
 pub mod upgrade;
 
@@ -39,6 +41,7 @@ use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
+use frontend::Frontend;
 use pool::Pool;
 use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER};
 
@@ -56,17 +59,6 @@ const TICK: Duration = Duration::from_millis(500);
 enum AcceptPause {
     MaxConnections,
     OutOfDescriptors { retry_at: Instant },
-}
-
-/// One listening address, served by one mode over one pool.
-struct Frontend {
-    name: String,
-    /// `None` once draining.
-    listener: Option<TcpListener>,
-    local_addr: SocketAddr,
-    mode: Box<dyn Mode>,
-    pool: usize,
-    config: Config,
 }
 
 /// What to serve: frontends, each with the name of its pool; pools by name
@@ -87,8 +79,12 @@ impl Plan {
     }
 }
 
+/// Reads the configuration again (SIGHUP, `POST /reload`).
+pub type Reloader = Box<dyn FnMut() -> Result<Plan, String>>;
+
 pub struct Server {
     poll: Poll,
+    reloader: Option<Reloader>,
     signals: Signals,
     frontends: Vec<Frontend>,
     pools: Vec<Pool>,
@@ -171,10 +167,9 @@ impl Server {
                 None => listen(config.listen, config.backlog)
                     .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?,
             };
-            let local_addr = listener.local_addr()?;
             poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
             let mode = mode::build(&config)?;
-            frontends.push(Frontend { name, listener: Some(listener), local_addr, mode, pool, config });
+            frontends.push(Frontend::new(name, listener, mode, pool, config, i, now)?);
         }
         global.max_connections = crate::limits::cap_connections(global.max_connections, reserved);
         // SIGHUP is caught only so that it does not kill (its default action);
@@ -212,6 +207,7 @@ impl Server {
         };
         Ok(Server {
             poll,
+            reloader: None,
             upgrade,
             signals,
             frontends,
@@ -227,6 +223,21 @@ impl Server {
             now,
             global,
         })
+    }
+
+    /// Where reloads read the configuration from (a config file).
+    pub fn set_reloader(&mut self, reloader: Reloader) {
+        self.reloader = Some(reloader);
+    }
+
+    /// Read the configuration again and apply it; an invalid one changes nothing.
+    pub fn reload(&mut self) -> Result<reload::Changes, String> {
+        let reloader = self.reloader.as_mut().ok_or("no configuration file to reload (started from flags)")?;
+        let plan = reloader().map_err(|e| format!("reload refused: {e}"))?;
+        if self.drain_until.is_some() {
+            return Err("reload refused: shutting down".into());
+        }
+        self.apply(plan).map_err(|e| format!("reload refused: {e}"))
     }
 
     /// The first frontend's address.
@@ -246,7 +257,7 @@ impl Server {
                 env!("CARGO_PKG_VERSION"),
                 f.local_addr,
                 f.config.mode.name(),
-                pool.config.policy,
+                f.config.policy,
                 backends.join(", ")
             );
         }
@@ -323,11 +334,11 @@ impl Server {
                         c.on_event(key, ev, &mut p.backends, self.poll.registry());
                     }
                 }
-                Owner::Probe { pool, key } => {
-                    if let Some(p) = self.pools.get_mut(pool)
-                        && let Some(pr) = p.prober.as_mut()
+                Owner::Probe { frontend, key } => {
+                    if let Some(f) = self.frontends.get_mut(frontend)
+                        && let Some(pr) = f.prober.as_mut()
                     {
-                        pr.on_event(key, ev, p.policy.as_mut(), self.poll.registry());
+                        pr.on_event(key, ev, f.policy.as_mut(), self.poll.registry());
                     }
                 }
                 Owner::Admin(key) => self.on_admin(key),
@@ -348,7 +359,7 @@ impl Server {
         let mut ctx = Ctx {
             registry: self.poll.registry(),
             backends: &mut pool.backends,
-            policy: pool.policy.as_mut(),
+            policy: front.policy.as_mut(),
             pool: &self.buffers,
             now: self.now,
             frontend: i,
@@ -367,7 +378,7 @@ impl Server {
         let fixed = [self.next_stats, self.drain_until, retry, Some(self.next_tick)];
         let next = fixed
             .into_iter()
-            .chain(self.frontends.iter().map(|f| f.mode.next_deadline()))
+            .chain(self.frontends.iter().map(Frontend::next_deadline))
             .chain(self.pools.iter().map(Pool::next_deadline))
             .flatten()
             .min()?;
@@ -440,7 +451,10 @@ impl Server {
     fn on_signals(&mut self) {
         for sig in self.signals.pending() {
             if sig == SIGHUP {
-                warn!("SIGHUP received: reload is not supported yet; ignoring");
+                match self.reload() {
+                    Ok(changes) => info!("SIGHUP received: configuration reloaded ({} changes)", changes.0.len()),
+                    Err(e) => warn!("SIGHUP received: {e}; nothing changed"),
+                }
                 continue;
             }
             if self.drain_until.is_some() {
@@ -515,7 +529,10 @@ impl Server {
         }
         let idle = self.open_clients() == 0;
         for p in self.pools.iter_mut() {
-            p.on_timers(now, idle, self.poll.registry());
+            p.on_timers(now, self.poll.registry());
+        }
+        for f in self.frontends.iter_mut() {
+            f.on_timers(now, idle, &self.pools[f.pool].backends, self.poll.registry());
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;

@@ -1,7 +1,6 @@
-//! A pool: the backends one or more frontends balance over, the policy that
-//! picks among them, their health checks and speed probes, and the changes
-//! made while traffic flows (admin commands, spawned backends, removals that
-//! wait for sessions to end).
+//! A pool: the backends one or more frontends balance over, their health
+//! checks, and the changes made while traffic flows (admin commands, spawned
+//! backends, removals that wait for sessions to end).
 //!
 //! Backends are never taken out of the vector: sessions, idle connections
 //! and policies hold indices into it. A removed backend stays as a tombstone
@@ -18,20 +17,15 @@ use crate::admin::{Reply, replicas};
 use crate::backend::{AdminState, Backend};
 use crate::checks::Checker;
 use crate::config::Config;
-use crate::policy::{Policy, PolicyKind};
-use crate::probes::Prober;
 use crate::spawn::Spawner;
 
 pub struct Pool {
     pub name: String,
     pub backends: Vec<Backend>,
-    pub policy: Box<dyn Policy>,
     pub checker: Option<Checker>,
-    /// Speed probes, while the policy wants them (fastest_ranked).
-    pub prober: Option<Prober>,
     spawner: Option<Spawner>,
-    /// Where the pool's settings come from: policy and its parameters,
-    /// health checks, fail policy, spawn command.
+    /// Where the pool's settings come from: servers, health checks, fail
+    /// policy, spawn command.
     pub config: Config,
     /// This pool's index in the server, for its sockets' tokens.
     index: usize,
@@ -54,34 +48,20 @@ impl Pool {
         let mut pool = Pool {
             name: name.to_string(),
             backends,
-            policy: config.policy.build(&config.params),
             checker: config.health.clone().map(|h| Checker::new(h, index, now)),
-            prober: None,
             spawner: config.spawn_cmd.clone().map(Spawner::new),
             config,
             index,
         };
-        pool.update_prober(now);
         for _ in 0..pool.config.replicas.unwrap_or(0) {
             pool.spawn_backend()?;
         }
         Ok(pool)
     }
 
-    /// Run speed probes exactly while the policy wants them.
-    fn update_prober(&mut self, now: Instant) {
-        if !self.policy.wants_probes() {
-            self.prober = None;
-        } else if self.prober.is_none() {
-            let c = &self.config;
-            self.prober = Some(Prober::new(c.probe_path.clone(), c.probe_interval, self.index, now));
-        }
-    }
-
-    pub fn set_policy(&mut self, kind: PolicyKind, now: Instant) {
-        self.policy = kind.build(&self.config.params);
-        self.config.policy = kind;
-        self.update_prober(now);
+    /// Health checks as `config.health` says now (results so far are kept).
+    pub fn restart_checks(&mut self, now: Instant) {
+        self.checker = self.config.health.clone().map(|h| Checker::new(h, self.index, now));
     }
 
     pub fn find_listed(&self, addr: SocketAddr) -> Option<usize> {
@@ -209,13 +189,10 @@ impl Pool {
         gone
     }
 
-    /// Timers of the checks and probes, and backends whose fail timeout ended.
-    pub fn on_timers(&mut self, now: Instant, idle: bool, registry: &mio::Registry) {
+    /// Timers of the checks, and backends whose fail timeout ended.
+    pub fn on_timers(&mut self, now: Instant, registry: &mio::Registry) {
         if let Some(c) = self.checker.as_mut() {
             c.on_timers(now, &mut self.backends, registry);
-        }
-        if let Some(p) = self.prober.as_mut() {
-            p.on_timers(now, idle, &self.backends, self.policy.as_mut(), registry);
         }
         for b in self.backends.iter_mut() {
             b.revive_if_due(now);
@@ -223,13 +200,9 @@ impl Pool {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.checker.as_ref().map(Checker::next_deadline),
-            self.prober.as_ref().map(Prober::next_deadline),
-            self.backends.iter().filter_map(Backend::down_until).min(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.checker.as_ref().map(Checker::next_deadline), self.backends.iter().filter_map(Backend::down_until).min()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

@@ -26,8 +26,8 @@ pub enum Owner {
     Mode { frontend: usize, key: usize },
     /// Active health check `key` of a pool.
     Check { pool: usize, key: usize },
-    /// Speed probe `key` of a pool (fastest_ranked).
-    Probe { pool: usize, key: usize },
+    /// Speed probe `key` of a frontend's policy (fastest_ranked).
+    Probe { frontend: usize, key: usize },
     /// Admin API connection `key`.
     Admin(usize),
     /// A token no socket was given (a stale or corrupt one): ignored.
@@ -44,7 +44,7 @@ impl Owner {
             Owner::Listener { frontend } => pack(0, frontend, 0),
             Owner::Mode { frontend, key } => pack(1, frontend, key),
             Owner::Check { pool, key } => pack(2, pool, key),
-            Owner::Probe { pool, key } => pack(3, pool, key),
+            Owner::Probe { frontend, key } => pack(3, frontend, key),
             Owner::Admin(key) => pack(4, 0, key),
             Owner::Unknown => Token(usize::MAX - 2),
         }
@@ -58,7 +58,7 @@ impl Owner {
             0 => Owner::Listener { frontend: index },
             1 => Owner::Mode { frontend: index, key },
             2 => Owner::Check { pool: index, key },
-            3 => Owner::Probe { pool: index, key },
+            3 => Owner::Probe { frontend: index, key },
             4 => Owner::Admin(key),
             _ => Owner::Unknown,
         }
@@ -77,7 +77,7 @@ mod tests {
                     Owner::Listener { frontend: i },
                     Owner::Mode { frontend: i, key: k },
                     Owner::Check { pool: i, key: k },
-                    Owner::Probe { pool: i, key: k },
+                    Owner::Probe { frontend: i, key: k },
                     Owner::Admin(k),
                 ] {
                     assert_eq!(Owner::of(o.token()), o);

@@ -1,0 +1,91 @@
+//! A frontend: one listening address, the mode that serves its clients, the
+//! policy that picks among its pool's backends (and the speed probes that
+//! feed it, for fastest_ranked).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::Registry;
+use mio::net::TcpListener;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::mode::Mode;
+use crate::policy::{Policy, PolicyKind};
+use crate::probes::Prober;
+
+pub(super) struct Frontend {
+    pub name: String,
+    /// `None` once draining.
+    pub listener: Option<TcpListener>,
+    pub local_addr: SocketAddr,
+    pub mode: Box<dyn Mode>,
+    pub policy: Box<dyn Policy>,
+    /// Speed probes, while the policy wants them (fastest_ranked).
+    pub prober: Option<Prober>,
+    /// Index of its pool in the server.
+    pub pool: usize,
+    pub config: Config,
+    /// This frontend's index in the server, for its sockets' tokens.
+    index: usize,
+}
+
+impl Frontend {
+    pub fn new(
+        name: String,
+        listener: TcpListener,
+        mode: Box<dyn Mode>,
+        pool: usize,
+        config: Config,
+        index: usize,
+        now: Instant,
+    ) -> std::io::Result<Frontend> {
+        let mut f = Frontend {
+            name,
+            local_addr: listener.local_addr()?,
+            listener: Some(listener),
+            mode,
+            policy: config.policy.build(&config.params),
+            prober: None,
+            pool,
+            config,
+            index,
+        };
+        f.update_prober(now);
+        Ok(f)
+    }
+
+    /// Run speed probes exactly while the policy wants them.
+    fn update_prober(&mut self, now: Instant) {
+        if !self.policy.wants_probes() {
+            self.prober = None;
+        } else if self.prober.is_none() {
+            let c = &self.config;
+            self.prober = Some(Prober::new(c.probe_path.clone(), c.probe_interval, self.index, now));
+        }
+    }
+
+    pub fn set_policy(&mut self, kind: PolicyKind, now: Instant) {
+        self.policy = kind.build(&self.config.params);
+        self.config.policy = kind;
+        self.update_prober(now);
+    }
+
+    /// The address `config` asks for is the one this frontend was set up for.
+    pub fn serves(&self, name: &str, config: &Config) -> bool {
+        self.listener.is_some()
+            && self.name == name
+            && self.config.listen == config.listen
+            && self.config.mode == config.mode
+    }
+
+    pub fn on_timers(&mut self, now: Instant, idle: bool, backends: &[Backend], registry: &Registry) {
+        if let Some(p) = self.prober.as_mut() {
+            p.on_timers(now, idle, backends, self.policy.as_mut(), registry);
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.mode.next_deadline(), self.prober.as_ref().map(Prober::next_deadline)].into_iter().flatten().min()
+    }
+}
