@@ -234,7 +234,7 @@ pub fn stats_json(v: &StatsView) -> Value {
                 "address": b.addr.to_string(),
                 "state": b.state_name(),
                 "weight": b.weight,
-                "active": s.active,
+                "active": b.active(),
                 "sessions": s.total,
                 "requests": s.requests,
                 "bytes_in": s.bytes_up,
@@ -256,7 +256,7 @@ pub fn stats_json(v: &StatsView) -> Value {
         "timers_pending": v.timers_pending,
         "backends": backends,
         "totals": {
-            "active": sum(|b| b.stats.active),
+            "active": sum(|b| b.active()),
             "sessions": sum(|b| b.stats.total),
             "requests": sum(|b| b.stats.requests),
             "bytes_in": sum(|b| b.stats.bytes_up),
@@ -285,9 +285,7 @@ pub fn metrics_text(v: &StatsView) -> String {
     type Metric = (&'static str, &'static str, &'static str, fn(&Backend) -> u64);
     let metrics: [Metric; 8] = [
         ("lbproxy_backend_up", "gauge", "1 when the backend accepts new sessions.", |b| u64::from(b.accepts_new())),
-        ("lbproxy_backend_active_sessions", "gauge", "Sessions (TCP) or requests (HTTP) in flight.", |b| {
-            b.stats.active
-        }),
+        ("lbproxy_backend_active_sessions", "gauge", "Sessions (TCP) or requests (HTTP) in flight.", |b| b.active()),
         ("lbproxy_backend_sessions_total", "counter", "Backend connections that succeeded.", |b| b.stats.total),
         ("lbproxy_backend_requests_total", "counter", "HTTP requests sent or redirected to the backend.", |b| {
             b.stats.requests

@@ -1,7 +1,9 @@
 //! The backend list: address and traffic counters per backend.
 
+use std::cell::Cell;
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -12,8 +14,6 @@ use crate::health::{HealthState, Transition};
 /// Counters for one backend. "up" is client to backend, "down" the reverse.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BackendStats {
-    /// Sessions assigned to this backend and not yet closed (connecting included).
-    pub active: u64,
     /// Sessions that reached this backend (connect succeeded).
     pub total: u64,
     pub bytes_up: u64,
@@ -23,6 +23,18 @@ pub struct BackendStats {
     pub requests: u64,
     /// Backend connections opened (HTTP mode; shows pool reuse).
     pub conns_opened: u64,
+}
+
+/// One unit of a backend's active count, held by a session (TCP) or an
+/// exchange (HTTP) for as long as it uses the backend; dropping it gives the
+/// unit back, so no path can forget to (or do it twice).
+#[derive(Debug)]
+pub struct Claim(Rc<Cell<u64>>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// Passive failure marking, as nginx's `max_fails`/`fail_timeout`: after
@@ -66,6 +78,9 @@ pub struct Backend {
     /// Relative share of traffic for weighted policies (1 = normal).
     pub weight: u32,
     pub stats: BackendStats,
+    /// Sessions (TCP) or requests (HTTP) using it now, connecting included:
+    /// the number of live `Claim`s.
+    active: Rc<Cell<u64>>,
     pub admin: AdminState,
     /// Removed by the admin API: leaves the list once its sessions end.
     pub removing: bool,
@@ -91,6 +106,7 @@ impl Backend {
             addr,
             weight: 1,
             stats: BackendStats::default(),
+            active: Rc::new(Cell::new(0)),
             admin: AdminState::Enabled,
             removing: false,
             removed: false,
@@ -101,6 +117,17 @@ impl Backend {
             down_until: None,
             latency: None,
         }
+    }
+
+    /// Sessions (TCP) or requests (HTTP) using the backend now.
+    pub fn active(&self) -> u64 {
+        self.active.get()
+    }
+
+    /// Count one more user of the backend until the claim is dropped.
+    pub fn claim(&self) -> Claim {
+        self.active.set(self.active.get() + 1);
+        Claim(Rc::clone(&self.active))
     }
 
     /// Count one backend response time.
@@ -224,7 +251,7 @@ pub fn usage_table(backends: &[Backend]) -> String {
             b.addr,
             b.state_name(),
             s.total,
-            s.active,
+            b.active(),
             s.bytes_up,
             s.bytes_down,
             s.connect_failures
@@ -268,7 +295,7 @@ mod tests {
         let mut b =
             vec![Backend::new("127.0.0.1:8001".parse().unwrap()), Backend::new("127.0.0.1:8002".parse().unwrap())];
         b[0].stats.total = 6720;
-        b[0].stats.active = 3;
+        let _claims: Vec<_> = (0..3).map(|_| b[0].claim()).collect();
         let t = usage_table(&b);
         assert!(t.starts_with("=== Backend usage ==="));
         assert!(t.contains("127.0.0.1:8001 [up]: 6720 sessions, 3 active"), "{t}");

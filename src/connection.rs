@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::backend::Claim;
 use crate::buffer::{Buffer, BufferPool};
 
 /// Read and write readiness of one socket, as last reported by the kernel.
@@ -194,6 +195,8 @@ pub struct Session {
     pub backend_ready: Ready,
     /// Index of the backend in the reactor's list.
     pub backend_idx: usize,
+    /// Counts this session in the backend's active sessions while it lives.
+    pub claim: Claim,
     pub phase: Phase,
     /// Client to backend.
     pub up: Pipe,

@@ -28,7 +28,7 @@ use super::access_log::{AccessLog, Entry};
 use super::exchange::Exchange;
 use super::head::{self, HashKey, HeadError, RequestHead};
 use super::tunnel::Tunnel;
-use crate::backend::Backend;
+use crate::backend::{Backend, Claim};
 use crate::buffer::Buffer;
 use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify, is_descriptor_exhaustion};
 use crate::policy::{Candidates, PickKey};
@@ -320,7 +320,7 @@ impl HttpEngine {
 
     /// Stop taking new requests: idle keep-alive clients are closed now,
     /// the others after their current exchange.
-    pub fn start_drain(&mut self, ctx: &mut Ctx) {
+    pub fn start_drain(&mut self) {
         self.draining = true;
         let idle: Vec<usize> = self
             .clients
@@ -333,14 +333,14 @@ impl HttpEngine {
             .map(|(k, _)| k)
             .collect();
         for k in idle {
-            self.close_client(k, false, ctx);
+            self.close_client(k, false);
         }
     }
 
-    pub fn close_all(&mut self, ctx: &mut Ctx) {
+    pub fn close_all(&mut self) {
         let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
         for k in keys {
-            self.close_client(k, true, ctx);
+            self.close_client(k, true);
         }
     }
 
@@ -382,7 +382,7 @@ impl HttpEngine {
                 Ok(false) => return,
                 Err(e) => {
                     debug!("client {key}: {e}; closing");
-                    self.close_client(key, true, ctx);
+                    self.close_client(key, true);
                     return;
                 }
             }
@@ -423,7 +423,7 @@ impl HttpEngine {
         match c.phase {
             ClientPhase::Closing => {
                 if flushed {
-                    self.close_client(key, false, ctx);
+                    self.close_client(key, false);
                 }
                 Ok(false)
             }
@@ -463,7 +463,7 @@ impl HttpEngine {
                     }
                     Ok(None) => {
                         if c.eof {
-                            self.close_client(key, false, ctx);
+                            self.close_client(key, false);
                             return Ok(false);
                         }
                         let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
@@ -531,7 +531,7 @@ impl HttpEngine {
             return;
         };
         let keep = self.settings.conn_mode == BackendConnMode::Persistent;
-        Self::dispatch(&mut self.conns, conn, &h, keep, &mut ctx.backends[backend]);
+        let claim = Self::dispatch(&mut self.conns, conn, &h, keep, &mut ctx.backends[backend]);
         let req_body = h.framing;
         self.clients[key].phase = ClientPhase::Exchange(Box::new(Exchange {
             conn,
@@ -547,6 +547,7 @@ impl HttpEngine {
             reused,
             tried,
             last_progress: ctx.now,
+            claim: Some(claim),
         }));
     }
 
@@ -600,15 +601,21 @@ impl HttpEngine {
         shed
     }
 
-    /// Count a request against `backend` and queue its rewritten head on
-    /// backend connection `conn`.
-    fn dispatch(conns: &mut Slab<BackendConn>, conn: usize, head: &RequestHead, keep: bool, backend: &mut Backend) {
-        backend.stats.active += 1;
+    /// Count a request against `backend` (the claim keeps it counted as
+    /// active while held) and queue its rewritten head on connection `conn`.
+    fn dispatch(
+        conns: &mut Slab<BackendConn>,
+        conn: usize,
+        head: &RequestHead,
+        keep: bool,
+        backend: &mut Backend,
+    ) -> Claim {
         backend.stats.requests += 1;
         let bc = &mut conns[conn];
         bc.wbuf.clear();
         bc.wpos = 0;
         head.write_for_backend(keep, &mut bc.wbuf);
+        backend.claim()
     }
 
     /// Take a socket whose non-blocking connect to backend `idx` has started
@@ -658,9 +665,8 @@ impl HttpEngine {
             return;
         };
         let (old_conn, backend) = (ex.conn, ex.backend);
-        let b = &mut ctx.backends[backend];
-        b.stats.active -= 1;
-        b.note_connect_failure(ctx.now, &err);
+        ex.claim = None;
+        ctx.backends[backend].note_connect_failure(ctx.now, &err);
         ex.tried.push(backend);
         let mut tried = std::mem::take(&mut ex.tried);
         let request_hash = ex.head.request_hash;
@@ -672,7 +678,7 @@ impl HttpEngine {
                 let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
                     return;
                 };
-                Self::dispatch(&mut self.conns, conn, &ex.head, keep, &mut ctx.backends[idx]);
+                ex.claim = Some(Self::dispatch(&mut self.conns, conn, &ex.head, keep, &mut ctx.backends[idx]));
                 ex.conn = conn;
                 ex.backend = idx;
                 ex.reused = reused;
@@ -701,17 +707,14 @@ impl HttpEngine {
         }
     }
 
-    pub(super) fn close_client(&mut self, key: usize, abort: bool, ctx: &mut Ctx) {
+    pub(super) fn close_client(&mut self, key: usize, abort: bool) {
         let Some(c) = self.clients.try_remove(key) else {
             return;
         };
+        // The exchange's or tunnel's claim on its backend goes with it.
         match &c.phase {
-            ClientPhase::Exchange(ex) if ex.conn != usize::MAX => {
-                ctx.backends[ex.backend].stats.active -= 1;
-                self.close_conn(ex.conn);
-            }
+            ClientPhase::Exchange(ex) if ex.conn != usize::MAX => self.close_conn(ex.conn),
             ClientPhase::Tunnel(t) => {
-                ctx.backends[t.backend].stats.active -= 1;
                 // Both ends of a tunnel see the same kind of end.
                 if abort && let Some(bc) = self.conns.get(t.conn) {
                     let _ = socket2::SockRef::from(&bc.sock).set_linger(Some(Duration::ZERO));

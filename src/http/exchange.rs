@@ -12,6 +12,7 @@ use super::access_log::{CLIENT_CLOSED, Entry};
 use super::engine::{BackendConnMode, ClientPhase, ConnPhase, Ctx, HttpEngine, read_some, write_some};
 use super::framing::BodyFraming;
 use super::head::{self, RequestHead};
+use crate::backend::Claim;
 use crate::buffer::{Buffer, BufferPool};
 
 /// Largest response body copied behind its head into one write.
@@ -35,6 +36,8 @@ pub(super) struct Exchange {
     /// When a byte last moved on this exchange (or it began): the
     /// `--backend-timeout` clock, so a stalled body is cut like a missing head.
     pub last_progress: Instant,
+    /// Counts the request as active on its backend while there is one.
+    pub claim: Option<Claim>,
 }
 
 pub(super) struct Resp {
@@ -286,7 +289,7 @@ impl HttpEngine {
         }
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
             ex.conn = usize::MAX;
-            ctx.backends[backend].stats.active -= 1;
+            ex.claim = None;
         }
         self.fail_exchange(key, 502, ctx);
     }
@@ -300,7 +303,6 @@ impl HttpEngine {
             return;
         };
         if ex.conn != usize::MAX {
-            ctx.backends[ex.backend].stats.active -= 1;
             self.close_conn(ex.conn);
         }
         let c = &mut self.clients[key];
@@ -335,7 +337,7 @@ impl HttpEngine {
                 log.write(&entry);
             }
         }
-        self.close_client(key, false, ctx);
+        self.close_client(key, false);
     }
 
     pub(super) fn finish_exchange(&mut self, key: usize, ctx: &mut Ctx) {
@@ -349,7 +351,6 @@ impl HttpEngine {
         c.phase = if client_close { ClientPhase::Closing } else { ClientPhase::Head };
         c.last_active = ctx.now;
         let client = c.addr;
-        ctx.backends[ex.backend].stats.active -= 1;
 
         let reusable = self.settings.conn_mode == BackendConnMode::Persistent
             && !resp.backend_closes

@@ -46,12 +46,12 @@ impl Mode for HttpEngine {
         HttpEngine::open_clients(self)
     }
 
-    fn start_drain(&mut self, ctx: &mut Ctx) {
-        HttpEngine::start_drain(self, ctx);
+    fn start_drain(&mut self) {
+        HttpEngine::start_drain(self);
     }
 
-    fn close_all(&mut self, ctx: &mut Ctx) {
-        HttpEngine::close_all(self, ctx);
+    fn close_all(&mut self) {
+        HttpEngine::close_all(self);
     }
 
     fn backends_changed(&mut self, n: usize) {

@@ -65,10 +65,10 @@ impl HttpEngine {
             match why {
                 Expired::Idle => {
                     let busy = matches!(self.clients[k].phase, ClientPhase::Exchange(_));
-                    self.close_client(k, busy, ctx);
+                    self.close_client(k, busy);
                 }
-                Expired::KeepAlive => self.close_client(k, false, ctx),
-                Expired::Unread => self.close_client(k, true, ctx),
+                Expired::KeepAlive => self.close_client(k, false),
+                Expired::Unread => self.close_client(k, true),
                 Expired::SlowHead => {
                     self.answer_and_close(k, 408);
                     self.drive(k, ctx);

@@ -5,7 +5,7 @@
 //!
 //! The backend connection stays in the engine's slab, `Busy` with this
 //! client, so its events still reach the client; it is never pooled again.
-//! The request stays counted in the backend's `active` until the tunnel
+//! The request stays counted in the backend's `active` (its `Claim`) until the tunnel
 //! ends. Clocks: only `--idle-timeout` applies (a WebSocket may be silent for
 //! hours, so neither `--backend-timeout` nor `--keepalive-timeout` does), and
 //! a drain lets tunnels run until `--drain-timeout`.
@@ -16,6 +16,7 @@ use log::debug;
 
 use super::access_log::Entry;
 use super::engine::{ClientPhase, Ctx, HttpEngine};
+use crate::backend::Claim;
 use crate::connection::{Pipe, shutdown_write};
 
 /// Reads per direction per round; the engine's round limit then bounds a
@@ -31,6 +32,8 @@ pub(super) struct Tunnel {
     pub up: Pipe,
     /// Backend to client.
     pub down: Pipe,
+    /// Counts the request as active on its backend until the tunnel ends.
+    pub _claim: Option<Claim>,
 }
 
 impl HttpEngine {
@@ -40,7 +43,7 @@ impl HttpEngine {
     /// (backend) belong to the new protocol and start its pipes.
     pub(super) fn start_tunnel(&mut self, key: usize, ctx: &mut Ctx) {
         let Some(c) = self.clients.get_mut(key) else { return };
-        let ClientPhase::Exchange(ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else {
+        let ClientPhase::Exchange(mut ex) = std::mem::replace(&mut c.phase, ClientPhase::Closing) else {
             return;
         };
         let bc = &mut self.conns[ex.conn];
@@ -51,7 +54,8 @@ impl HttpEngine {
         // The request is out; its head buffer is not needed for hours.
         bc.wbuf = Vec::new();
         bc.wpos = 0;
-        c.phase = ClientPhase::Tunnel(Box::new(Tunnel { conn: ex.conn, backend: ex.backend, up, down }));
+        let claim = ex.claim.take();
+        c.phase = ClientPhase::Tunnel(Box::new(Tunnel { conn: ex.conn, backend: ex.backend, up, down, _claim: claim }));
         c.last_active = ctx.now;
         let client = c.addr;
 
@@ -106,7 +110,7 @@ impl HttpEngine {
         }
         if t.up.shut && t.down.shut {
             debug!("client {}: tunnel closed by both sides", c.addr);
-            self.close_client(key, false, ctx);
+            self.close_client(key, false);
             return Ok(false);
         }
         let changed = before != (t.up.eof, t.down.eof, t.up.shut, t.down.shut);

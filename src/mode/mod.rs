@@ -60,9 +60,9 @@ pub trait Mode {
     fn open_clients(&self) -> usize;
     /// Stop taking new work on open connections where the mode can (HTTP:
     /// close idle keep-alive clients, answer `Connection: close`).
-    fn start_drain(&mut self, _ctx: &mut Ctx) {}
+    fn start_drain(&mut self) {}
     /// Close everything now (drain timeout).
-    fn close_all(&mut self, ctx: &mut Ctx);
+    fn close_all(&mut self);
     /// The pool has `n` backends now (some may be new).
     fn backends_changed(&mut self, _n: usize) {}
     /// Backend `idx` left the pool; drop what the mode keeps for it.

@@ -141,10 +141,10 @@ impl TcpMode {
         match step {
             Step::Open { more: true } => self.ready_again.push(key),
             Step::Open { more: false } => {}
-            Step::Finished => self.end_session(key, false, ctx),
+            Step::Finished => self.end_session(key, false),
             Step::Failed(e) => {
                 debug!("session {key} ({}): {e}; closing both sides", s.client_addr);
-                self.end_session(key, true, ctx);
+                self.end_session(key, true);
             }
         }
     }
@@ -154,7 +154,6 @@ impl TcpMode {
         let Some(s) = self.sessions.get_mut(key) else { return };
         let failed = s.backend_idx;
         let b = &mut ctx.backends[failed];
-        b.stats.active -= 1;
         b.note_connect_failure(ctx.now, &format_args!("{err} (client {})", s.client_addr));
         s.tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
@@ -178,9 +177,10 @@ impl TcpMode {
             self.sessions.remove(key).close(false);
             return;
         }
-        ctx.backends[idx].stats.active += 1;
         let attempt = self.arm_connect(key, ctx.now);
         let s = &mut self.sessions[key];
+        // Replacing the claim gives the failed backend's back.
+        s.claim = ctx.backends[idx].claim();
         s.backend = backend;
         s.backend_idx = idx;
         s.backend_ready = Ready::default();
@@ -188,14 +188,12 @@ impl TcpMode {
         s.awaiting_first_byte = Some(ctx.now);
     }
 
-    fn end_session(&mut self, key: usize, abort: bool, ctx: &mut Ctx) {
+    fn end_session(&mut self, key: usize, abort: bool) {
         // No explicit deregister: closing a descriptor removes it from epoll,
         // and two `epoll_ctl` calls are a real share of a short session.
-        let Some(s) = self.sessions.try_remove(key) else {
-            return;
-        };
-        ctx.backends[s.backend_idx].stats.active -= 1;
-        s.close(abort);
+        if let Some(s) = self.sessions.try_remove(key) {
+            s.close(abort);
+        }
     }
 }
 
@@ -227,7 +225,6 @@ impl Mode for TcpMode {
             let _ = ctx.registry.deregister(&mut client);
             return;
         }
-        ctx.backends[idx].stats.active += 1;
         let attempt = self.arm_connect(key, ctx.now);
         self.sessions.insert(Session {
             client,
@@ -236,6 +233,7 @@ impl Mode for TcpMode {
             backend,
             backend_ready: Ready::default(),
             backend_idx: idx,
+            claim: ctx.backends[idx].claim(),
             phase: Phase::Connecting { since: ctx.now, attempt },
             up: Default::default(),
             down: Default::default(),
@@ -302,7 +300,7 @@ impl Mode for TcpMode {
                 self.sessions.iter().filter(|(_, s)| now - s.last_active >= idle).map(|(k, _)| k).collect();
             for k in expired {
                 debug!("session {k}: idle for {idle:?}, closing");
-                self.end_session(k, false, ctx);
+                self.end_session(k, false);
             }
             self.next_idle_sweep = (!self.sessions.is_empty()).then(|| now + sweep_period(idle));
         }
@@ -317,10 +315,10 @@ impl Mode for TcpMode {
         self.sessions.len()
     }
 
-    fn close_all(&mut self, ctx: &mut Ctx) {
+    fn close_all(&mut self) {
         let keys: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
         for k in keys {
-            self.end_session(k, true, ctx);
+            self.end_session(k, true);
         }
     }
 

@@ -38,25 +38,26 @@ mod tests {
         assert_eq!(got, [0, 1, 2, 0, 1, 2].map(Some));
     }
 
+    /// `n` claims on each backend, in order: the active counts.
+    fn load(b: &[crate::backend::Backend], n: &[u64]) -> Vec<crate::backend::Claim> {
+        b.iter().zip(n).flat_map(|(b, &k)| (0..k).map(|_| b.claim())).collect()
+    }
+
     #[test]
     fn prefers_fewest_active() {
-        let mut b = backends(3);
-        b[0].stats.active = 5;
-        b[1].stats.active = 2;
-        b[2].stats.active = 2;
+        let b = backends(3);
+        let mut held = load(&b, &[5, 2, 2]);
         let mut p = FewestConnections::default();
         // 1 and 2 tie; rotation starts at 0 so 1 is seen first, then 2.
         assert_eq!(picks(&mut p, &b, &[], 2), [Some(1), Some(2)]);
-        b[2].stats.active = 1;
+        held.pop(); // one of backend 2's ends
         assert_eq!(picks(&mut p, &b, &[], 1), [Some(2)]);
     }
 
     #[test]
     fn respects_exclusion() {
-        let mut b = backends(3);
-        b[0].stats.active = 0;
-        b[1].stats.active = 9;
-        b[2].stats.active = 9;
+        let b = backends(3);
+        let _held = load(&b, &[0, 9, 9]);
         assert_eq!(picks(&mut FewestConnections::default(), &b, &[0], 1), [Some(1)]);
         assert_eq!(picks(&mut FewestConnections::default(), &b, &[0, 1, 2], 1), [None]);
     }

@@ -105,7 +105,7 @@ impl<'a> Candidates<'a> {
 
     /// Sessions (TCP) or requests (HTTP) in flight on backend `i`.
     pub fn active(&self, i: usize) -> u64 {
-        self.backends[i].stats.active
+        self.backends[i].active()
     }
 
     pub fn weight(&self, i: usize) -> u32 {

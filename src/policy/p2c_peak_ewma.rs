@@ -100,12 +100,12 @@ mod tests {
 
     #[test]
     fn load_counts_in_the_cost() {
-        let mut b = backends(2);
+        let b = backends(2);
         let mut p = P2cPeakEwma::new(1, Duration::from_secs(10));
         let now = Instant::now();
         p.observe(0, Duration::from_millis(2), now);
         p.observe(1, Duration::from_millis(3), now);
-        b[0].stats.active = 5; // 2 ms x 6 > 3 ms x 1
+        let _held: Vec<_> = (0..5).map(|_| b[0].claim()).collect(); // 2 ms x 6 > 3 ms x 1
         assert!(picks(&mut p, &b, &[], 20).iter().all(|x| *x == Some(1)));
     }
 }

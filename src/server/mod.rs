@@ -297,7 +297,7 @@ impl Server {
                 if self.now >= until {
                     warn!("drain timeout: closing {} open sessions", self.open_clients());
                     for i in 0..self.frontends.len() {
-                        self.with_mode(i, |m, ctx| m.close_all(ctx));
+                        self.frontends[i].mode.close_all();
                     }
                     break;
                 }
@@ -478,7 +478,7 @@ impl Server {
         info!("{why}: stopped accepting; waiting up to {drain:?} for {} sessions", self.open_clients());
         self.drain_until = Some(self.now + drain);
         for i in 0..self.frontends.len() {
-            self.with_mode(i, |m, ctx| m.start_drain(ctx));
+            self.frontends[i].mode.start_drain();
         }
     }
 

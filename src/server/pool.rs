@@ -125,7 +125,7 @@ impl Pool {
             let b = &mut self.backends[i];
             b.admin = AdminState::Draining;
             b.removing = true;
-            info!("backend {} removed: draining {} open sessions", b.addr, b.stats.active);
+            info!("backend {} removed: draining {} open sessions", b.addr, b.active());
         }
         Reply::success(replicas(&self.backends))
     }
@@ -162,7 +162,7 @@ impl Pool {
     pub fn upkeep(&mut self) -> Vec<usize> {
         let mut gone = Vec::new();
         for (i, b) in self.backends.iter_mut().enumerate() {
-            if b.removing && !b.removed && b.stats.active == 0 {
+            if b.removing && !b.removed && b.active() == 0 {
                 b.removed = true;
                 b.removing = false;
                 info!("backend {} drained and removed", b.addr);

@@ -85,7 +85,7 @@ impl Server {
                     f.local_addr,
                     f.mode.open_clients()
                 ));
-                self.with_mode(i, |m, ctx| m.start_drain(ctx));
+                self.frontends[i].mode.start_drain();
             }
         }
         // New frontends, and new settings for the ones that stay.
