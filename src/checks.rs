@@ -2,39 +2,25 @@
 //!
 //! Every `interval` each listed backend without a check in flight gets one:
 //! a TCP connect (`tcp`) or `GET path` expecting a 2xx status (`http:/path`),
-//! bounded by `timeout`. Results go to `Backend::note_check`, which counts
-//! them against `rise`/`fall` and logs transitions.
+//! bounded by `timeout`, through the shared outbound client. Results go to
+//! `Backend::note_check`, which counts them against `rise`/`fall` and logs
+//! transitions.
 
-use std::io::{ErrorKind, Read, Write};
 use std::time::Instant;
 
 use log::debug;
-use mio::net::TcpStream;
-use mio::{Interest, Registry};
+use mio::Registry;
 use slab::Slab;
 
 use crate::backend::Backend;
-use crate::connection::{ConnectCheck, Ready, check_connect};
 use crate::health::{CheckKind, HealthConfig};
+use crate::outbound::{Get, Progress, Until};
 use crate::server::tokens::Owner;
-
-/// Bytes of a check answer we look at (the status line fits easily).
-const ANSWER_MAX: usize = 1024;
-
-enum CheckPhase {
-    Connecting,
-    /// Request bytes sent so far.
-    Sending(usize),
-    Reading,
-}
 
 struct Check {
     backend: usize,
-    sock: TcpStream,
-    ready: Ready,
-    phase: CheckPhase,
+    get: Get,
     deadline: Instant,
-    answer: Vec<u8>,
 }
 
 pub struct Checker {
@@ -45,13 +31,6 @@ pub struct Checker {
     next_round: Instant,
     /// Index of the pool checked, for tokens.
     pool: usize,
-}
-
-/// What one step of a check came to.
-enum Outcome {
-    Pending,
-    Passed,
-    Failed(String),
 }
 
 impl Checker {
@@ -69,7 +48,7 @@ impl Checker {
         let late: Vec<usize> = self.checks.iter().filter(|(_, c)| now >= c.deadline).map(|(k, _)| k).collect();
         for key in late {
             let reason = format!("no answer within {:?}", self.cfg.timeout);
-            self.finish(key, Outcome::Failed(reason), backends, registry);
+            self.finish(key, Err(reason), backends, registry);
         }
         if now < self.next_round {
             return;
@@ -88,143 +67,45 @@ impl Checker {
 
     fn start(&mut self, idx: usize, now: Instant, backends: &mut [Backend], registry: &Registry) {
         let addr = backends[idx].addr;
-        let mut sock = match TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                backends[idx].note_check(false, &e.to_string());
-                return;
-            }
+        let (path, until) = match &self.cfg.kind {
+            CheckKind::Tcp => ("", Until::Connected),
+            CheckKind::Http { path } => (path.as_str(), Until::StatusLine),
         };
         let entry = self.checks.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = registry.register(
-            &mut sock,
-            Owner::Check { pool: self.pool, key }.token(),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            debug!("cannot register health check for {addr}: {e}");
-            return;
+        let token = Owner::Check { pool: self.pool, key: entry.key() }.token();
+        match Get::start(addr, path, "lbproxy-check", until, registry, token) {
+            Ok(get) => {
+                self.in_flight[idx] = Some(entry.key());
+                entry.insert(Check { backend: idx, get, deadline: now + self.cfg.timeout });
+            }
+            Err(e) => {
+                debug!("health check of {addr} could not start: {e}");
+                backends[idx].note_check(false, &e.to_string());
+            }
         }
-        entry.insert(Check {
-            backend: idx,
-            sock,
-            ready: Ready::default(),
-            phase: CheckPhase::Connecting,
-            deadline: now + self.cfg.timeout,
-            answer: Vec::new(),
-        });
-        self.in_flight[idx] = Some(key);
     }
 
     pub fn on_event(&mut self, key: usize, ev: &mio::event::Event, backends: &mut [Backend], registry: &Registry) {
         let Some(check) = self.checks.get_mut(key) else { return };
-        check.ready.absorb(ev);
-        let addr = backends.get(check.backend).map(|b| b.addr.to_string()).unwrap_or_default();
-        let outcome = step(check, &self.cfg.kind, &addr);
-        if !matches!(outcome, Outcome::Pending) {
-            self.finish(key, outcome, backends, registry);
-        }
+        let verdict = match check.get.on_event(ev) {
+            Progress::Pending => return,
+            Progress::Done { status: None | Some(200..=299), .. } => Ok(()),
+            Progress::Done { status: Some(code), .. } => Err(format!("status {code}")),
+            Progress::Failed(why) => Err(why),
+        };
+        self.finish(key, verdict, backends, registry);
     }
 
-    fn finish(&mut self, key: usize, outcome: Outcome, backends: &mut [Backend], registry: &Registry) {
-        let Some(mut check) = self.checks.try_remove(key) else { return };
-        let _ = registry.deregister(&mut check.sock);
+    fn finish(&mut self, key: usize, verdict: Result<(), String>, backends: &mut [Backend], registry: &Registry) {
+        let Some(check) = self.checks.try_remove(key) else { return };
+        check.get.stop(registry);
         if let Some(slot) = self.in_flight.get_mut(check.backend) {
             *slot = None;
         }
         let Some(b) = backends.get_mut(check.backend) else { return };
-        match outcome {
-            Outcome::Passed => b.note_check(true, ""),
-            Outcome::Failed(reason) => b.note_check(false, &reason),
-            Outcome::Pending => {}
+        match verdict {
+            Ok(()) => b.note_check(true, ""),
+            Err(reason) => b.note_check(false, &reason),
         }
-    }
-}
-
-fn step(check: &mut Check, kind: &CheckKind, addr: &str) -> Outcome {
-    loop {
-        match check.phase {
-            CheckPhase::Connecting => {
-                match check_connect(&check.sock, &mut check.ready) {
-                    ConnectCheck::Pending => return Outcome::Pending,
-                    ConnectCheck::Failed(e) => return Outcome::Failed(e.to_string()),
-                    ConnectCheck::Connected => {}
-                }
-                match kind {
-                    CheckKind::Tcp => return Outcome::Passed,
-                    CheckKind::Http { .. } => check.phase = CheckPhase::Sending(0),
-                }
-            }
-            CheckPhase::Sending(sent) => {
-                let CheckKind::Http { path } = kind else { return Outcome::Passed };
-                let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: lbproxy-check\r\n\r\n");
-                let bytes = req.as_bytes();
-                match check.sock.write(&bytes[sent..]) {
-                    Ok(n) if sent + n == bytes.len() => check.phase = CheckPhase::Reading,
-                    Ok(n) => check.phase = CheckPhase::Sending(sent + n),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Outcome::Pending,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Outcome::Failed(e.to_string()),
-                }
-            }
-            CheckPhase::Reading => {
-                let mut buf = [0u8; 512];
-                match check.sock.read(&mut buf) {
-                    Ok(0) => return judge_answer(&check.answer),
-                    Ok(n) => {
-                        check.answer.extend_from_slice(&buf[..n]);
-                        if let Some(done) = judged(&check.answer) {
-                            return done;
-                        }
-                        if check.answer.len() >= ANSWER_MAX {
-                            return judge_answer(&check.answer);
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Outcome::Pending,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Outcome::Failed(e.to_string()),
-                }
-            }
-        }
-    }
-}
-
-/// The status line, once complete.
-fn judged(answer: &[u8]) -> Option<Outcome> {
-    answer.windows(2).any(|w| w == b"\r\n").then(|| judge_answer(answer))
-}
-
-fn judge_answer(answer: &[u8]) -> Outcome {
-    let line_end = answer.windows(2).position(|w| w == b"\r\n").unwrap_or(answer.len());
-    let line = String::from_utf8_lossy(&answer[..line_end]);
-    let mut parts = line.split_whitespace();
-    match (parts.next(), parts.next().and_then(|c| c.parse::<u16>().ok())) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") && (200..300).contains(&code) => Outcome::Passed,
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Outcome::Failed(format!("status {code}")),
-        _ if answer.is_empty() => Outcome::Failed("closed without answering".into()),
-        _ => Outcome::Failed("answer is not HTTP".into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn verdict(a: &[u8]) -> Result<(), String> {
-        match judge_answer(a) {
-            Outcome::Passed => Ok(()),
-            Outcome::Failed(r) => Err(r),
-            Outcome::Pending => Err("pending".into()),
-        }
-    }
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(verdict(b"HTTP/1.1 200 OK\r\n"), Ok(()));
-        assert_eq!(verdict(b"HTTP/1.0 204 No Content\r\n\r\n"), Ok(()));
-        assert_eq!(verdict(b"HTTP/1.1 503 Service Unavailable\r\n"), Err("status 503".into()));
-        assert_eq!(verdict(b""), Err("closed without answering".into()));
-        assert_eq!(verdict(b"SSH-2.0\r\n"), Err("answer is not HTTP".into()));
-        assert!(judged(b"HTTP/1.1 200").is_none(), "an incomplete status line is not judged yet");
     }
 }

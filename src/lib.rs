@@ -15,6 +15,7 @@
 //! - `checks`: active health checks run by the reactor.
 //! - `admin`: the admin API (routes, JSON, metrics, dashboard).
 //! - `probes`: speed probes for the fastest_ranked policy.
+//! - `outbound`: the one non-blocking GET client of checks and probes.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
 //! - `limits`: open-file limit and the connection cap it implies.
 
@@ -28,6 +29,7 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod mode;
+pub mod outbound;
 pub mod policy;
 pub mod probes;
 pub mod server;
