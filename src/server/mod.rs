@@ -35,7 +35,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::admin::{AdminServer, route};
+use crate::admin::{self, AdminServer, route};
 use crate::backend::usage_table;
 use crate::buffer::BufferPool;
 use crate::config::Config;
@@ -52,7 +52,8 @@ const POOL_KEEP_FREE: usize = 512;
 /// After EMFILE/ENFILE with no session left to close, try accepting again after this.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How often housekeeping runs: HTTP timeouts and pool idle timeouts, access
-/// log flush, backends whose removal finished, spawned backends that died.
+/// log flush, admin connection deadlines, backends whose removal finished,
+/// spawned backends that died.
 const TICK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +151,9 @@ impl Server {
         };
         let mut pools: Vec<Pool> = Vec::new();
         let mut frontends = Vec::new();
-        let mut reserved = 64u64;
+        // Descriptors kept aside: our own, admin connections, HTTP idle pools, checks.
+        let admin_conns = if global.admin.is_some() { admin::MAX_CONNS } else { 0 };
+        let mut reserved = (64 + admin_conns) as u64;
         for (i, (name, config, pool_name)) in plan.frontends.into_iter().enumerate() {
             let pool = match pools.iter().position(|p| p.name == pool_name) {
                 Some(p) => p,
@@ -159,7 +162,6 @@ impl Server {
                     pools.len() - 1
                 }
             };
-            // Descriptors kept aside: HTTP idle pools, checks.
             let pooled = if config.mode == crate::config::Mode::Tcp { 0 } else { config.pool_size };
             reserved += ((pooled + 2) * config.backends.len()) as u64;
             let mut listener = match handover.as_mut().and_then(|(_, h)| take_listener(h, config.listen)) {
@@ -319,7 +321,7 @@ impl Server {
             UPGRADE_LISTENER => self.on_upgrade_request(),
             ADMIN_LISTENER => {
                 if let Some(a) = self.admin.as_mut() {
-                    a.accept(self.poll.registry());
+                    a.accept(self.poll.registry(), self.now);
                 }
             }
             t => match Owner::of(t) {
@@ -438,13 +440,14 @@ impl Server {
 
     /// An admin connection spoke: answer its request once complete.
     fn on_admin(&mut self, key: usize) {
-        let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key)) else { return };
+        let now = self.now;
+        let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key, now)) else { return };
         let reply = match route(&req.method, &req.path, &req.body) {
             Ok(cmd) => self.execute(cmd),
             Err(reply) => reply,
         };
         if let Some(a) = self.admin.as_mut() {
-            a.answer(req.conn, &reply);
+            a.answer(req.conn, &reply, now);
         }
     }
 
@@ -538,6 +541,9 @@ impl Server {
             self.next_tick = now + TICK;
             for i in 0..self.frontends.len() {
                 self.with_mode(i, |m, ctx| m.sweep(ctx));
+            }
+            if let Some(a) = self.admin.as_mut() {
+                a.sweep(now);
             }
             self.upkeep_pools();
         }
