@@ -22,6 +22,7 @@ use slab::Slab;
 
 use crate::backend::{AdminState, Backend};
 use crate::config::parse_backend_list;
+use crate::http::head;
 use crate::policy::PolicyKind;
 use crate::server::tokens::Owner;
 
@@ -91,27 +92,13 @@ impl Reply {
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
             self.status,
-            reason(self.status),
+            head::reason_phrase(self.status),
             self.content_type,
             self.body.len()
         )
         .into_bytes();
         out.extend_from_slice(self.body.as_bytes());
         out
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        413 => "Content Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
     }
 }
 
@@ -548,37 +535,21 @@ struct Head {
 }
 
 /// The request head, once complete; `Err` is the answer to a bad one.
+/// Parsed by the HTTP mode's parser, with its framing rules.
 fn parse_head(input: &[u8]) -> Result<Option<Head>, Reply> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(input) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(Reply::failure(400, &format!("malformed request: {e}"))),
-    };
-    let header = |name: &str| {
-        req.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-    };
-    let content_length = match header("content-length") {
-        None => 0,
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n <= MAX_REQUEST => n,
-            Ok(n) => {
-                let why = format!("body of {n} bytes is larger than the {MAX_REQUEST}-byte limit");
-                return Err(Reply::failure(413, &why));
-            }
-            Err(_) => return Err(Reply::failure(400, &format!("bad Content-Length {v:?}"))),
-        },
-    };
+    let parsed = head::parse_plain_request(input, MAX_REQUEST, &["authorization"])
+        .map_err(|(status, why)| Reply::failure(status, &why))?;
+    let Some(p) = parsed else { return Ok(None) };
+    if p.body_len > MAX_REQUEST as u64 {
+        let why = format!("body of {} bytes is larger than the {MAX_REQUEST}-byte limit", p.body_len);
+        return Err(Reply::failure(413, &why));
+    }
     Ok(Some(Head {
-        len,
-        method: req.method.unwrap_or("").to_string(),
-        path: req.path.unwrap_or("/").to_string(),
-        content_length,
-        authorization: header("authorization"),
+        len: p.len,
+        method: p.method,
+        path: p.target,
+        content_length: p.body_len as usize,
+        authorization: p.kept.into_iter().next().map(|(_, v)| v),
     }))
 }
 

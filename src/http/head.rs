@@ -325,6 +325,51 @@ pub fn parse_request_keyed(
     }))
 }
 
+/// A request to the proxy's own endpoints (the admin API): parsed with the
+/// same rules as proxied requests, without the rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainRequest {
+    pub len: usize,
+    pub method: String,
+    pub target: String,
+    /// Declared body length (chunked bodies are refused: 411).
+    pub body_len: u64,
+    /// Headers the caller asked to keep, by lowercase name.
+    pub kept: Vec<(String, String)>,
+}
+
+/// Parse a request head for the proxy's own endpoints, keeping the values
+/// of the headers named in `keep`. `Ok(None)`: incomplete. `Err`: the status
+/// and why.
+pub fn parse_plain_request(buf: &[u8], max_head: usize, keep: &[&str]) -> Result<Option<PlainRequest>, (u16, String)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err((431, "request head too large".into())),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err((400, format!("malformed request: {e}"))),
+    };
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err((400, "incomplete request line".into()));
+    };
+    let body_len = match body_framing(req.headers, minor) {
+        Err(why) => return Err((400, why.to_string())),
+        Ok(None | Some(BodyFraming::Done)) => 0,
+        Ok(Some(BodyFraming::Length(n))) => n,
+        Ok(Some(_)) => return Err((411, "a body needs a Content-Length here".into())),
+    };
+    let kept = req
+        .headers
+        .iter()
+        .filter_map(|h| {
+            let name = h.name.to_ascii_lowercase();
+            keep.contains(&name.as_str()).then(|| (name, String::from_utf8_lossy(h.value).into_owned()))
+        })
+        .collect();
+    Ok(Some(PlainRequest { len, method: method.to_string(), target: target.to_string(), body_len, kept }))
+}
+
 /// Parse a response head. `Ok(None)`: incomplete. `Err`: the backend sent
 /// something that is not HTTP/1.x (the client gets a 502).
 pub fn parse_response(buf: &[u8], max_head: usize, request_is_head: bool) -> Result<Option<ResponseHead>, HeadError> {
@@ -401,12 +446,19 @@ fn html_escape(s: &str) -> String {
 
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        200 => "OK",
         301 => "Moved Permanently",
         302 => "Found",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
