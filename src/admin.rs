@@ -209,11 +209,28 @@ pub struct StatsView<'a> {
     pub buffers_in_use: usize,
     /// Entries in the timer queues.
     pub timers_pending: usize,
+    /// Every frontend: name, address, mode, policy, pool, open clients.
+    pub frontends: Vec<FrontendView>,
+    /// Every pool by name, with its backends.
+    pub pools: Vec<(&'a str, &'a [Backend])>,
 }
 
-pub fn stats_json(v: &StatsView) -> Value {
-    let listed = || v.backends.iter().filter(|b| !b.removed);
-    let backends: Vec<Value> = listed()
+/// One frontend as `/stats` shows it.
+pub struct FrontendView {
+    pub name: String,
+    pub listen: String,
+    pub mode: &'static str,
+    pub policy: &'static str,
+    pub pool: String,
+    pub open_clients: usize,
+    /// False once it stopped accepting (reload removed it, or shutdown).
+    pub accepting: bool,
+}
+
+fn backends_json(backends: &[Backend]) -> Vec<Value> {
+    backends
+        .iter()
+        .filter(|b| !b.removed)
         .map(|b| {
             let s = &b.stats;
             let history: Vec<Value> = b.health.history().map(|(ok, why)| json!({"ok": ok, "reason": why})).collect();
@@ -232,8 +249,23 @@ pub fn stats_json(v: &StatsView) -> Value {
                 "latency_us": b.latency_percentiles().map(|p| json!({"p50": p[0], "p90": p[1], "p99": p[2], "max": p[3]})),
             })
         })
-        .collect();
+        .collect()
+}
+
+pub fn stats_json(v: &StatsView) -> Value {
+    let listed = || v.backends.iter().filter(|b| !b.removed);
+    let backends = backends_json(v.backends);
     let sum = |f: fn(&Backend) -> u64| listed().map(f).sum::<u64>();
+    let frontends: Vec<Value> = v
+        .frontends
+        .iter()
+        .map(|f| {
+            json!({"name": f.name, "listen": f.listen, "mode": f.mode, "policy": f.policy, "pool": f.pool,
+                   "open_clients": f.open_clients, "accepting": f.accepting})
+        })
+        .collect();
+    let pools: Vec<Value> =
+        v.pools.iter().map(|(name, b)| json!({"name": name, "backends": backends_json(b)})).collect();
     json!({
         "uptime_s": v.uptime.as_secs_f64(),
         "mode": v.mode,
@@ -242,6 +274,8 @@ pub fn stats_json(v: &StatsView) -> Value {
         "buffers_in_use": v.buffers_in_use,
         "timers_pending": v.timers_pending,
         "backends": backends,
+        "frontends": frontends,
+        "pools": pools,
         "totals": {
             "active": sum(|b| b.active()),
             "sessions": sum(|b| b.stats.total),
@@ -593,6 +627,8 @@ mod tests {
             open_clients: 0,
             buffers_in_use: 0,
             timers_pending: 0,
+            frontends: Vec::new(),
+            pools: Vec::new(),
         };
         let text = metrics_text(&view);
         assert!(

@@ -1,5 +1,5 @@
 //! The `lbproxy` binary: parse the command line (or `--config FILE`), start
-//! logging, run the reactor. `--check` validates and prints the configuration.
+//! logging, run the server. `--check` validates and prints the configuration.
 
 use std::process::ExitCode;
 
@@ -10,8 +10,9 @@ use lbproxy::{Args, Plan, Server};
 fn main() -> ExitCode {
     let args = Args::parse();
     let check = args.check;
+    let file = args.config.clone();
     // Configuration errors exit 2, as clap's do.
-    let server = match ServerConfig::from_args(args) {
+    let config = match ServerConfig::from_args(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -19,16 +20,20 @@ fn main() -> ExitCode {
         }
     };
     if check {
-        print!("{}", server.to_toml());
+        print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
-    if server.frontends.len() > 1 {
-        eprintln!("error: several frontends need the server core (issue 9); run one per process for now");
-        return ExitCode::from(2);
-    }
-    let level = server.global.log_level.to_string();
+    let level = config.global.log_level.to_string();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    let result = Server::bind(Plan::single(server.to_config(0))).and_then(Server::run);
+    let result = Server::bind(Plan::from_config(&config)).and_then(|mut server| {
+        // SIGHUP and POST /reload read the file again; an invalid one changes nothing.
+        if let Some(path) = file {
+            server.set_reloader(Box::new(move || {
+                ServerConfig::load(&path).map(|c| Plan::from_config(&c)).map_err(|e| e.to_string())
+            }));
+        }
+        server.run()
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -162,16 +162,24 @@ fn config_refuses_other_flags() {
 }
 
 #[test]
-fn several_frontends_wait_for_the_server_core() {
+fn several_frontends_check_and_start() {
     let dir = temp_dir("several");
     let file =
         write(&dir.join("two.toml"), &config("[[frontend]]\nname = \"api\"\nbind = \"127.0.0.1:0\"\npool = \"app\"\n"));
-    let (code, _, err) = run(&["--config", &file]);
-    assert_eq!(code, 2);
-    assert!(err.contains("several frontends need the server core (issue 9); run one per process for now"), "{err}");
     let (code, out, _) = run(&["--check", "--config", &file]);
     assert_eq!(code, 0);
     assert_eq!(names_in(&out, "[[frontend]]"), ["web", "api"]);
+    // Both start in one process (tests/frontends.rs sends traffic through several).
+    let text = format!(
+        "{POOL}[[frontend]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\npool = \"app\"\n\
+         [[frontend]]\nname = \"api\"\nbind = \"127.0.0.1:0\"\npool = \"app\"\n"
+    );
+    let runnable = write(&dir.join("run.toml"), &text);
+    let mut cmd = Command::new(util::lbproxy_bin());
+    cmd.env("RUST_LOG", "info").args(["--config", &runnable]);
+    let proxy = util::spawn_cmd_and_wait(cmd);
+    proxy.wait_for_line("frontend web");
+    proxy.wait_for_line("frontend api");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -6,7 +6,7 @@ use log::{info, warn};
 use serde_json::json;
 
 use super::Server;
-use crate::admin::{Command, DASHBOARD_HTML, Reply, StatsView, metrics_text, replicas, stats_json};
+use crate::admin::{Command, DASHBOARD_HTML, FrontendView, Reply, StatsView, metrics_text, replicas, stats_json};
 
 /// The pool admin commands change.
 const ADMIN_POOL: usize = 0;
@@ -77,6 +77,20 @@ impl Server {
             open_clients: self.open_clients(),
             buffers_in_use: self.buffers.in_use(),
             timers_pending: self.frontends.iter().map(|f| f.mode.timers_pending()).sum(),
+            frontends: self
+                .frontends
+                .iter()
+                .map(|f| FrontendView {
+                    name: f.name.clone(),
+                    listen: f.local_addr.to_string(),
+                    mode: f.config.mode.name(),
+                    policy: f.config.policy.name(),
+                    pool: self.pools[f.pool].name.clone(),
+                    open_clients: f.mode.open_clients(),
+                    accepting: f.listener.is_some(),
+                })
+                .collect(),
+            pools: self.pools.iter().map(|p| (p.name.as_str(), p.backends.as_slice())).collect(),
         }
     }
 }

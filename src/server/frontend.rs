@@ -31,15 +31,17 @@ pub(super) struct Frontend {
 }
 
 impl Frontend {
+    /// `slots`: how many backend slots its pool has now (the mode makes room for them).
     pub fn new(
         name: String,
         listener: TcpListener,
-        mode: Box<dyn Mode>,
-        pool: usize,
+        mut mode: Box<dyn Mode>,
+        (pool, slots): (usize, usize),
         config: Config,
         index: usize,
         now: Instant,
     ) -> std::io::Result<Frontend> {
+        mode.backends_changed(slots);
         let mut f = Frontend {
             name,
             local_addr: listener.local_addr()?,

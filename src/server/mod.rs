@@ -73,6 +73,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Every frontend of `config`, with its settings and its pool's name.
+    pub fn from_config(config: &crate::config::ServerConfig) -> Plan {
+        let frontends = (0..config.frontends.len())
+            .map(|i| (config.frontends[i].name.clone(), config.to_config(i), config.pool_of(i).name.clone()))
+            .collect();
+        Plan { frontends, upgrade_socket: config.global.upgrade_socket.clone() }
+    }
+
     /// One frontend and one pool, both named "default" (the command line).
     pub fn single(config: Config) -> Plan {
         let upgrade_socket = config.upgrade_socket.clone();
@@ -171,7 +179,8 @@ impl Server {
             };
             poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
             let mode = mode::build(&config)?;
-            frontends.push(Frontend::new(name, listener, mode, pool, config, i, now)?);
+            let slots = pools[pool].backends.len();
+            frontends.push(Frontend::new(name, listener, mode, (pool, slots), config, i, now)?);
         }
         global.max_connections = crate::limits::cap_connections(global.max_connections, reserved);
         // SIGHUP is caught only so that it does not kill (its default action);

@@ -101,7 +101,9 @@ impl Server {
                 let mode = mode::build(&config).map_err(|e| e.to_string())?;
                 let addr = config.listen;
                 changes.0.push(format!("frontend {name} listening on {addr}, mode {}", config.mode.name()));
-                let f = Frontend::new(name, listener, mode, pool, config, i, now).map_err(|e| e.to_string())?;
+                let slots = self.pools[pool].backends.len();
+                let f =
+                    Frontend::new(name, listener, mode, (pool, slots), config, i, now).map_err(|e| e.to_string())?;
                 self.frontends.push(f);
             } else if let Some(f) = self.frontends.iter_mut().find(|f| f.serves(&name, &config)) {
                 let policy_changed = f.config.policy != config.policy || f.config.params != config.params;

@@ -30,13 +30,15 @@ impl Response {
 pub struct Conn {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    /// An answer said `Connection: close`.
+    closed: bool,
 }
 
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let s = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
         s.set_read_timeout(Some(PATIENCE)).unwrap();
-        Conn { writer: s.try_clone().unwrap(), reader: BufReader::with_capacity(256 * 1024, s) }
+        Conn { writer: s.try_clone().unwrap(), reader: BufReader::with_capacity(256 * 1024, s), closed: false }
     }
 
     pub fn send(&mut self, raw: &[u8]) {
@@ -129,6 +131,51 @@ impl Conn {
             }
         }
         (status, headers)
+    }
+
+    /// `GET path` with a Content-Length answer, without panicking: a
+    /// connection closed before any answer byte is `Err("closed before an
+    /// answer")`, which a client may retry. Marks the connection closed when
+    /// the answer says `Connection: close`.
+    pub fn try_get(&mut self, path: &str) -> Result<Response, String> {
+        self.writer
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .map_err(|_| "closed before an answer".to_string())?;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => return Err("closed before an answer".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Err("closed before an answer".into()),
+            Err(e) => return Err(format!("status line: {e}")),
+            Ok(_) => {}
+        }
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("not an HTTP status line: {line:?}"))?;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).map_err(|e| format!("header: {e}"))?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (n, v) = l.split_once(':').ok_or_else(|| format!("bad header {l:?}"))?;
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        let r = Response { status, headers, body: Vec::new() };
+        let len: usize =
+            r.header("content-length").and_then(|v| v.parse().ok()).ok_or("answer without Content-Length")?;
+        let mut body = vec![0u8; len];
+        self.reader.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
+        self.closed = r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        Ok(Response { body, ..r })
+    }
+
+    /// False once an answer said `Connection: close`.
+    pub fn is_open(&self) -> bool {
+        !self.closed
     }
 
     /// True once the peer has closed (read returns 0 or a reset).
