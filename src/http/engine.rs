@@ -30,7 +30,7 @@ use super::head::{self, HashKey, HeadError, RequestHead};
 use super::tunnel::Tunnel;
 use crate::backend::{Backend, Claim};
 use crate::buffer::Buffer;
-use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify, is_descriptor_exhaustion};
+use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
 use crate::policy::{Candidates, PickKey};
 
 /// What the HTTP front end answers with.
@@ -71,6 +71,8 @@ pub struct HttpSettings {
 }
 
 pub use crate::mode::Ctx;
+use crate::mode::ReadyAgain;
+use crate::mode::connector::{self, Got, NoBackend};
 
 /// Token keys: client key * 2, or backend connection key * 2 + 1.
 pub(super) const CLIENT_KEY: usize = 0;
@@ -186,9 +188,7 @@ pub struct HttpEngine {
     pub(super) idle: Vec<Vec<usize>>,
     deadlines: Deadlines,
     serial: u64,
-    ready_again: Vec<usize>,
-    /// The previous round's `ready_again`, swapped in so neither is reallocated.
-    running_again: Vec<usize>,
+    ready_again: ReadyAgain,
     pub(super) access_log: Option<AccessLog>,
     pub(super) draining: bool,
     /// A backend connect failed for want of descriptors since the reactor
@@ -205,8 +205,7 @@ impl HttpEngine {
             idle: vec![Vec::new(); backends],
             deadlines: BinaryHeap::new(),
             serial: 0,
-            ready_again: Vec::new(),
-            running_again: Vec::new(),
+            ready_again: ReadyAgain::default(),
             access_log: access_log.map(AccessLog::new),
             draining: false,
             out_of_descriptors: false,
@@ -309,13 +308,11 @@ impl HttpEngine {
 
     /// Clients whose round budget ran out last time.
     pub fn run_ready_again(&mut self, ctx: &mut Ctx) {
-        std::mem::swap(&mut self.ready_again, &mut self.running_again);
-        let mut keys = std::mem::take(&mut self.running_again);
+        let keys = self.ready_again.take();
         for &k in &keys {
             self.drive(k, ctx);
         }
-        keys.clear();
-        self.running_again = keys;
+        self.ready_again.done(keys);
     }
 
     /// Stop taking new requests: idle keep-alive clients are closed now,
@@ -561,30 +558,28 @@ impl HttpEngine {
         tried: &mut Vec<usize>,
         ctx: &mut Ctx,
     ) -> Option<(usize, usize, bool)> {
+        let persistent = self.settings.conn_mode == BackendConnMode::Persistent;
         loop {
-            let idx = ctx.policy.pick(&pick, &Candidates::new(ctx.backends, tried))?;
-            if self.settings.conn_mode == BackendConnMode::Persistent
-                && let Some(ck) = self.idle[idx].pop()
-            {
-                self.conns[ck].phase = ConnPhase::Busy { client: key };
-                return Some((ck, idx, true));
-            }
-            match TcpStream::connect(ctx.backends[idx].addr) {
-                Ok(sock) => return self.adopt_connecting(sock, key, idx, ctx).map(|ck| (ck, idx, false)),
-                Err(e) if is_descriptor_exhaustion(&e) => {
-                    // The proxy's own limit, not the backend's fault: free the
-                    // idle pool's descriptors and try again; with none to free,
-                    // answer 503 and let the reactor pause accepting.
+            let idle = &mut self.idle;
+            let kept = |b: usize| if persistent { idle.get_mut(b).and_then(Vec::pop) } else { None };
+            match connector::connect(ctx, &pick, tried, kept) {
+                Ok(Got::Reused { backend, conn }) => {
+                    self.conns[conn].phase = ConnPhase::Busy { client: key };
+                    return Some((conn, backend, true));
+                }
+                Ok(Got::Connecting { backend, sock }) => {
+                    return self.adopt_connecting(sock, key, backend, ctx).map(|ck| (ck, backend, false));
+                }
+                Err(NoBackend::NoneLeft) => return None,
+                Err(NoBackend::OutOfDescriptors(e)) => {
+                    // Free the idle pool's descriptors and try again; with none
+                    // to free, answer 503 and let the server pause accepting.
                     let shed = self.shed_idle_pool();
                     warn!("cannot open a backend connection: {e}; closed {shed} idle pooled connections");
                     if shed == 0 {
                         self.out_of_descriptors = true;
                         return None;
                     }
-                }
-                Err(e) => {
-                    ctx.backends[idx].note_connect_failure(ctx.now, &e);
-                    tried.push(idx);
                 }
             }
         }

@@ -40,6 +40,17 @@ pub(super) struct Exchange {
     pub claim: Option<Claim>,
 }
 
+impl Exchange {
+    /// The backend's response time (request head written to response head
+    /// read), handed to its histogram and the policy; `None` if unknown.
+    pub fn observe_latency(&self, ctx: &mut Ctx) -> Option<Duration> {
+        let l = self.first_byte?.saturating_duration_since(self.sent_at?);
+        ctx.backends[self.backend].record_latency(l);
+        ctx.policy.observe(self.backend, l, ctx.now);
+        Some(l)
+    }
+}
+
 pub(super) struct Resp {
     pub status: u16,
     pub framing: BodyFraming,
@@ -364,14 +375,7 @@ impl HttpEngine {
         } else {
             self.close_conn(ex.conn);
         }
-        let latency = match (ex.sent_at, ex.first_byte) {
-            (Some(s), Some(f)) => Some(f.saturating_duration_since(s)),
-            _ => None,
-        };
-        if let Some(l) = latency {
-            ctx.backends[ex.backend].record_latency(l);
-            ctx.policy.observe(ex.backend, l, ctx.now);
-        }
+        let latency = ex.observe_latency(ctx);
         let backend = Some(ctx.backends[ex.backend].addr);
         let (status, bytes, reused) = (resp.status, ex.resp_bytes, ex.reused);
         self.log_access(&Entry { client, head: &ex.head, backend, status, bytes, latency, reused });

@@ -59,14 +59,7 @@ impl HttpEngine {
         c.last_active = ctx.now;
         let client = c.addr;
 
-        let latency = match (ex.sent_at, ex.first_byte) {
-            (Some(s), Some(f)) => Some(f.saturating_duration_since(s)),
-            _ => None,
-        };
-        if let Some(l) = latency {
-            ctx.backends[ex.backend].record_latency(l);
-            ctx.policy.observe(ex.backend, l, ctx.now);
-        }
+        let latency = ex.observe_latency(ctx);
         let backend = ctx.backends[ex.backend].addr;
         debug!("client {client}: switched protocols with {backend}; tunnelling");
         let entry =

@@ -7,8 +7,10 @@
 //! `build`.
 //!
 //! - `tcp`: a client pinned to one backend for its life, bytes spliced both ways.
+//! - `connector`: pick, reuse or connect, retry elsewhere: shared by every mode.
 //! - HTTP and redirect: `crate::http::HttpEngine`, one balancing decision per request.
 
+pub mod connector;
 pub mod tcp;
 
 use std::net::SocketAddr;
@@ -75,6 +77,35 @@ pub trait Mode {
     fn flush_log(&mut self) {}
     /// New settings (reload): they apply to new work; open work keeps going.
     fn reconfigure(&mut self, _config: &Config) {}
+}
+
+/// Connections whose work budget ran out this round, driven again after the
+/// next poll. Two vectors take turns, so neither is reallocated per round.
+#[derive(Default)]
+pub struct ReadyAgain {
+    next: Vec<usize>,
+    spare: Vec<usize>,
+}
+
+impl ReadyAgain {
+    pub fn push(&mut self, key: usize) {
+        self.next.push(key);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    /// This round's keys; the queue fills anew while they are driven.
+    /// Hand the vector back with `done`.
+    pub fn take(&mut self) -> Vec<usize> {
+        std::mem::replace(&mut self.next, std::mem::take(&mut self.spare))
+    }
+
+    pub fn done(&mut self, mut keys: Vec<usize>) {
+        keys.clear();
+        self.spare = keys;
+    }
 }
 
 /// The mode `config` asks for.

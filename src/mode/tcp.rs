@@ -16,11 +16,11 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 use slab::Slab;
 
-use super::{Ctx, Mode};
-use crate::backend::Backend;
+use super::connector::{self, Got, NoBackend};
+use super::{Ctx, Mode, ReadyAgain};
 use crate::config::Config;
-use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect, is_descriptor_exhaustion};
-use crate::policy::{Candidates, PickKey, Policy};
+use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
+use crate::policy::PickKey;
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
@@ -29,37 +29,11 @@ const READ_BUDGET: u32 = 16;
 const CLIENT_SIDE: usize = 0;
 const BACKEND_SIDE: usize = 1;
 
-/// Why no backend connection could be started.
-enum NoBackend {
-    /// Every candidate failed or none is up.
-    NoneLeft,
-    /// The proxy itself is out of descriptors: no backend is to blame.
-    OutOfDescriptors(io::Error),
-}
-
-/// Ask the policy, then connect; on an immediate failure mark it and ask
-/// again without that backend, until one accepts the attempt or none is left.
-fn open_backend(
-    policy: &mut dyn Policy,
-    backends: &mut [Backend],
-    client_ip: IpAddr,
-    tried: &mut Vec<usize>,
-    now: Instant,
-) -> Result<(usize, TcpStream), NoBackend> {
-    let key = PickKey::ip(client_ip);
-    loop {
-        let idx = policy.pick(&key, &Candidates::new(backends, tried)).ok_or(NoBackend::NoneLeft)?;
-        match TcpStream::connect(backends[idx].addr) {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok((idx, stream));
-            }
-            Err(e) if is_descriptor_exhaustion(&e) => return Err(NoBackend::OutOfDescriptors(e)),
-            Err(e) => {
-                backends[idx].note_connect_failure(now, &e);
-                tried.push(idx);
-            }
-        }
+/// A connect for a client at `ip` (TCP keeps no idle connections).
+fn open_backend(ctx: &mut Ctx, ip: IpAddr, tried: &mut Vec<usize>) -> Result<(usize, TcpStream), NoBackend> {
+    match connector::connect(ctx, &PickKey::ip(ip), tried, |_| None::<()>)? {
+        Got::Connecting { backend, sock } => Ok((backend, sock)),
+        Got::Reused { .. } => Err(NoBackend::NoneLeft),
     }
 }
 
@@ -76,9 +50,7 @@ pub struct TcpMode {
     /// at most one live entry; stale ones fall out within --connect-timeout.
     connect_deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     next_attempt: u64,
-    ready_again: Vec<usize>,
-    /// The previous round's `ready_again`, swapped in so neither is reallocated.
-    running_again: Vec<usize>,
+    ready_again: ReadyAgain,
     next_idle_sweep: Option<Instant>,
     out_of_descriptors: Option<String>,
 }
@@ -91,8 +63,7 @@ impl TcpMode {
             idle_timeout: config.idle_timeout,
             connect_deadlines: BinaryHeap::new(),
             next_attempt: 0,
-            ready_again: Vec::new(),
-            running_again: Vec::new(),
+            ready_again: ReadyAgain::default(),
             next_idle_sweep: None,
             out_of_descriptors: None,
         }
@@ -157,8 +128,7 @@ impl TcpMode {
         b.note_connect_failure(ctx.now, &format_args!("{err} (client {})", s.client_addr));
         s.tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
-        let (idx, mut backend) = match open_backend(ctx.policy, ctx.backends, s.client_addr.ip(), &mut s.tried, ctx.now)
-        {
+        let (idx, mut backend) = match open_backend(ctx, s.client_addr.ip(), &mut s.tried) {
             Ok(pair) => pair,
             Err(NoBackend::NoneLeft) => {
                 warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
@@ -201,7 +171,7 @@ impl Mode for TcpMode {
     fn accept(&mut self, mut client: TcpStream, client_addr: SocketAddr, ctx: &mut Ctx) {
         let _ = client.set_nodelay(true);
         let mut tried = Vec::new();
-        let (idx, mut backend) = match open_backend(ctx.policy, ctx.backends, client_addr.ip(), &mut tried, ctx.now) {
+        let (idx, mut backend) = match open_backend(ctx, client_addr.ip(), &mut tried) {
             Ok(pair) => pair,
             Err(NoBackend::NoneLeft) => {
                 warn!("no backend available for client {client_addr}: closing it");
@@ -260,13 +230,11 @@ impl Mode for TcpMode {
     }
 
     fn run_ready_again(&mut self, ctx: &mut Ctx) {
-        std::mem::swap(&mut self.ready_again, &mut self.running_again);
-        let mut keys = std::mem::take(&mut self.running_again);
+        let keys = self.ready_again.take();
         for &k in &keys {
             self.drive(k, ctx);
         }
-        keys.clear();
-        self.running_again = keys;
+        self.ready_again.done(keys);
     }
 
     fn has_ready_work(&self) -> bool {
