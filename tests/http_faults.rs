@@ -27,28 +27,6 @@ fn faulty_backend(id: u32) -> Proc {
     spawn_cmd_and_wait(cmd)
 }
 
-/// lbproxy in HTTP mode in front of `backend`, with an admin port; returns
-/// the proxy and the admin address.
-fn http_proxy(backend: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
-    let admin_port = dead_addr().port().to_string();
-    let mut args = vec!["--mode", "http", "--admin", &admin_port];
-    args.extend_from_slice(extra);
-    let lb = lbproxy("round_robin", &[backend], &args);
-    let line = lb.wait_for_line("admin API on http://");
-    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin addr");
-    (lb, addr.parse().expect("admin addr"))
-}
-
-/// `GET /stats` from the admin API, as JSON.
-fn stats(admin: SocketAddr) -> Value {
-    let mut s = connect(admin);
-    s.write_all(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").expect("admin request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("admin answer");
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {out}"))
-}
-
 /// A top-level counter of /stats; the test fails at once if it is missing.
 fn stat(v: &Value, name: &str) -> u64 {
     v[name].as_u64().unwrap_or_else(|| panic!("/stats has no {name:?}: {v}"))
@@ -58,7 +36,7 @@ fn stat(v: &Value, name: &str) -> u64 {
 fn wait_until_settled(admin: SocketAddr) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let v = stats(admin);
+        let v = admin_stats(admin);
         let buffers = stat(&v, "buffers_in_use");
         let active = v["backends"][0]["active"].as_u64().expect("backend active");
         if buffers == 0 && active == 0 {
@@ -124,7 +102,7 @@ fn ends_within(s: &mut TcpStream, within: Duration) -> Result<Vec<u8>, String> {
 #[test]
 fn a_stalled_response_body_ends_after_the_backend_timeout() {
     let b = faulty_backend(1);
-    let (lb, admin) = http_proxy(b.addr, &["--backend-timeout", "1s"]);
+    let (lb, admin) = http_proxy_with_admin(b.addr, &["--backend-timeout", "1s"]);
     let mut c = raw_client(lb.addr, &get("/stall-body"));
     let head = read_until(&mut c, b"\r\n\r\nhello");
     assert!(head.starts_with(b"HTTP/1.1 200"), "{:?}", lossy(&head));
@@ -140,7 +118,7 @@ fn a_client_that_leaves_mid_exchange_closes_the_backend_connection() {
     let b = faulty_backend(1);
     let log = std::env::temp_dir().join(format!("lbproxy-test-{}-faults-leave.csv", std::process::id()));
     let _ = std::fs::remove_file(&log);
-    let (mut lb, admin) = http_proxy(b.addr, &["--access-log", log.to_str().unwrap()]);
+    let (mut lb, admin) = http_proxy_with_admin(b.addr, &["--access-log", log.to_str().unwrap()]);
 
     // Before the response head: the backend would keep it for --backend-timeout (30 s).
     let c = raw_client(lb.addr, &get("/stall-head"));
@@ -170,7 +148,7 @@ fn a_client_that_leaves_mid_exchange_closes_the_backend_connection() {
 #[test]
 fn idle_timeout_applies_while_waiting_for_the_backend() {
     let b = faulty_backend(1);
-    let (lb, _admin) = http_proxy(b.addr, &["--idle-timeout", "1s", "--backend-timeout", "60s"]);
+    let (lb, _admin) = http_proxy_with_admin(b.addr, &["--idle-timeout", "1s", "--backend-timeout", "60s"]);
     let started = Instant::now();
     let mut c = raw_client(lb.addr, &get("/stall-head"));
     if let Err(e) = ends_within(&mut c, PATIENCE) {
@@ -187,7 +165,7 @@ fn idle_timeout_applies_while_waiting_for_the_backend() {
 #[test]
 fn an_idle_keepalive_client_is_closed_after_the_keepalive_timeout() {
     let b = faulty_backend(1);
-    let (lb, _admin) = http_proxy(b.addr, &["--keepalive-timeout", "1s"]);
+    let (lb, _admin) = http_proxy_with_admin(b.addr, &["--keepalive-timeout", "1s"]);
     let mut c = raw_client(lb.addr, &get("/ok"));
     let answer = read_until(&mut c, b"server=1");
     assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", lossy(&answer));
@@ -212,7 +190,7 @@ fn an_idle_keepalive_client_is_closed_after_the_keepalive_timeout() {
 #[test]
 fn endless_interim_responses_are_subject_to_backpressure() {
     let b = faulty_backend(1);
-    let (lb, _admin) = http_proxy(b.addr, &[]);
+    let (lb, _admin) = http_proxy_with_admin(b.addr, &[]);
     // This client never reads what the proxy sends it.
     let _c = raw_client(lb.addr, &get("/endless-100"));
     let outcome = b.wait_for_line(" bytes");
@@ -229,7 +207,7 @@ fn endless_interim_responses_are_subject_to_backpressure() {
 #[test]
 fn retrying_on_a_stale_pooled_connection_gives_its_buffer_back() {
     let b = faulty_backend(1);
-    let (lb, admin) = http_proxy(b.addr, &["--pool-size", "1"]);
+    let (lb, admin) = http_proxy_with_admin(b.addr, &["--pool-size", "1"]);
     let mut c = Conn::open(lb.addr);
     for i in 0..40 {
         let r = c.get("/once");
@@ -243,12 +221,12 @@ fn retrying_on_a_stale_pooled_connection_gives_its_buffer_back() {
 #[test]
 fn answered_requests_leave_no_timers_behind() {
     let b = faulty_backend(1);
-    let (lb, admin) = http_proxy(b.addr, &["--backend-timeout", "600s"]);
+    let (lb, admin) = http_proxy_with_admin(b.addr, &["--backend-timeout", "600s"]);
     let mut c = Conn::open(lb.addr);
     for i in 0..5000 {
         assert_eq!(c.get("/ok").status, 200, "request {i}");
     }
-    let pending = stat(&stats(admin), "timers_pending");
+    let pending = stat(&admin_stats(admin), "timers_pending");
     println!("{pending} timers pending");
     assert!(pending <= 64, "{pending} timers pending after 5000 answered requests");
 }
@@ -256,7 +234,7 @@ fn answered_requests_leave_no_timers_behind() {
 #[test]
 fn a_malformed_chunked_request_body_gets_400() {
     let b = faulty_backend(1);
-    let (lb, _admin) = http_proxy(b.addr, &[]);
+    let (lb, _admin) = http_proxy_with_admin(b.addr, &[]);
     // The head is fine and goes to the backend; the body's first chunk size is not hex.
     let mut c = raw_client(
         lb.addr,
@@ -281,12 +259,12 @@ fn partial_request_heads_do_not_pin_full_buffers() {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
     }
     let b = faulty_backend(1);
-    let (lb, admin) = http_proxy(b.addr, &[]);
+    let (lb, admin) = http_proxy_with_admin(b.addr, &[]);
     assert_eq!(Conn::open(lb.addr).get("/ok").status, 200);
     let before = lb.status_kib("VmRSS");
     let slow: Vec<TcpStream> = (0..CLIENTS).map(|_| raw_client(lb.addr, b"GET / HTTP/1.1\r\nHost: x\r\n")).collect();
     let deadline = Instant::now() + PATIENCE;
-    while stat(&stats(admin), "open_clients") < CLIENTS as u64 {
+    while stat(&admin_stats(admin), "open_clients") < CLIENTS as u64 {
         assert!(Instant::now() < deadline, "the proxy did not take {CLIENTS} clients");
         std::thread::sleep(Duration::from_millis(20));
     }

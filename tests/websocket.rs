@@ -72,31 +72,12 @@ fn ws_client(args: &[&str]) -> (bool, String) {
 
 // ---- lbproxy with its admin API ----
 
-fn http_proxy(backend: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
-    let admin_port = dead_addr().port().to_string();
-    let mut args = vec!["--mode", "http", "--admin", &admin_port];
-    args.extend_from_slice(extra);
-    let lb = lbproxy("round_robin", &[backend], &args);
-    let line = lb.wait_for_line("admin API on http://");
-    let admin = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin address");
-    (lb, admin.parse().expect("admin address"))
-}
-
-fn stats(admin: SocketAddr) -> Value {
-    let mut s = connect(admin);
-    s.write_all(b"GET /stats HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let body = out.split_once("\r\n\r\n").expect("stats body").1;
-    serde_json::from_str(body).expect("stats JSON")
-}
-
 /// Wait until no client is open, no request is active and every buffer is
 /// back in the pool (what a tunnel that ended must leave behind).
 fn settled(admin: SocketAddr) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let v = stats(admin);
+        let v = admin_stats(admin);
         if v["open_clients"] == 0 && v["totals"]["active"] == 0 && v["buffers_in_use"] == 0 {
             return v;
         }
@@ -243,7 +224,7 @@ fn a_websockets_client_and_server_echo_1000_messages_through_the_proxy() {
         return;
     }
     let server = ws_echo();
-    let (lb, admin) = http_proxy(server.addr, &[]);
+    let (lb, admin) = http_proxy_with_admin(server.addr, &[]);
     let url = format!("ws://{}/echo", lb.addr);
     let (ok, out) = ws_client(&[&url, "--messages", "1000", "--big", "5"]);
     assert!(ok, "the client saw a wrong echo or an unclean close:\n{out}");
@@ -264,7 +245,7 @@ fn a_server_close_ends_both_connections() {
         return;
     }
     let server = ws_echo();
-    let (lb, admin) = http_proxy(server.addr, &[]);
+    let (lb, admin) = http_proxy_with_admin(server.addr, &[]);
     let (ok, out) = ws_client(&[&format!("ws://{}/close-me", lb.addr), "--expect-server-close", "4000"]);
     assert!(ok, "the client did not see the server's close:\n{out}");
     assert!(out.contains("closed by server: code 4000 reason bye"), "{out}");
@@ -276,7 +257,7 @@ fn a_server_close_ends_both_connections() {
 fn a_declined_upgrade_keeps_the_connection_as_http() {
     // examples/http_backend knows nothing of WebSocket: it answers 200.
     let backend = http_backend(1, &[]);
-    let (lb, admin) = http_proxy(backend.addr, &[]);
+    let (lb, admin) = http_proxy_with_admin(backend.addr, &[]);
     let mut c = Conn::open(lb.addr);
     c.send(
         format!(
@@ -305,7 +286,7 @@ fn a_websocket_servers_refusals_keep_http_and_a_later_upgrade_on_the_connection_
         return;
     }
     let server = ws_echo();
-    let (lb, admin) = http_proxy(server.addr, &[]);
+    let (lb, admin) = http_proxy_with_admin(server.addr, &[]);
     let mut ws = Raw::open(lb.addr);
     // An upgrade the server declines (unsupported version: 400), then a plain
     // request it refuses (426 Upgrade Required); the server closes its side
@@ -336,7 +317,7 @@ fn a_websocket_servers_refusals_keep_http_and_a_later_upgrade_on_the_connection_
 #[test]
 fn plain_requests_never_carry_the_clients_upgrade_headers() {
     let backend = http_backend(1, &[]);
-    let (lb, _admin) = http_proxy(backend.addr, &[]);
+    let (lb, _admin) = http_proxy_with_admin(backend.addr, &[]);
     for raw in [
         // Upgrade without Connection naming it.
         "GET /headers HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\r\n",
@@ -410,7 +391,7 @@ fn switching_backend() -> (SocketAddr, mpsc::Receiver<String>) {
 #[test]
 fn a_tunnel_carries_bytes_read_past_the_heads_and_passes_half_closes_on() {
     let (backend, heads) = switching_backend();
-    let (lb, admin) = http_proxy(backend, &[]);
+    let (lb, admin) = http_proxy_with_admin(backend, &[]);
 
     // A 101 the client did not ask for is the backend's error: 502, and none
     // of what followed it reaches the client.
@@ -452,7 +433,7 @@ fn silent_tunnels_outlive_the_backend_and_keepalive_timeouts() {
     }
     let server = ws_echo();
     let timeouts = ["--backend-timeout", "300ms", "--keepalive-timeout", "300ms", "--request-timeout", "300ms"];
-    let (lb, admin) = http_proxy(server.addr, &timeouts);
+    let (lb, admin) = http_proxy_with_admin(server.addr, &timeouts);
     let mut ws = Raw::websocket(lb.addr);
     ws.echo("before");
     // Several times every one of those clocks, with the sweep running twice a second.
@@ -469,7 +450,7 @@ fn the_idle_timeout_closes_a_silent_tunnel_on_both_sides() {
         return;
     }
     let server = ws_echo();
-    let (lb, admin) = http_proxy(server.addr, &["--idle-timeout", "500ms"]);
+    let (lb, admin) = http_proxy_with_admin(server.addr, &["--idle-timeout", "500ms"]);
     let mut ws = Raw::websocket(lb.addr);
     ws.echo("hello");
     let start = Instant::now();
@@ -487,7 +468,7 @@ fn a_drain_lets_tunnels_run_until_the_drain_timeout() {
         return;
     }
     let server = ws_echo();
-    let (mut lb, _admin) = http_proxy(server.addr, &["--drain-timeout", "1500ms"]);
+    let (mut lb, _admin) = http_proxy_with_admin(server.addr, &["--drain-timeout", "1500ms"]);
     let mut ws = Raw::websocket(lb.addr);
     ws.echo("before the signal");
     let signalled = Instant::now();

@@ -179,6 +179,28 @@ pub fn lbproxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> Proc {
     spawn_and_wait(cmd, true)
 }
 
+/// lbproxy in HTTP mode in front of `backend`, with an admin port; returns
+/// the proxy and the admin address.
+pub fn http_proxy_with_admin(backend: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
+    let admin_port = dead_addr().port().to_string();
+    let mut args = vec!["--mode", "http", "--admin", &admin_port];
+    args.extend_from_slice(extra);
+    let lb = lbproxy("round_robin", &[backend], &args);
+    let line = lb.wait_for_line("admin API on http://");
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin addr");
+    (lb, addr.parse().expect("admin addr"))
+}
+
+/// `GET /stats` from the admin API at `admin`, as JSON.
+pub fn admin_stats(admin: SocketAddr) -> serde_json::Value {
+    let mut s = connect(admin);
+    s.write_all(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").expect("admin request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("admin answer");
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {out}"))
+}
+
 /// A loopback address where nothing listens.
 pub fn dead_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
