@@ -1,6 +1,6 @@
 //! A stateless HTTP/1.1 server with keep-alive, for lbproxy tests and experiments.
 //!
-//! Run: `cargo run --release --example http_backend -- --port 8001 --id 1 [--delay-ms 5] [--jitter-ms 2] [--dir ./files]`
+//! Run: `cargo run --release --example http_backend -- --port 8001 --id 1 [--delay-ms 5] [--jitter-ms 2] [--dir ./files] [--keepalive-ms 1000]`
 //! (`--port 0` picks a free port; the first stdout line is `listening on ADDR`).
 //!
 //! Routes (every response carries `X-Server: ID`):
@@ -48,6 +48,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     bind: String,
+    /// Close a keep-alive connection that sends no new request this long (ms;
+    /// 0 = never), as servers with a short keep-alive timeout do.
+    #[arg(long, default_value_t = 0)]
+    keepalive_ms: u64,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -77,10 +81,16 @@ fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(64 * 1024, stream.try_clone()?);
     let mut input = BufReader::with_capacity(64 * 1024, stream);
     let mut rng = seed_rng();
+    let idle_limit = (args.keepalive_ms > 0).then(|| Duration::from_millis(args.keepalive_ms));
     loop {
-        let mut req = match read_head(&mut input) {
+        input.get_ref().set_read_timeout(idle_limit)?;
+        let head = read_head(&mut input);
+        input.get_ref().set_read_timeout(None)?;
+        let mut req = match head {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
+            // Idle past --keepalive-ms: close, as the backend's own timeout would.
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 respond(&mut out, args.id, "400 Bad Request", "text/plain", b"bad request\n", false, false)?;
                 return out.flush();

@@ -275,3 +275,44 @@ fn partial_request_heads_do_not_pin_full_buffers() {
     assert!(grown < 24 * 1024, "{CLIENTS} partial request heads grew the proxy's RSS by {grown} KiB");
     drop(slow);
 }
+
+/// Issue 9's pool defect, end to end: a backend that closes idle keep-alive
+/// connections after 1 s, and bursts 1.5 s apart, so pooled connections are
+/// found closed (or close while reused). Every request succeeds (the stale
+/// retry), and no buffer stays taken once idle.
+#[test]
+fn a_backend_closing_idle_connections_between_bursts_costs_no_request_and_no_buffer() {
+    const BURSTS: usize = 8;
+    const CLIENTS: usize = 4;
+    const PER_CLIENT: usize = 10;
+    let b = http_backend(1, &["--keepalive-ms", "1000"]);
+    let (lb, admin) = http_proxy_with_admin(b.addr, &[]);
+    let mut failed = Vec::new();
+    for burst in 0..BURSTS {
+        // The gap is the scenario: the backend's idle timeout must pass.
+        if burst > 0 {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let addr = lb.addr;
+                std::thread::spawn(move || {
+                    let mut c = Conn::open(addr);
+                    (0..PER_CLIENT).map(|_| c.try_get("/").map(|r| r.status)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for w in workers {
+            for r in w.join().unwrap() {
+                if r != Ok(200) {
+                    failed.push(format!("burst {burst}: {r:?}"));
+                }
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), BURSTS * CLIENTS * PER_CLIENT);
+    wait_until_settled(admin);
+    let opened = admin_stats(admin)["backends"][0]["connections_opened"].as_u64().unwrap_or(0);
+    println!("{} requests over {BURSTS} bursts: {opened} backend connections opened", BURSTS * CLIENTS * PER_CLIENT);
+    assert!(opened > CLIENTS as u64, "the backend's idle closes were never met: {opened} connections");
+}
