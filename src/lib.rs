@@ -3,7 +3,7 @@
 //! A single-threaded load balancer on one mio (epoll) reactor.
 //!
 //! # Layout
-//! - `config`: command-line flags, value parsers, the validated `Config`.
+//! - `config`: flags (cli.rs) and the TOML file (file.rs) into one `ServerConfig` (frontends, pools; defaults stated once), value parsers, the per-frontend `Config`.
 //! - `server`: the poll loop, tokens, frontends and pools, accept, signals and shutdown.
 //! - `mode`: the `Mode` interface every frontend's mode implements; TCP mode.
 //! - `connection`: one TCP session, its two pipes and the splice step; I/O helpers.
