@@ -12,8 +12,6 @@
 //! by `WouldBlock`; a client is driven until nothing moves or its round
 //! budget is spent.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -127,16 +125,6 @@ pub(super) struct BackendConn {
     pub eof: bool,
 }
 
-/// Connect deadlines: (when, connection key, attempt). The other timeouts
-/// are checked by `sweep` against times kept in the connections, so that
-/// nothing is queued per request.
-type Deadlines = BinaryHeap<Reverse<(Instant, usize, u64)>>;
-
-/// Connect deadlines of connections that completed stay queued until they
-/// are due; past this many beyond twice the live connections, the queue is
-/// compacted (amortized O(1) per connect, memory bounded by live ones).
-const DEADLINE_SLACK: usize = 1024;
-
 /// Write `data` once if the socket is writable; clears the flag when it fills.
 pub(super) fn write_some(sock: &mut TcpStream, ready: &mut Ready, data: &[u8]) -> io::Result<usize> {
     if !ready.writable || data.is_empty() {
@@ -186,8 +174,6 @@ pub struct HttpEngine {
     pub(super) conns: Slab<BackendConn>,
     /// Idle connection keys per backend index, most recent last.
     pub(super) idle: Vec<Vec<usize>>,
-    deadlines: Deadlines,
-    serial: u64,
     ready_again: ReadyAgain,
     pub(super) access_log: Option<AccessLog>,
     pub(super) draining: bool,
@@ -203,8 +189,6 @@ impl HttpEngine {
             clients: Slab::new(),
             conns: Slab::new(),
             idle: vec![Vec::new(); backends],
-            deadlines: BinaryHeap::new(),
-            serial: 0,
             ready_again: ReadyAgain::default(),
             access_log: access_log.map(AccessLog::new),
             draining: false,
@@ -233,15 +217,6 @@ impl HttpEngine {
 
     pub fn has_ready_work(&self) -> bool {
         !self.ready_again.is_empty()
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((t, ..))| *t)
-    }
-
-    /// Entries in the timer queue (bounded by live connections; in `/stats`).
-    pub fn timers_pending(&self) -> usize {
-        self.deadlines.len()
     }
 
     /// Whether a backend connect hit the descriptor limit since the last call.
@@ -353,22 +328,20 @@ impl HttpEngine {
         }
     }
 
-    pub fn on_timers(&mut self, ctx: &mut Ctx) {
-        while let Some(&Reverse((when, key, attempt))) = self.deadlines.peek() {
-            if when > ctx.now {
-                break;
-            }
-            self.deadlines.pop();
-            if let Some(ConnPhase::Connecting { client, attempt: a }) = self.conns.get(key).map(|c| c.phase)
-                && a == attempt
-            {
-                let e = io::Error::new(
-                    ErrorKind::TimedOut,
-                    format!("no answer within {:?}", self.settings.connect_timeout),
-                );
-                self.connect_failed(client, e, ctx);
-            }
+    /// Connection `key`'s connect deadline (`attempt`) came due.
+    pub fn on_deadline(&mut self, key: usize, attempt: u64, ctx: &mut Ctx) {
+        if let Some(ConnPhase::Connecting { client, attempt: a }) = self.conns.get(key).map(|c| c.phase)
+            && a == attempt
+        {
+            let e =
+                io::Error::new(ErrorKind::TimedOut, format!("no answer within {:?}", self.settings.connect_timeout));
+            self.connect_failed(client, e, ctx);
         }
+    }
+
+    /// Whether connection `key` still waits on its connect deadline `attempt`.
+    pub fn waits_for(&self, key: usize, attempt: u64) -> bool {
+        matches!(self.conns.get(key).map(|c| c.phase), Some(ConnPhase::Connecting { attempt: a, .. }) if a == attempt)
     }
 
     /// Drive client `key` (and its backend connection) until nothing moves.
@@ -631,8 +604,7 @@ impl HttpEngine {
             warn!("cannot register backend socket: {e}");
             return None;
         }
-        self.serial += 1;
-        let attempt = self.serial;
+        let attempt = ctx.arm(ctx.now + self.settings.connect_timeout, ck);
         entry.insert(BackendConn {
             sock,
             ready: Ready::default(),
@@ -644,13 +616,6 @@ impl HttpEngine {
             eof: false,
         });
         ctx.backends[idx].stats.conns_opened += 1;
-        if self.deadlines.len() > 2 * self.conns.len() + DEADLINE_SLACK {
-            let conns = &self.conns;
-            self.deadlines.retain(|Reverse((_, k, a))| {
-                matches!(conns.get(*k).map(|c| c.phase), Some(ConnPhase::Connecting { attempt, .. }) if attempt == *a)
-            });
-        }
-        self.deadlines.push(Reverse((ctx.now + self.settings.connect_timeout, ck, attempt)));
         Some(ck)
     }
 

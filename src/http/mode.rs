@@ -1,7 +1,6 @@
 //! The HTTP engine as a `Mode` of the server core.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -30,16 +29,16 @@ impl Mode for HttpEngine {
         HttpEngine::has_ready_work(self)
     }
 
-    fn on_timers(&mut self, ctx: &mut Ctx) {
-        HttpEngine::on_timers(self, ctx);
+    fn on_deadline(&mut self, key: usize, generation: u64, ctx: &mut Ctx) {
+        HttpEngine::on_deadline(self, key, generation, ctx);
+    }
+
+    fn waits_for(&self, key: usize, generation: u64) -> bool {
+        HttpEngine::waits_for(self, key, generation)
     }
 
     fn sweep(&mut self, ctx: &mut Ctx) {
         HttpEngine::sweep(self, ctx);
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        HttpEngine::next_deadline(self)
     }
 
     fn open_clients(&self) -> usize {
@@ -64,10 +63,6 @@ impl Mode for HttpEngine {
 
     fn take_out_of_descriptors(&mut self) -> Option<String> {
         HttpEngine::take_out_of_descriptors(self).then(|| "a backend connect ran out of descriptors".to_string())
-    }
-
-    fn timers_pending(&self) -> usize {
-        HttpEngine::timers_pending(self)
     }
 
     fn flush_log(&mut self) {

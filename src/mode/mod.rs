@@ -24,6 +24,7 @@ use crate::backend::Backend;
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode as ModeKind};
 use crate::policy::Policy;
+use crate::server::timers::Timers;
 use crate::server::tokens::Owner;
 
 /// What the server lends a mode for one call.
@@ -36,12 +37,19 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// Index of the frontend whose mode is called, for its sockets' tokens.
     pub frontend: usize,
+    /// The server's one deadline heap.
+    pub timers: &'a mut Timers,
 }
 
 impl Ctx<'_> {
     /// The token of a socket this mode calls `key`.
     pub fn token(&self, key: usize) -> Token {
         Owner::Mode { frontend: self.frontend, key }.token()
+    }
+
+    /// Call this mode's `on_deadline(key, generation)` at `when`; returns the generation.
+    pub fn arm(&mut self, when: Instant, key: usize) -> u64 {
+        self.timers.arm(when, self.frontend, key)
     }
 }
 
@@ -53,11 +61,19 @@ pub trait Mode {
     /// Continue connections whose work budget ran out last round.
     fn run_ready_again(&mut self, ctx: &mut Ctx);
     fn has_ready_work(&self) -> bool;
-    /// Deadlines that are due now.
-    fn on_timers(&mut self, ctx: &mut Ctx);
+    /// A deadline armed with `Ctx::arm` is due; it may be stale (compare the generation).
+    fn on_deadline(&mut self, key: usize, generation: u64, ctx: &mut Ctx);
+    /// Whether the deadline armed for `key` with `generation` still matters
+    /// (stale ones are dropped from the heap in bulk).
+    fn waits_for(&self, key: usize, generation: u64) -> bool;
+    /// Periodic work of the mode's own (e.g. idle sweeps), at `next_deadline`.
+    fn on_timers(&mut self, _ctx: &mut Ctx) {}
     /// Periodic housekeeping (twice a second).
     fn sweep(&mut self, _ctx: &mut Ctx) {}
-    fn next_deadline(&self) -> Option<Instant>;
+    /// When `on_timers` wants to run next.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
     /// Client connections open (what --max-connections counts).
     fn open_clients(&self) -> usize;
     /// Stop taking new work on open connections where the mode can (HTTP:
@@ -71,8 +87,6 @@ pub trait Mode {
     fn forget_backend(&mut self, _idx: usize) {}
     /// Why a backend connect failed for want of descriptors since the last call.
     fn take_out_of_descriptors(&mut self) -> Option<String>;
-    /// Entries in the mode's timer queues (in `/stats`).
-    fn timers_pending(&self) -> usize;
     /// Write out buffered logs.
     fn flush_log(&mut self) {}
     /// New settings (reload): they apply to new work; open work keeps going.

@@ -4,8 +4,6 @@
 //! The backend connect is non-blocking with a deadline; a refusal or timeout
 //! counts against that backend and the policy is asked again without it.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -46,10 +44,6 @@ pub struct TcpMode {
     sessions: Slab<Session>,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
-    /// Connect deadlines: (when, session key, attempt id). Each session has
-    /// at most one live entry; stale ones fall out within --connect-timeout.
-    connect_deadlines: BinaryHeap<Reverse<(Instant, usize, u64)>>,
-    next_attempt: u64,
     ready_again: ReadyAgain,
     next_idle_sweep: Option<Instant>,
     out_of_descriptors: Option<String>,
@@ -61,19 +55,15 @@ impl TcpMode {
             sessions: Slab::with_capacity(1024),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
-            connect_deadlines: BinaryHeap::new(),
-            next_attempt: 0,
             ready_again: ReadyAgain::default(),
             next_idle_sweep: None,
             out_of_descriptors: None,
         }
     }
 
-    fn arm_connect(&mut self, key: usize, now: Instant) -> u64 {
-        let attempt = self.next_attempt;
-        self.next_attempt += 1;
-        self.connect_deadlines.push(Reverse((now + self.connect_timeout, key, attempt)));
-        attempt
+    /// The connect deadline of session `key`; its generation names the attempt.
+    fn arm_connect(&self, key: usize, ctx: &mut Ctx) -> u64 {
+        ctx.arm(ctx.now + self.connect_timeout, key)
     }
 
     /// Do whatever work the session's readiness allows.
@@ -147,7 +137,7 @@ impl TcpMode {
             self.sessions.remove(key).close(false);
             return;
         }
-        let attempt = self.arm_connect(key, ctx.now);
+        let attempt = self.arm_connect(key, ctx);
         let s = &mut self.sessions[key];
         // Replacing the claim gives the failed backend's back.
         s.claim = ctx.backends[idx].claim();
@@ -195,7 +185,7 @@ impl Mode for TcpMode {
             let _ = ctx.registry.deregister(&mut client);
             return;
         }
-        let attempt = self.arm_connect(key, ctx.now);
+        let attempt = self.arm_connect(key, ctx);
         self.sessions.insert(Session {
             client,
             client_addr,
@@ -241,26 +231,19 @@ impl Mode for TcpMode {
         !self.ready_again.is_empty()
     }
 
+    fn on_deadline(&mut self, key: usize, attempt: u64, ctx: &mut Ctx) {
+        if self.waits_for(key, attempt) {
+            let after = self.connect_timeout;
+            self.connect_failed(key, io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")), ctx);
+        }
+    }
+
+    fn waits_for(&self, key: usize, attempt: u64) -> bool {
+        matches!(self.sessions.get(key).map(|s| s.phase), Some(Phase::Connecting { attempt: a, .. }) if a == attempt)
+    }
+
     fn on_timers(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
-        while let Some(&Reverse((deadline, key, attempt))) = self.connect_deadlines.peek() {
-            if deadline > now {
-                break;
-            }
-            self.connect_deadlines.pop();
-            let live = matches!(
-                self.sessions.get(key).map(|s| s.phase),
-                Some(Phase::Connecting { attempt: a, .. }) if a == attempt
-            );
-            if live {
-                let after = self.connect_timeout;
-                self.connect_failed(
-                    key,
-                    io::Error::new(ErrorKind::TimedOut, format!("no answer within {after:?}")),
-                    ctx,
-                );
-            }
-        }
         if let (Some(at), Some(idle)) = (self.next_idle_sweep, self.idle_timeout)
             && now >= at
         {
@@ -275,8 +258,7 @@ impl Mode for TcpMode {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let connect = self.connect_deadlines.peek().map(|Reverse((t, ..))| *t);
-        [connect, self.next_idle_sweep].into_iter().flatten().min()
+        self.next_idle_sweep
     }
 
     fn open_clients(&self) -> usize {
@@ -292,10 +274,6 @@ impl Mode for TcpMode {
 
     fn take_out_of_descriptors(&mut self) -> Option<String> {
         self.out_of_descriptors.take()
-    }
-
-    fn timers_pending(&self) -> usize {
-        self.connect_deadlines.len()
     }
 
     fn reconfigure(&mut self, config: &Config) {

@@ -76,7 +76,7 @@ impl Server {
             uptime: self.now.saturating_duration_since(self.started),
             open_clients: self.open_clients(),
             buffers_in_use: self.buffers.in_use(),
-            timers_pending: self.frontends.iter().map(|f| f.mode.timers_pending()).sum(),
+            timers_pending: self.timers.len(),
             frontends: self
                 .frontends
                 .iter()

@@ -18,6 +18,7 @@ mod admin_commands;
 mod frontend;
 pub mod pool;
 mod reload;
+pub mod timers;
 pub mod tokens;
 pub mod upgrade;
 
@@ -43,6 +44,7 @@ use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
 use frontend::Frontend;
 use pool::Pool;
+use timers::Timers;
 use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER};
 
 /// Free buffers kept for reuse; more are returned to the allocator. Large
@@ -93,6 +95,8 @@ pub type Reloader = Box<dyn FnMut() -> Result<Plan, String>>;
 
 pub struct Server {
     poll: Poll,
+    /// Every mode's deadlines.
+    timers: Timers,
     reloader: Option<Reloader>,
     signals: Signals,
     frontends: Vec<Frontend>,
@@ -218,6 +222,7 @@ impl Server {
         };
         Ok(Server {
             poll,
+            timers: Timers::default(),
             reloader: None,
             upgrade,
             signals,
@@ -374,6 +379,7 @@ impl Server {
             pool: &self.buffers,
             now: self.now,
             frontend: i,
+            timers: &mut self.timers,
         };
         f(front.mode.as_mut(), &mut ctx)
     }
@@ -386,7 +392,7 @@ impl Server {
             Some(AcceptPause::OutOfDescriptors { retry_at }) => Some(retry_at),
             _ => None,
         };
-        let fixed = [self.next_stats, self.drain_until, retry, Some(self.next_tick)];
+        let fixed = [self.next_stats, self.drain_until, retry, Some(self.next_tick), self.timers.next()];
         let next = fixed
             .into_iter()
             .chain(self.frontends.iter().map(Frontend::next_deadline))
@@ -536,6 +542,14 @@ impl Server {
 
     fn on_timers(&mut self) {
         let now = self.now;
+        while let Some(d) = self.timers.pop_due(now) {
+            if d.frontend < self.frontends.len() {
+                self.with_mode(d.frontend, |m, ctx| m.on_deadline(d.key, d.generation, ctx));
+            }
+        }
+        let frontends = &self.frontends;
+        let live = self.open_clients();
+        self.timers.compact(live, |d| frontends.get(d.frontend).is_some_and(|f| f.mode.waits_for(d.key, d.generation)));
         for i in 0..self.frontends.len() {
             self.with_mode(i, |m, ctx| m.on_timers(ctx));
         }

@@ -1,0 +1,91 @@
+//! One deadline heap for the timers of every frontend's mode (backend
+//! connect deadlines). An owner never cancels: it keeps the generation
+//! `arm` gave it and ignores an entry that no longer matches when it comes
+//! due. Stale entries are also dropped in bulk when they pile up (`compact`),
+//! so the heap is bounded by what is live, whatever the rate and timeouts.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// One armed deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline {
+    pub when: Instant,
+    /// Whose mode armed it.
+    pub frontend: usize,
+    /// The mode's own name for what it times (a session, a connection).
+    pub key: usize,
+    /// Tells this arming from earlier ones of the same key.
+    pub generation: u64,
+}
+
+/// Entries beyond twice the live connections before stale ones are dropped.
+const SLACK: usize = 1024;
+
+#[derive(Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<Deadline>>,
+    generation: u64,
+}
+
+impl Timers {
+    /// Arm a deadline; the returned generation identifies it to its owner.
+    pub fn arm(&mut self, when: Instant, frontend: usize, key: usize) -> u64 {
+        self.generation += 1;
+        let generation = self.generation;
+        self.heap.push(Reverse(Deadline { when, frontend, key, generation }));
+        generation
+    }
+
+    pub fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse(d)| d.when)
+    }
+
+    /// The earliest deadline if it is due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Deadline> {
+        if self.next()? > now {
+            return None;
+        }
+        self.heap.pop().map(|Reverse(d)| d)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// Drop entries their owners no longer wait for, once there are many
+    /// more than `live` (amortized O(1) per arming).
+    pub fn compact(&mut self, live: usize, mut waited_for: impl FnMut(&Deadline) -> bool) {
+        if self.heap.len() > 2 * live + SLACK {
+            self.heap.retain(|Reverse(d)| waited_for(d));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn due_in_order_and_compacted() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let late = t.arm(now + Duration::from_secs(2), 0, 7);
+        let early = t.arm(now + Duration::from_secs(1), 1, 8);
+        assert_eq!(t.pop_due(now), None);
+        let d = t.pop_due(now + Duration::from_secs(3)).unwrap();
+        assert_eq!((d.frontend, d.key, d.generation), (1, 8, early));
+        assert_eq!(t.pop_due(now + Duration::from_secs(3)).unwrap().generation, late);
+        for k in 0..3000 {
+            t.arm(now, 0, k);
+        }
+        t.compact(10, |d| d.key < 5);
+        assert_eq!(t.len(), 5);
+    }
+}
