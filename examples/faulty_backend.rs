@@ -35,15 +35,8 @@ use clap::Parser;
 #[derive(Parser, Clone)]
 #[command(about = "HTTP/1.1 test server that stalls, floods and goes stale on purpose")]
 struct Args {
-    /// Port to listen on (0 = any free port).
-    #[arg(long, default_value_t = 8001)]
-    port: u16,
-    /// Server id, in the body of `/ok`.
-    #[arg(long, default_value_t = 1)]
-    id: u32,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: String,
+    #[command(flatten)]
+    listen: common::Listen,
 }
 
 /// Request heads larger than this end the connection.
@@ -54,8 +47,8 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
-    common::serve_forever(&args.bind, args.port, move |stream, _| {
-        let _ = serve(stream, args.id);
+    common::serve_forever(&args.listen.bind, args.listen.port, move |stream, _| {
+        let _ = serve(stream, args.listen.id);
     })
 }
 

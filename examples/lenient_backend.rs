@@ -48,15 +48,8 @@ use sha2::{Digest, Sha256};
 #[derive(Parser, Clone)]
 #[command(about = "Lenient HTTP/1.1 test server that logs every request it parses")]
 struct Args {
-    /// Port to listen on (0 = any free port).
-    #[arg(long, default_value_t = 8001)]
-    port: u16,
-    /// Server id, in every log line, the body and the X-Server header.
-    #[arg(long, default_value_t = 1)]
-    id: u32,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: String,
+    #[command(flatten)]
+    listen: common::Listen,
 }
 
 /// The most a request head may take, request line and headers together.
@@ -84,8 +77,8 @@ enum Body {
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
-    let id = args.id;
-    common::serve_forever(&args.bind, args.port, move |stream, n| {
+    let id = args.listen.id;
+    common::serve_forever(&args.listen.bind, args.listen.port, move |stream, n| {
         log(&format!("CONN {id} #{n} open"));
         let mut requests = 0;
         let _ = serve(stream, id, &mut requests);

@@ -24,21 +24,14 @@ use sha2::{Digest, Sha256};
 #[derive(Parser)]
 #[command(about = "Stateful session server: counters per session, uploads with sha256, seeded downloads")]
 struct Args {
-    /// Port to listen on (0 = any free port).
-    #[arg(long, default_value_t = 8001)]
-    port: u16,
-    /// Server id named in every reply.
-    #[arg(long, default_value_t = 1)]
-    id: u32,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: String,
+    #[command(flatten)]
+    listen: common::Listen,
 }
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
-    let id = args.id;
-    common::serve_forever(&args.bind, args.port, move |stream, sid| {
+    let id = args.listen.id;
+    common::serve_forever(&args.listen.bind, args.listen.port, move |stream, sid| {
         if let Err(e) = serve(stream, id, sid)
             && e.kind() != io::ErrorKind::UnexpectedEof
         {

@@ -7,6 +7,20 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+/// Where a test server listens and what it calls itself: `--port`, `--id`, `--bind`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Listen {
+    /// Port to listen on (0 = any free port).
+    #[arg(long, default_value_t = 8001)]
+    pub port: u16,
+    /// Server id, named in its answers.
+    #[arg(long, default_value_t = 1)]
+    pub id: u32,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+}
+
 /// Bind, announce `listening on ADDR` (what tests and scripts wait for), and
 /// serve each connection on its own thread; `handle` gets the connection's
 /// 1-based sequence number.
