@@ -13,6 +13,7 @@ use mio::Registry;
 use slab::Slab;
 
 use crate::backend::Backend;
+use crate::connection::is_descriptor_exhaustion;
 use crate::health::{CheckKind, HealthConfig};
 use crate::outbound::{Get, Progress, Until};
 use crate::server::tokens::Owner;
@@ -78,6 +79,8 @@ impl Checker {
                 self.in_flight[idx] = Some(entry.key());
                 entry.insert(Check { backend: idx, get, deadline: now + self.cfg.timeout });
             }
+            // Out of descriptors is the proxy's condition: no verdict this round.
+            Err(e) if is_descriptor_exhaustion(&e) => debug!("health check of {addr} skipped: {e}"),
             Err(e) => {
                 debug!("health check of {addr} could not start: {e}");
                 backends[idx].note_check(false, &e.to_string());

@@ -11,6 +11,7 @@ use mio::Registry;
 use slab::Slab;
 
 use crate::backend::Backend;
+use crate::connection::is_descriptor_exhaustion;
 use crate::outbound::{Get, Progress, Until};
 use crate::policy::Policy;
 use crate::server::tokens::Owner;
@@ -72,6 +73,8 @@ impl Prober {
                 Ok(get) => {
                     entry.insert(Probe { backend: i, get, started: now });
                 }
+                // Out of descriptors is the proxy's condition: no verdict this round.
+                Err(e) if is_descriptor_exhaustion(&e) => debug!("probe of {} skipped: {e}", b.addr),
                 Err(e) => {
                     debug!("probe of {} failed: {e}", b.addr);
                     policy.probed(i, None);

@@ -184,7 +184,10 @@ impl HttpEngine {
                         rh.write_switching_for_client(&mut c.wbuf);
                         switching = true;
                     } else if rh.is_interim() {
-                        rh.write_for_client(false, false, &mut c.wbuf);
+                        // HTTP/1.0 has no interim answers (RFC 9110 15.2): drop them.
+                        if ex.head.minor > 0 {
+                            rh.write_for_client(false, false, &mut c.wbuf);
+                        }
                     } else {
                         let until_close = rh.framing == BodyFraming::UntilClose;
                         let client_close = !ex.head.keep_alive || until_close || self.draining;

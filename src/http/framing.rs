@@ -33,6 +33,8 @@ enum ChunkState {
     Size {
         digits: u8,
     },
+    /// Whitespace after the size: only `;` (extensions) or CR LF may follow.
+    SizeWs,
     /// After the size: extensions until CR LF.
     SizeLineRest,
     SizeLf,
@@ -125,8 +127,16 @@ impl Chunked {
                     }
                     None if digits == 0 => return Err(FramingError("chunk size missing")),
                     None if b == b'\r' => self.state = ChunkState::SizeLf,
-                    None if b == b';' || b == b' ' || b == b'\t' => self.state = ChunkState::SizeLineRest,
+                    None if b == b';' => self.state = ChunkState::SizeLineRest,
+                    None if b == b' ' || b == b'\t' => self.state = ChunkState::SizeWs,
                     None => return Err(FramingError("bad chunk size")),
+                },
+                ChunkState::SizeWs => match b {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = ChunkState::SizeLineRest,
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    // `5 6` must not be read as 5 by us and as something else by the next hop.
+                    _ => return Err(FramingError("text after the chunk size")),
                 },
                 ChunkState::SizeLineRest => {
                     self.line_len += 1;
@@ -299,10 +309,11 @@ mod tests {
             b"5;ext\nhello\r\n0\r\n\r\n",
             b"5\nhello\r\n",
             b"0;a\x00\r\n\r\n",
+            b"5 6\r\nhello\r\n0\r\n\r\n",
         ] {
             assert!(BodyFraming::chunked().advance(bad).is_err(), "{:?} accepted", String::from_utf8_lossy(bad));
         }
-        let good = b"5;name=\"v\"\t\r\nhello\r\n0\r\nX: a\tb\r\n\r\n";
+        let good = b"5 ;name=\"v\"\t\r\nhello\r\n0 \r\nX: a\tb\r\n\r\n";
         let mut f = BodyFraming::chunked();
         assert_eq!(f.advance(good).unwrap(), good.len());
         assert!(f.is_done());

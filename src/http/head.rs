@@ -257,8 +257,13 @@ pub fn parse_request_keyed(
         return Err(HeadError::Bad("incomplete request line"));
     };
     let framing = body_framing(req.headers, minor).map_err(HeadError::Bad)?.unwrap_or(BodyFraming::Done);
-    if minor == 1 && !req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("host")) {
+    let hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).count();
+    if minor == 1 && hosts == 0 {
         return Err(HeadError::Bad("HTTP/1.1 request without Host"));
+    }
+    // RFC 9112 3.2: two Host headers make the target ambiguous.
+    if hosts > 1 {
+        return Err(HeadError::Bad("more than one Host header"));
     }
     let tokens = connection_tokens(req.headers);
     check_connection_options(&tokens).map_err(HeadError::Bad)?;
@@ -606,6 +611,7 @@ mod tests {
             "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         ] {
             assert!(matches!(req(bad), Err(HeadError::Bad(_))), "{bad:?} accepted");
         }

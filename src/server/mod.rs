@@ -420,6 +420,12 @@ impl Server {
                 Ok((stream, addr)) => {
                     self.out_of_descriptors_logged = false;
                     self.with_mode(i, |m, ctx| m.accept(stream, addr, ctx));
+                    // A backend connect that found no descriptor: stop here, so
+                    // the clients still queued wait instead of being dropped one by one.
+                    if let Some(why) = self.frontends[i].mode.take_out_of_descriptors() {
+                        self.pause_for_descriptors(&why);
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
