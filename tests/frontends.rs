@@ -223,3 +223,56 @@ fn reload_under_load_adds_removes_and_changes_without_losing_a_request_or_a_byte
     assert!(lb.wait_exit().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reload_moves_a_frontend_to_another_pool_and_mode_on_its_address_and_a_failing_reload_changes_nothing() {
+    let (h1, h2) = (http_backend(1, &[]), http_backend(2, &[]));
+    let s3 = stream_backend(3);
+    let (web, other, admin) = (free_addr(), free_addr(), free_addr());
+    let dir = temp_dir("move");
+    let file = dir.join("lb.toml");
+    let pools = format!(
+        "[[pool]]\nname = \"a\"\nservers = [\"{}\"]\n\n[[pool]]\nname = \"b\"\nservers = [\"{}\"]\n\n\
+         [[pool]]\nname = \"c\"\nservers = [\"{}\"]\n",
+        h1.addr, h2.addr, s3.addr
+    );
+    let config = |bind: SocketAddr, mode: &str, pool: &str, extra: &str| {
+        format!(
+            "[global]\nadmin = \"{admin}\"\nstats_interval = \"0\"\n\n\
+             [[frontend]]\nname = \"web\"\nbind = \"{bind}\"\nmode = \"{mode}\"\npool = \"{pool}\"\n{extra}\n{pools}"
+        )
+    };
+    std::fs::write(&file, config(web, "http", "a", "")).unwrap();
+    let lb = start(&file);
+    assert_eq!(Conn::open(web).get("/").server(), 1);
+
+    // Another pool on the same address: a new frontend takes the listener.
+    std::fs::write(&file, config(web, "http", "b", "")).unwrap();
+    let (status, body) = admin_post(admin, "/reload");
+    assert_eq!(status, 200, "{body}");
+    let servers: Vec<u32> = (0..5).map(|_| Conn::open(web).get("/").server()).collect();
+    assert_eq!(servers, [2; 5], "requests after the move must reach pool b");
+
+    // Another mode on the same address.
+    std::fs::write(&file, config(web, "tcp", "c", "")).unwrap();
+    let (status, body) = admin_post(admin, "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(who(web), 3);
+
+    // A reload that fails half-way (the access log cannot be opened) leaves
+    // the running frontend as it was.
+    let bad = config(other, "http", "a", &format!("access_log = \"{}/no/such/dir/x.csv\"", dir.display()));
+    std::fs::write(&file, bad).unwrap();
+    let (status, body) = admin_post(admin, "/reload");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("access log"), "{body}");
+    assert_eq!(who(web), 3, "the frontend must still serve after a refused reload");
+    assert!(std::net::TcpStream::connect(other).is_err(), "nothing may listen on the refused address");
+    let stats = admin_json(admin, "/stats");
+    let accepting: Vec<&Value> =
+        stats["frontends"].as_array().unwrap().iter().filter(|f| f["accepting"] == true).collect();
+    assert_eq!(accepting.len(), 1, "{stats}");
+    assert_eq!(accepting[0]["mode"], "tcp");
+    drop(lb);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,17 +34,17 @@ impl Frontend {
     /// `slots`: how many backend slots its pool has now (the mode makes room for them).
     pub fn new(
         name: String,
-        listener: TcpListener,
+        (listener, local_addr): (TcpListener, SocketAddr),
         mut mode: Box<dyn Mode>,
         (pool, slots): (usize, usize),
         config: Config,
         index: usize,
         now: Instant,
-    ) -> std::io::Result<Frontend> {
+    ) -> Frontend {
         mode.backends_changed(slots);
         let mut f = Frontend {
             name,
-            local_addr: listener.local_addr()?,
+            local_addr,
             listener: Some(listener),
             mode,
             policy: config.policy.build(&config.params),
@@ -54,7 +54,7 @@ impl Frontend {
             index,
         };
         f.update_prober(now);
-        Ok(f)
+        f
     }
 
     /// Run speed probes exactly while the policy wants them.
@@ -71,14 +71,6 @@ impl Frontend {
         self.policy = kind.build(&self.config.params);
         self.config.policy = kind;
         self.update_prober(now);
-    }
-
-    /// The address `config` asks for is the one this frontend was set up for.
-    pub fn serves(&self, name: &str, config: &Config) -> bool {
-        self.listener.is_some()
-            && self.name == name
-            && self.config.listen == config.listen
-            && self.config.mode == config.mode
     }
 
     pub fn on_timers(&mut self, now: Instant, idle: bool, backends: &[Backend], registry: &Registry) {

@@ -184,7 +184,8 @@ impl Server {
             poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
             let mode = mode::build(&config)?;
             let slots = pools[pool].backends.len();
-            frontends.push(Frontend::new(name, listener, mode, (pool, slots), config, i, now)?);
+            let addr = listener.local_addr()?;
+            frontends.push(Frontend::new(name, (listener, addr), mode, (pool, slots), config, i, now));
         }
         global.max_connections = crate::limits::cap_connections(global.max_connections, reserved);
         // SIGHUP is caught only so that it does not kill (its default action);

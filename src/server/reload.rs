@@ -3,117 +3,174 @@
 //!
 //! - Frontends, by name: a new one starts listening; a removed one stops
 //!   accepting and its open sessions finish (its slot stays, its index is in
-//!   tokens); one whose address or mode changed is replaced that way; any
-//!   other change (timeouts, HTTP settings) applies to new work at once.
+//!   tokens); one whose mode or pool changed is replaced by a new frontend
+//!   that takes over its listener (same address) or listens anew (another
+//!   address), while the old one drains; any other change (timeouts, HTTP
+//!   settings, policy) applies to new work at once.
 //! - Pools, by name: backends that stay keep their counters, health state
 //!   and pooled connections; new ones join (after their checks pass when
 //!   checks are on); removed ones drain; changed health checks restart.
 //!   A changed policy, policy parameter or weight builds the frontend's
 //!   policy anew.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use log::info;
 use mio::Interest;
+use mio::net::TcpListener;
 
 use super::frontend::Frontend;
 use super::pool::Pool;
 use super::tokens::{MAX_INDEX, Owner};
 use super::{Plan, Server, listen};
 use crate::config::Config;
-use crate::mode;
+use crate::mode::{self, Mode};
 
 /// What a reload changed, for the log and the admin API's answer.
 #[derive(Debug, Default)]
 pub struct Changes(pub Vec<String>);
 
+/// Where a new or replaced frontend's listener comes from.
+enum Listener {
+    /// Bound and registered while preparing.
+    Fresh(TcpListener, SocketAddr),
+    /// Handed over from the frontend it replaces (same address).
+    From(usize),
+}
+
+/// One frontend of the new plan, prepared.
+enum Step {
+    /// Same name, address, mode and pool: new settings in place.
+    Keep { frontend: usize, config: Box<Config> },
+    /// New, or replacing `old` (which then drains).
+    Start {
+        name: String,
+        config: Box<Config>,
+        pool: String,
+        mode: Box<dyn Mode>,
+        listener: Listener,
+        old: Option<usize>,
+    },
+}
+
 impl Server {
-    /// Apply `plan` to the running server. Errors (a port that cannot be
-    /// bound, too many frontends) leave everything as it was.
+    /// Apply `plan` to the running server. Everything that can fail (binding
+    /// new addresses, opening access logs, spawning a new pool's backends)
+    /// is done first; if any of it fails nothing has changed.
     pub fn apply(&mut self, plan: Plan) -> Result<Changes, String> {
-        let mut changes = Changes::default();
-        // Listen on new addresses first: the only step that can fail.
-        let mut fresh = Vec::new();
-        for (name, config, _) in &plan.frontends {
-            let same = self.frontends.iter().any(|f| f.serves(name, config));
-            if !same {
-                let l = listen(config.listen, config.backlog)
-                    .map_err(|e| format!("frontend {name}: cannot listen on {}: {e}", config.listen))?;
-                fresh.push((name.clone(), l));
-            }
-        }
-        if self.frontends.len() + fresh.len() > MAX_INDEX || self.pools.len() + plan.frontends.len() > MAX_INDEX {
-            return Err(format!("at most {MAX_INDEX} frontends and pools over a process's life"));
-        }
         let now = self.now;
-        // Pools: update the ones that stay (once each), add new ones.
+        let mut changes = Changes::default();
+        let first_new = self.frontends.len();
+        let active = |f: &Frontend, name: &str| f.listener.is_some() && f.name == name;
+
+        // Prepare.
+        let mut steps = Vec::new();
+        let mut new_pools: Vec<Pool> = Vec::new();
+        for (name, config, pool_name) in plan.frontends {
+            if !self.pools.iter().any(|p| p.name == pool_name) && !new_pools.iter().any(|p| p.name == pool_name) {
+                let index = self.pools.len() + new_pools.len();
+                new_pools.push(
+                    Pool::new(&pool_name, config.clone(), index, now).map_err(|e| format!("pool {pool_name}: {e}"))?,
+                );
+            }
+            let current = self.frontends.iter().position(|f| active(f, &name));
+            let same_addr = current.filter(|&i| self.frontends[i].config.listen == config.listen);
+            if let Some(i) = same_addr
+                && self.frontends[i].config.mode == config.mode
+                && self.pools[self.frontends[i].pool].name == pool_name
+            {
+                steps.push(Step::Keep { frontend: i, config: Box::new(config) });
+                continue;
+            }
+            let index = first_new + steps.iter().filter(|s| matches!(s, Step::Start { .. })).count();
+            if index >= MAX_INDEX || self.pools.len() + new_pools.len() > MAX_INDEX {
+                return Err(format!("at most {MAX_INDEX} frontends and pools over a process's life"));
+            }
+            let listener = match same_addr {
+                Some(i) => Listener::From(i),
+                None => {
+                    let mut l = listen(config.listen, config.backlog)
+                        .map_err(|e| format!("frontend {name}: cannot listen on {}: {e}", config.listen))?;
+                    let addr = l.local_addr().map_err(|e| e.to_string())?;
+                    self.poll
+                        .registry()
+                        .register(&mut l, Owner::Listener { frontend: index }.token(), Interest::READABLE)
+                        .map_err(|e| e.to_string())?;
+                    Listener::Fresh(l, addr)
+                }
+            };
+            let mode = mode::build(&config).map_err(|e| format!("frontend {name}: {e}"))?;
+            steps.push(Step::Start { name, config: Box::new(config), pool: pool_name, mode, listener, old: current });
+        }
+
+        // Commit: nothing below can fail.
+        for p in new_pools {
+            changes.0.push(format!("pool {} added", p.name));
+            self.pools.push(p);
+        }
         let mut reweighted = Vec::new();
         let mut updated = Vec::new();
-        for (_, config, pool_name) in &plan.frontends {
-            match self.pools.iter().position(|p| &p.name == pool_name) {
-                Some(p) if updated.contains(&p) => {}
-                Some(p) => {
-                    updated.push(p);
-                    let (gone, weights) = update_pool(&mut self.pools[p], config, now, &mut changes);
-                    if weights {
-                        reweighted.push(p);
+        for step in &steps {
+            let (config, pool_name) = match step {
+                Step::Keep { frontend, config } => (config, &self.pools[self.frontends[*frontend].pool].name),
+                Step::Start { config, pool, .. } => (config, pool),
+            };
+            let p = self.pools.iter().position(|x| &x.name == pool_name).expect("prepared above");
+            if updated.contains(&p) {
+                continue;
+            }
+            updated.push(p);
+            let (gone, weights) = update_pool(&mut self.pools[p], config, now, &mut changes);
+            if weights {
+                reweighted.push(p);
+            }
+            self.sync_modes(p, &gone);
+        }
+        // Frontends the plan no longer names drain.
+        let named: Vec<&str> = steps
+            .iter()
+            .map(|s| match s {
+                Step::Keep { frontend, .. } => self.frontends[*frontend].name.as_str(),
+                Step::Start { name, .. } => name.as_str(),
+            })
+            .collect::<Vec<_>>();
+        let leaving: Vec<usize> = (0..first_new)
+            .filter(|&i| self.frontends[i].listener.is_some() && !named.contains(&self.frontends[i].name.as_str()))
+            .collect();
+        for i in leaving {
+            self.retire(i, None, &mut changes);
+        }
+        for step in steps {
+            match step {
+                Step::Keep { frontend, config } => {
+                    let f = &mut self.frontends[frontend];
+                    let policy_changed = f.config.policy != config.policy || f.config.params != config.params;
+                    f.mode.reconfigure(&config);
+                    f.config = *config;
+                    if policy_changed || reweighted.contains(&f.pool) {
+                        let kind = f.config.policy;
+                        changes.0.push(format!("frontend {}: policy {kind}", f.name));
+                        f.set_policy(kind, now);
                     }
-                    self.sync_modes(p, &gone);
                 }
-                None => {
-                    let index = self.pools.len();
-                    let pool = Pool::new(pool_name, config.clone(), index, now).map_err(|e| e.to_string())?;
-                    changes.0.push(format!("pool {pool_name} added"));
-                    self.pools.push(pool);
-                    updated.push(self.pools.len() - 1);
-                }
-            }
-        }
-        // Frontends that left (or whose address or mode changed) drain.
-        let wanted: Vec<&str> = plan.frontends.iter().map(|(n, ..)| n.as_str()).collect();
-        for i in 0..self.frontends.len() {
-            let f = &self.frontends[i];
-            let keep = plan.frontends.iter().any(|(n, c, _)| f.serves(n, c));
-            if f.listener.is_some() && (!keep || !wanted.contains(&f.name.as_str())) {
-                if let Some(mut l) = self.frontends[i].listener.take() {
-                    let _ = self.poll.registry().deregister(&mut l);
-                }
-                let f = &self.frontends[i];
-                changes.0.push(format!(
-                    "frontend {} on {} stopped accepting ({} open)",
-                    f.name,
-                    f.local_addr,
-                    f.mode.open_clients()
-                ));
-                self.frontends[i].mode.start_drain();
-            }
-        }
-        // New frontends, and new settings for the ones that stay.
-        for (name, config, pool_name) in plan.frontends {
-            let pool = self.pools.iter().position(|p| p.name == pool_name).expect("added above");
-            if let Some(k) = fresh.iter().position(|(n, _)| *n == name) {
-                let (_, mut listener) = fresh.swap_remove(k);
-                let i = self.frontends.len();
-                self.poll
-                    .registry()
-                    .register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)
-                    .map_err(|e| e.to_string())?;
-                let mode = mode::build(&config).map_err(|e| e.to_string())?;
-                let addr = config.listen;
-                changes.0.push(format!("frontend {name} listening on {addr}, mode {}", config.mode.name()));
-                let slots = self.pools[pool].backends.len();
-                let f =
-                    Frontend::new(name, listener, mode, (pool, slots), config, i, now).map_err(|e| e.to_string())?;
-                self.frontends.push(f);
-            } else if let Some(f) = self.frontends.iter_mut().find(|f| f.serves(&name, &config)) {
-                let policy_changed = f.config.policy != config.policy || f.config.params != config.params;
-                f.mode.reconfigure(&config);
-                f.pool = pool;
-                f.config = config;
-                if policy_changed || reweighted.contains(&pool) {
-                    let kind = f.config.policy;
-                    changes.0.push(format!("frontend {}: policy {kind}", f.name));
-                    f.set_policy(kind, now);
+                Step::Start { name, config, pool, mode, listener, old } => {
+                    let index = self.frontends.len();
+                    let pool = self.pools.iter().position(|p| p.name == pool).expect("prepared above");
+                    let (listener, addr) = match listener {
+                        Listener::Fresh(l, addr) => (l, addr),
+                        Listener::From(i) => {
+                            let (l, addr) = self.retire(i, Some(index), &mut changes).expect("active frontend");
+                            (l, addr)
+                        }
+                    };
+                    if let Some(i) = old.filter(|&i| self.frontends[i].listener.is_some()) {
+                        self.retire(i, None, &mut changes);
+                    }
+                    changes.0.push(format!("frontend {name} listening on {addr}, mode {}", config.mode.name()));
+                    let slots = self.pools[pool].backends.len();
+                    let f = Frontend::new(name, (listener, addr), mode, (pool, slots), *config, index, now);
+                    self.frontends.push(f);
                 }
             }
         }
@@ -121,6 +178,35 @@ impl Server {
             info!("reload: {c}");
         }
         Ok(changes)
+    }
+
+    /// Frontend `i` stops accepting and drains. With `to`, its listener is
+    /// handed to the new frontend `to` (same address: nothing is refused in
+    /// between) and returned; otherwise it is closed.
+    fn retire(&mut self, i: usize, to: Option<usize>, changes: &mut Changes) -> Option<(TcpListener, SocketAddr)> {
+        let f = &mut self.frontends[i];
+        let mut l = f.listener.take()?;
+        f.prober = None;
+        f.mode.start_drain();
+        changes.0.push(format!(
+            "frontend {} on {} stopped accepting ({} open)",
+            f.name,
+            f.local_addr,
+            f.mode.open_clients()
+        ));
+        match to {
+            Some(new) => {
+                let token = Owner::Listener { frontend: new }.token();
+                if let Err(e) = self.poll.registry().reregister(&mut l, token, Interest::READABLE) {
+                    log::warn!("reload: cannot hand {} over: {e}", f.local_addr);
+                }
+                Some((l, f.local_addr))
+            }
+            None => {
+                let _ = self.poll.registry().deregister(&mut l);
+                None
+            }
+        }
     }
 }
 
