@@ -206,16 +206,19 @@ impl Server {
                 Some(AdminServer::new(l, global.admin_token.clone()))
             }
         };
+        // Our own upgrade socket is bound (beside the old one's path) before we
+        // tell the old process to stop: nothing that can fail comes after.
+        let upgrade = match plan.upgrade_socket {
+            Some(path) => Some((upgrade::listen(&path)?, path)),
+            None => None,
+        };
         if let Some((stream, unused)) = handover {
             upgrade::confirm(stream)?;
             info!("took over listeners from the running lbproxy ({} not needed here, closed)", unused.len());
         }
-        let upgrade = match plan.upgrade_socket {
-            Some(path) => {
-                // A previous process's socket file (it is draining, or gone) is replaced.
-                let _ = std::fs::remove_file(&path);
-                let mut l = UnixListener::bind(&path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", path.display())))?;
+        let upgrade = match upgrade {
+            Some((mut l, path)) => {
+                upgrade::publish(&path)?;
                 poll.registry().register(&mut l, UPGRADE_LISTENER, Interest::READABLE)?;
                 Some((l, path))
             }

@@ -75,6 +75,30 @@ pub fn take_over(path: &Path) -> io::Result<(UnixStream, Vec<Handed>)> {
     Ok((stream, handed))
 }
 
+/// The socket a later process will ask on, bound at `PATH.new` with mode
+/// 0600 (only this user may take the listeners); `publish` moves it to PATH.
+pub fn listen(path: &Path) -> io::Result<mio::net::UnixListener> {
+    let staged = staged(path);
+    let _ = std::fs::remove_file(&staged);
+    let l = mio::net::UnixListener::bind(&staged)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", staged.display())))?;
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Put the socket bound by `listen` in place at `path` (an atomic rename:
+/// the path always names one process's socket).
+pub fn publish(path: &Path) -> io::Result<()> {
+    std::fs::rename(staged(path), path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot move the upgrade socket to {}: {e}", path.display())))
+}
+
+fn staged(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".new");
+    p.into()
+}
+
 /// New process: tell the old one its listeners are in use here now.
 pub fn confirm(mut stream: UnixStream) -> io::Result<()> {
     stream.write_all(b"ready\n")
