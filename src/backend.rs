@@ -163,6 +163,17 @@ impl Backend {
         self
     }
 
+    /// New failure marking and health thresholds (a reload); counters, and
+    /// the health state while checks stay on, are kept. Checks turned off:
+    /// the backend is up again (nothing would ever bring it back otherwise).
+    pub fn reconfigure(&mut self, fail_policy: FailPolicy, thresholds: Option<(u32, u32)>) {
+        self.fail_policy = fail_policy;
+        if thresholds.is_none() && self.thresholds.is_some() {
+            self.health = HealthState::default();
+        }
+        self.thresholds = thresholds;
+    }
+
     /// May new sessions be sent here?
     pub fn accepts_new(&self) -> bool {
         self.admin == AdminState::Enabled && !self.removed && self.is_up()

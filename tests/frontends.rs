@@ -276,3 +276,39 @@ fn reload_moves_a_frontend_to_another_pool_and_mode_on_its_address_and_a_failing
     drop(lb);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reload_applies_new_health_checks_to_backends_that_stay() {
+    let h1 = http_backend(1, &[]);
+    let dead = dead_addr();
+    let (web, admin) = (free_addr(), free_addr());
+    let dir = temp_dir("health");
+    let file = dir.join("lb.toml");
+    let config = |checks: &str| {
+        format!(
+            "[global]\nadmin = \"{admin}\"\nstats_interval = \"0\"\n\n\
+             [[frontend]]\nname = \"web\"\nbind = \"{web}\"\nmode = \"http\"\npool = \"p\"\n\n\
+             [[pool]]\nname = \"p\"\nservers = [\"{}\", \"{dead}\"]\n{checks}",
+            h1.addr
+        )
+    };
+    std::fs::write(&file, config("")).unwrap();
+    let lb = start(&file);
+    let state = |lb_admin: SocketAddr| -> String {
+        let stats = admin_json(lb_admin, "/stats");
+        let p = &stats["pools"][0]["backends"];
+        let b = p.as_array().unwrap().iter().find(|b| b["address"] == dead.to_string()).expect("dead backend listed");
+        b["state"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(state(admin), "up");
+    // Checks turned on: the backend that stays is checked and goes down.
+    std::fs::write(&file, config("health_check = \"tcp\"\nhealth_interval = \"200ms\"\nfall = 1\n")).unwrap();
+    assert_eq!(admin_post(admin, "/reload").0, 200);
+    lb.wait_for_line(&format!("backend {dead} DOWN"));
+    assert_ne!(state(admin), "up");
+    // Checks turned off again: nothing would bring it back, so it is up.
+    std::fs::write(&file, config("")).unwrap();
+    assert_eq!(admin_post(admin, "/reload").0, 200);
+    assert_eq!(state(admin), "up");
+    let _ = std::fs::remove_dir_all(&dir);
+}

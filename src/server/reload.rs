@@ -215,7 +215,14 @@ impl Server {
 fn update_pool(pool: &mut Pool, config: &Config, now: Instant, changes: &mut Changes) -> (Vec<usize>, bool) {
     let name = pool.name.clone();
     let health_changed = pool.config.health != config.health;
+    let fail_changed = pool.config.fail_policy != config.fail_policy;
     pool.config = config.clone();
+    if health_changed || fail_changed {
+        let thresholds = config.health.as_ref().map(|h| (h.rise, h.fall));
+        for b in pool.backends.iter_mut().filter(|b| !b.removed) {
+            b.reconfigure(config.fail_policy, thresholds);
+        }
+    }
     if health_changed {
         pool.restart_checks(now);
         changes.0.push(format!("pool {name}: health checks restarted"));
