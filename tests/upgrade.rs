@@ -125,3 +125,30 @@ fn http_upgrade_hands_over_the_admin_port_and_serves_every_request() {
     drop(kept);
     let _ = std::fs::remove_file(&sock);
 }
+
+#[test]
+fn a_new_process_that_never_says_ready_does_not_stall_the_running_one() {
+    let b = stream_backend(1);
+    let port = dead_addr().port();
+    let sock = upgrade_socket("silent");
+    let backend = b.addr.to_string();
+    let mut old = proxy_at(port, &sock, &["--backend", &backend]);
+    // A "new process" that takes the handover message and then says nothing.
+    let mut silent = std::os::unix::net::UnixStream::connect(&sock).expect("upgrade socket");
+    silent.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut first = [0u8; 64];
+    let n = std::io::Read::read(&mut silent, &mut first).expect("handover message");
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("default 127.0.0.1:"), "{:?}", &first[..n]);
+    old.wait_for_line("waiting for it to say ready");
+    // Served while the handover waits: the loop is not blocked on it.
+    assert_eq!(who(old.addr), 1);
+    assert!(
+        !old.log.lock().unwrap().iter().any(|l| l.contains("did not say ready")),
+        "the session above must have been served while the handover was pending"
+    );
+    old.wait_for_line("did not say ready within");
+    assert_eq!(who(old.addr), 1);
+    assert!(old.is_running());
+    drop(silent);
+    let _ = std::fs::remove_file(&sock);
+}

@@ -24,7 +24,7 @@ pub mod upgrade;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ use crate::mode::{self, Ctx, Mode};
 use frontend::Frontend;
 use pool::Pool;
 use timers::Timers;
-use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER};
+use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRADE_STREAM};
 
 /// Free buffers kept for reuse; more are returned to the allocator. Large
 /// enough that a few hundred busy connections do not free and re-zero
@@ -62,6 +62,13 @@ const TICK: Duration = Duration::from_millis(500);
 enum AcceptPause {
     MaxConnections,
     OutOfDescriptors { retry_at: Instant },
+}
+
+/// A binary upgrade under way: listeners sent, `ready` awaited until `until`.
+struct Handover {
+    stream: mio::net::UnixStream,
+    said: Vec<u8>,
+    until: Instant,
 }
 
 /// What to serve: frontends, each with the name of its pool; pools by name
@@ -109,6 +116,8 @@ pub struct Server {
     admin: Option<AdminServer>,
     /// Where a new process asks for our listeners (binary upgrade).
     upgrade: Option<(UnixListener, PathBuf)>,
+    /// A handover sent and waiting for the new process's `ready`.
+    handover: Option<Handover>,
     started: Instant,
     next_tick: Instant,
     next_stats: Option<Instant>,
@@ -229,6 +238,7 @@ impl Server {
             timers: Timers::default(),
             reloader: None,
             upgrade,
+            handover: None,
             signals,
             frontends,
             pools,
@@ -337,6 +347,7 @@ impl Server {
         match ev.token() {
             SIGNALS => self.on_signals(),
             UPGRADE_LISTENER => self.on_upgrade_request(),
+            UPGRADE_STREAM => self.on_upgrade_ready(),
             ADMIN_LISTENER => {
                 if let Some(a) = self.admin.as_mut() {
                     a.accept(self.poll.registry(), self.now);
@@ -396,7 +407,8 @@ impl Server {
             Some(AcceptPause::OutOfDescriptors { retry_at }) => Some(retry_at),
             _ => None,
         };
-        let fixed = [self.next_stats, self.drain_until, retry, Some(self.next_tick), self.timers.next()];
+        let handover = self.handover.as_ref().map(|h| h.until);
+        let fixed = [self.next_stats, self.drain_until, retry, Some(self.next_tick), self.timers.next(), handover];
         let next = fixed
             .into_iter()
             .chain(self.frontends.iter().map(Frontend::next_deadline))
@@ -510,11 +522,12 @@ impl Server {
         }
     }
 
-    /// A new lbproxy asks for our listeners: hand them over, then drain.
+    /// A new lbproxy asks for our listeners: send them, then go on serving
+    /// until it says `ready` (`on_upgrade_ready`).
     fn on_upgrade_request(&mut self) {
         loop {
             let Some((l, _)) = self.upgrade.as_ref() else { return };
-            let stream = match l.accept() {
+            let mut stream = match l.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -522,9 +535,8 @@ impl Server {
                     return;
                 }
             };
-            // SAFETY: the descriptor comes from a stream we own and give up here.
-            let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(stream.into_raw_fd()) };
-            if stream.set_nonblocking(false).is_err() {
+            if self.handover.is_some() {
+                warn!("binary upgrade: one is already under way; refusing another");
                 continue;
             }
             let mut listeners: Vec<(String, SocketAddr, std::os::fd::RawFd)> = self
@@ -535,17 +547,41 @@ impl Server {
             if let Some(a) = self.admin.as_ref() {
                 listeners.push(("admin".into(), a.local_addr(), a.listener_fd()));
             }
-            match upgrade::hand_over(&stream, &listeners) {
-                Ok(()) => {
-                    info!("handed {} listeners to a new lbproxy process", listeners.len());
-                    if let Some((mut l, _)) = self.upgrade.take() {
-                        let _ = self.poll.registry().deregister(&mut l);
-                    }
-                    self.admin = None;
-                    self.start_drain("binary upgrade");
-                    return;
+            // SAFETY: a borrowed view of our own socket, never closed through it.
+            let view =
+                std::mem::ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(stream.as_raw_fd()) });
+            if let Err(e) = upgrade::send_listeners(&view, &listeners) {
+                warn!("binary upgrade failed, still serving: {e}");
+                continue;
+            }
+            if let Err(e) = self.poll.registry().register(&mut stream, UPGRADE_STREAM, Interest::READABLE) {
+                warn!("binary upgrade failed, still serving: {e}");
+                continue;
+            }
+            info!("sent {} listeners to a new lbproxy process; waiting for it to say ready", listeners.len());
+            self.handover = Some(Handover { stream, said: Vec::new(), until: self.now + upgrade::READY_WAIT });
+        }
+    }
+
+    /// The new process spoke on the handover stream.
+    fn on_upgrade_ready(&mut self) {
+        let Some(h) = self.handover.as_mut() else { return };
+        match upgrade::is_ready(&mut h.stream, &mut h.said) {
+            Ok(false) => {}
+            Ok(true) => {
+                let n =
+                    self.frontends.iter().filter(|f| f.listener.is_some()).count() + usize::from(self.admin.is_some());
+                self.handover = None;
+                info!("handed {n} listeners to a new lbproxy process");
+                if let Some((mut l, _)) = self.upgrade.take() {
+                    let _ = self.poll.registry().deregister(&mut l);
                 }
-                Err(e) => warn!("binary upgrade failed, still serving: {e}"),
+                self.admin = None;
+                self.start_drain("binary upgrade");
+            }
+            Err(e) => {
+                self.handover = None;
+                warn!("binary upgrade failed, still serving: {e}");
             }
         }
     }
@@ -588,6 +624,10 @@ impl Server {
             }
             let every = self.global.stats_interval.unwrap_or(Duration::from_secs(5));
             self.next_stats = Some(at + every);
+        }
+        if self.handover.as_ref().is_some_and(|h| now >= h.until) {
+            self.handover = None;
+            warn!("binary upgrade: the new process did not say ready within {:?}; still serving", upgrade::READY_WAIT);
         }
         if let Some(AcceptPause::OutOfDescriptors { retry_at }) = self.accept_pause
             && now >= retry_at

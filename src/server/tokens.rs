@@ -11,6 +11,7 @@ use mio::Token;
 pub const SIGNALS: Token = Token(usize::MAX);
 pub const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 pub const UPGRADE_LISTENER: Token = Token(usize::MAX - 3);
+pub const UPGRADE_STREAM: Token = Token(usize::MAX - 4);
 
 /// Most frontends, and most pools, one process serves.
 pub const MAX_INDEX: usize = 1 << INDEX_BITS;
@@ -84,6 +85,7 @@ mod tests {
                     assert_ne!(o.token(), SIGNALS);
                     assert_ne!(o.token(), ADMIN_LISTENER);
                     assert_ne!(o.token(), UPGRADE_LISTENER);
+                    assert_ne!(o.token(), UPGRADE_STREAM);
                 }
             }
         }

@@ -13,10 +13,11 @@
 //! 3. new -> old: `ready\n` once it has registered them; the old process
 //!    then stops accepting and drains.
 //!
-//! The old process answers on its loop with a short bounded wait (the new
-//! process only registers sockets between steps 2 and 3).
+//! The old process never waits: it sends the listeners, registers the stream
+//! and goes on serving; `ready` arrives as an event (or `READY_WAIT` passes
+//! and the handover is abandoned, the old process still serving).
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -35,22 +36,41 @@ pub struct Handed {
     pub fd: OwnedFd,
 }
 
-/// Old process: send `listeners` (name, address, descriptor) on `stream`,
-/// then wait (bounded) for the new process's `ready`.
-pub fn hand_over(stream: &UnixStream, listeners: &[(String, SocketAddr, RawFd)]) -> io::Result<()> {
+/// Old process: send `listeners` (name, address, descriptor) on `stream`
+/// (a fresh socket takes this small message whole, without waiting).
+pub fn send_listeners(stream: &UnixStream, listeners: &[(String, SocketAddr, RawFd)]) -> io::Result<()> {
     if listeners.len() > MAX_FDS {
         return Err(io::Error::other(format!("{} listeners: at most {MAX_FDS} can be handed over", listeners.len())));
     }
     let text: String = listeners.iter().map(|(name, addr, _)| format!("{name} {addr}\n")).collect();
     let fds: Vec<RawFd> = listeners.iter().map(|(_, _, fd)| *fd).collect();
-    send_with_fds(stream, text.as_bytes(), &fds)?;
-    stream.set_read_timeout(Some(READY_WAIT))?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
-    if line.trim() != "ready" {
-        return Err(io::Error::other(format!("the new process answered {line:?} instead of ready")));
+    send_with_fds(stream, text.as_bytes(), &fds)
+}
+
+/// Old process, on a readable event: `Ok(true)` once the new process said
+/// `ready`, `Ok(false)` if it has not yet, `Err` if it said something else or left.
+pub fn is_ready(stream: &mut impl Read, got: &mut Vec<u8>) -> io::Result<bool> {
+    let mut buf = [0u8; 16];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Err(io::Error::other("the new process left before saying ready")),
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.len() > 64 {
+                    return Err(io::Error::other("the new process said too much"));
+                }
+                if got.ends_with(b"\n") {
+                    return match String::from_utf8_lossy(got).trim() {
+                        "ready" => Ok(true),
+                        other => Err(io::Error::other(format!("the new process answered {other:?} instead of ready"))),
+                    };
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(())
 }
 
 /// New process: connect to the running one at `path` and take its listeners.
@@ -192,12 +212,15 @@ mod tests {
         let (old, new) = UnixStream::pair().unwrap();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let sender = std::thread::spawn(move || hand_over(&old, &[("web".into(), addr, l.as_raw_fd())]));
+        send_listeners(&old, &[("web".into(), addr, l.as_raw_fd())]).unwrap();
         let (text, fds) = recv_with_fds(&new).unwrap();
         assert_eq!(String::from_utf8(text).unwrap(), format!("web {addr}\n"));
         assert_eq!(fds.len(), 1);
+        old.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        assert!(!is_ready(&mut &old, &mut got).unwrap(), "nothing said yet");
         confirm(new).unwrap();
-        sender.join().unwrap().unwrap();
+        assert!(is_ready(&mut &old, &mut got).unwrap());
         let taken = TcpListener::from(fds.into_iter().next().unwrap());
         assert_eq!(taken.local_addr().unwrap(), addr);
         let _c = std::net::TcpStream::connect(addr).unwrap();
