@@ -16,12 +16,14 @@ use crate::backend::Backend;
 use crate::connection::is_descriptor_exhaustion;
 use crate::health::{CheckKind, HealthConfig};
 use crate::outbound::{Get, Progress, Until};
+use crate::server::timers::{ROUND, Tick, TimerOwner, Timers};
 use crate::server::tokens::Owner;
 
 struct Check {
     backend: usize,
     get: Get,
-    deadline: Instant,
+    /// Generation of its timeout on the server's deadline heap.
+    timeout: u64,
 }
 
 pub struct Checker {
@@ -29,44 +31,44 @@ pub struct Checker {
     checks: Slab<Check>,
     /// Backend index -> check key in flight.
     in_flight: Vec<Option<usize>>,
-    next_round: Instant,
-    /// Index of the pool checked, for tokens.
+    /// Generation of the armed round deadline.
+    round: u64,
+    /// Index of the pool checked, for tokens and timers.
     pool: usize,
 }
 
 impl Checker {
-    pub fn new(cfg: HealthConfig, pool: usize, now: Instant) -> Checker {
-        Checker { cfg, checks: Slab::new(), in_flight: Vec::new(), next_round: now, pool }
+    /// The first round starts at once.
+    pub fn new(cfg: HealthConfig, pool: usize, now: Instant, timers: &mut Timers) -> Checker {
+        let round = timers.arm(now, TimerOwner::Checks(pool), ROUND);
+        Checker { cfg, checks: Slab::new(), in_flight: Vec::new(), round, pool }
     }
 
-    /// The earliest moment the checker needs the loop to wake.
-    pub fn next_deadline(&self) -> Instant {
-        self.checks.iter().map(|(_, c)| c.deadline).fold(self.next_round, Instant::min)
-    }
-
-    /// Start due checks and expire late ones.
-    pub fn on_timers(&mut self, now: Instant, backends: &mut [Backend], registry: &Registry) {
-        let late: Vec<usize> = self.checks.iter().filter(|(_, c)| now >= c.deadline).map(|(k, _)| k).collect();
-        for key in late {
+    /// A deadline this checker armed: a round to start, or a check that
+    /// took too long (stale ones, by generation, are ignored).
+    pub fn on_deadline(&mut self, key: usize, generation: u64, at: Tick<'_>, backends: &mut [Backend]) {
+        let Tick { now, registry, timers } = at;
+        if key == ROUND {
+            if generation != self.round {
+                return;
+            }
+            self.round = timers.arm(now + self.cfg.interval, TimerOwner::Checks(self.pool), ROUND);
+            if self.in_flight.len() < backends.len() {
+                self.in_flight.resize(backends.len(), None);
+            }
+            for idx in 0..backends.len() {
+                if !backends[idx].removed && self.in_flight[idx].is_none() {
+                    self.start(idx, Tick { now, registry, timers: &mut *timers }, backends);
+                }
+            }
+        } else if self.checks.get(key).is_some_and(|c| c.timeout == generation) {
             let reason = format!("no answer within {:?}", self.cfg.timeout);
             self.finish(key, Err(reason), backends, registry);
         }
-        if now < self.next_round {
-            return;
-        }
-        self.next_round = now + self.cfg.interval;
-        if self.in_flight.len() < backends.len() {
-            self.in_flight.resize(backends.len(), None);
-        }
-        for idx in 0..backends.len() {
-            if backends[idx].removed || self.in_flight[idx].is_some() {
-                continue;
-            }
-            self.start(idx, now, backends, registry);
-        }
     }
 
-    fn start(&mut self, idx: usize, now: Instant, backends: &mut [Backend], registry: &Registry) {
+    fn start(&mut self, idx: usize, at: Tick<'_>, backends: &mut [Backend]) {
+        let Tick { now, registry, timers } = at;
         let addr = backends[idx].addr;
         let (path, until) = match &self.cfg.kind {
             CheckKind::Tcp => ("", Until::Connected),
@@ -76,8 +78,10 @@ impl Checker {
         let token = Owner::Check { pool: self.pool, key: entry.key() }.token();
         match Get::start(addr, path, "lbproxy-check", until, registry, token) {
             Ok(get) => {
-                self.in_flight[idx] = Some(entry.key());
-                entry.insert(Check { backend: idx, get, deadline: now + self.cfg.timeout });
+                let key = entry.key();
+                let timeout = timers.arm(now + self.cfg.timeout, TimerOwner::Checks(self.pool), key);
+                self.in_flight[idx] = Some(key);
+                entry.insert(Check { backend: idx, get, timeout });
             }
             // Out of descriptors is the proxy's condition: no verdict this round.
             Err(e) if is_descriptor_exhaustion(&e) => debug!("health check of {addr} skipped: {e}"),

@@ -14,6 +14,7 @@ use crate::backend::Backend;
 use crate::connection::is_descriptor_exhaustion;
 use crate::outbound::{Get, Progress, Until};
 use crate::policy::Policy;
+use crate::server::timers::{ROUND, Tick, TimerOwner, Timers};
 use crate::server::tokens::Owner;
 
 /// An idle proxy re-probes this often at most.
@@ -25,6 +26,8 @@ struct Probe {
     backend: usize,
     get: Get,
     started: Instant,
+    /// Generation of its timeout on the server's deadline heap.
+    timeout: u64,
 }
 
 pub struct Prober {
@@ -33,33 +36,49 @@ pub struct Prober {
     probes: Slab<Probe>,
     next_round: Instant,
     last_round: Option<Instant>,
-    /// Index of the frontend whose policy is fed, for tokens.
+    /// Generation of the armed round deadline.
+    round: u64,
+    /// Index of the frontend whose policy is fed, for tokens and timers.
     frontend: usize,
 }
 
 impl Prober {
-    pub fn new(path: String, interval: Duration, frontend: usize, now: Instant) -> Prober {
-        Prober { path, interval, probes: Slab::new(), next_round: now, last_round: None, frontend }
+    /// The first round starts at once.
+    pub fn new(path: String, interval: Duration, frontend: usize, now: Instant, timers: &mut Timers) -> Prober {
+        let round = timers.arm(now, TimerOwner::Probes(frontend), ROUND);
+        Prober { path, interval, probes: Slab::new(), next_round: now, last_round: None, round, frontend }
     }
 
-    pub fn next_deadline(&self) -> Instant {
-        self.probes.iter().map(|(_, p)| p.started + PROBE_TIMEOUT).fold(self.next_round, Instant::min)
-    }
-
-    /// Start a round when due, and fail probes that took too long.
-    pub fn on_timers(
+    /// A deadline this prober armed: a round to consider (`idle`: the proxy has
+    /// no clients, so a round may come sooner), or a probe that took too long.
+    pub fn on_deadline(
         &mut self,
-        now: Instant,
+        (key, generation): (usize, u64),
+        at: Tick<'_>,
         idle: bool,
         backends: &[Backend],
         policy: &mut dyn Policy,
-        reg: &Registry,
     ) {
-        let late: Vec<usize> =
-            self.probes.iter().filter(|(_, p)| now >= p.started + PROBE_TIMEOUT).map(|(k, _)| k).collect();
-        for k in late {
-            self.finish(k, Err("timed out".into()), policy, reg);
+        let Tick { now, registry: reg, timers } = at;
+        if key != ROUND {
+            if self.probes.get(key).is_some_and(|p| p.timeout == generation) {
+                self.finish(key, Err("timed out".into()), policy, reg);
+            }
+            return;
         }
+        if generation != self.round {
+            return;
+        }
+        self.start_round_if_due(Tick { now, registry: reg, timers: &mut *timers }, idle, backends, policy);
+        // Next look: the interval's end, or when an idle proxy may probe sooner
+        // (looked at again then; a round in flight is looked at shortly).
+        let idle_check = self.last_round.map(|t| t + IDLE_ROUND).filter(|&t| t > now).unwrap_or(now + IDLE_ROUND);
+        let next = self.next_round.min(idle_check).max(now + Duration::from_millis(100));
+        self.round = timers.arm(next, TimerOwner::Probes(self.frontend), ROUND);
+    }
+
+    fn start_round_if_due(&mut self, at: Tick<'_>, idle: bool, backends: &[Backend], policy: &mut dyn Policy) {
+        let Tick { now, registry: reg, timers } = at;
         let idle_due = idle && self.last_round.is_some_and(|t| now >= t + IDLE_ROUND);
         if !self.probes.is_empty() || (now < self.next_round && !idle_due) {
             return;
@@ -71,7 +90,8 @@ impl Prober {
             let token = Owner::Probe { frontend: self.frontend, key: entry.key() }.token();
             match Get::start(b.addr, &self.path, "lbproxy-probe", Until::End, reg, token) {
                 Ok(get) => {
-                    entry.insert(Probe { backend: i, get, started: now });
+                    let timeout = timers.arm(now + PROBE_TIMEOUT, TimerOwner::Probes(self.frontend), entry.key());
+                    entry.insert(Probe { backend: i, get, started: now, timeout });
                 }
                 // Out of descriptors is the proxy's condition: no verdict this round.
                 Err(e) if is_descriptor_exhaustion(&e) => debug!("probe of {} skipped: {e}", b.addr),

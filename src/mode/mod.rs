@@ -24,7 +24,7 @@ use crate::backend::Backend;
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode as ModeKind};
 use crate::policy::Policy;
-use crate::server::timers::Timers;
+use crate::server::timers::{TimerOwner, Timers};
 use crate::server::tokens::Owner;
 
 /// What the server lends a mode for one call.
@@ -49,7 +49,7 @@ impl Ctx<'_> {
 
     /// Call this mode's `on_deadline(key, generation)` at `when`; returns the generation.
     pub fn arm(&mut self, when: Instant, key: usize) -> u64 {
-        self.timers.arm(when, self.frontend, key)
+        self.timers.arm(when, TimerOwner::Mode(self.frontend), key)
     }
 }
 

@@ -58,7 +58,7 @@ impl Server {
             }
             Command::SetPolicy(kind) => {
                 for f in self.frontends.iter_mut().filter(|f| f.pool == ADMIN_POOL) {
-                    f.set_policy(kind, now);
+                    f.set_policy(kind, now, &mut self.timers);
                 }
                 info!("policy is now {kind} (admin API)");
                 Reply::success(json!({"policy": kind.name()}))

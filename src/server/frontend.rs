@@ -5,10 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::Registry;
 use mio::net::TcpListener;
 
-use crate::backend::Backend;
+use super::timers::Timers;
 use crate::config::Config;
 use crate::mode::Mode;
 use crate::policy::{Policy, PolicyKind};
@@ -39,7 +38,7 @@ impl Frontend {
         (pool, slots): (usize, usize),
         config: Config,
         index: usize,
-        now: Instant,
+        (now, timers): (Instant, &mut Timers),
     ) -> Frontend {
         mode.backends_changed(slots);
         let mut f = Frontend {
@@ -53,33 +52,27 @@ impl Frontend {
             config,
             index,
         };
-        f.update_prober(now);
+        f.update_prober(now, timers);
         f
     }
 
     /// Run speed probes exactly while the policy wants them.
-    fn update_prober(&mut self, now: Instant) {
+    fn update_prober(&mut self, now: Instant, timers: &mut Timers) {
         if !self.policy.wants_probes() {
             self.prober = None;
         } else if self.prober.is_none() {
             let c = &self.config;
-            self.prober = Some(Prober::new(c.probe_path.clone(), c.probe_interval, self.index, now));
+            self.prober = Some(Prober::new(c.probe_path.clone(), c.probe_interval, self.index, now, timers));
         }
     }
 
-    pub fn set_policy(&mut self, kind: PolicyKind, now: Instant) {
+    pub fn set_policy(&mut self, kind: PolicyKind, now: Instant, timers: &mut Timers) {
         self.policy = kind.build(&self.config.params);
         self.config.policy = kind;
-        self.update_prober(now);
-    }
-
-    pub fn on_timers(&mut self, now: Instant, idle: bool, backends: &[Backend], registry: &Registry) {
-        if let Some(p) = self.prober.as_mut() {
-            p.on_timers(now, idle, backends, self.policy.as_mut(), registry);
-        }
+        self.update_prober(now, timers);
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.mode.next_deadline(), self.prober.as_ref().map(Prober::next_deadline)].into_iter().flatten().min()
+        self.mode.next_deadline()
     }
 }

@@ -44,7 +44,7 @@ use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
 use frontend::Frontend;
 use pool::Pool;
-use timers::Timers;
+use timers::{Deadline, Tick, TimerOwner, Timers};
 use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRADE_STREAM};
 
 /// Free buffers kept for reuse; more are returned to the allocator. Large
@@ -166,6 +166,7 @@ impl Server {
         let mut global = first.clone();
         let now = Instant::now();
         let poll = Poll::new()?;
+        let mut timers = Timers::default();
         let mut handover = match &plan.upgrade_socket {
             Some(path) => take_over_if_running(path)?,
             None => None,
@@ -179,7 +180,7 @@ impl Server {
             let pool = match pools.iter().position(|p| p.name == pool_name) {
                 Some(p) => p,
                 None => {
-                    pools.push(Pool::new(&pool_name, config.clone(), pools.len(), now)?);
+                    pools.push(Pool::new(&pool_name, config.clone(), pools.len(), now, &mut timers)?);
                     pools.len() - 1
                 }
             };
@@ -194,7 +195,7 @@ impl Server {
             let mode = mode::build(&config)?;
             let slots = pools[pool].backends.len();
             let addr = listener.local_addr()?;
-            frontends.push(Frontend::new(name, (listener, addr), mode, (pool, slots), config, i, now));
+            frontends.push(Frontend::new(name, (listener, addr), mode, (pool, slots), config, i, (now, &mut timers)));
         }
         global.max_connections = crate::limits::cap_connections(global.max_connections, reserved);
         // SIGHUP is caught only so that it does not kill (its default action);
@@ -235,7 +236,7 @@ impl Server {
         };
         Ok(Server {
             poll,
-            timers: Timers::default(),
+            timers,
             reloader: None,
             upgrade,
             handover: None,
@@ -409,12 +410,7 @@ impl Server {
         };
         let handover = self.handover.as_ref().map(|h| h.until);
         let fixed = [self.next_stats, self.drain_until, retry, Some(self.next_tick), self.timers.next(), handover];
-        let next = fixed
-            .into_iter()
-            .chain(self.frontends.iter().map(Frontend::next_deadline))
-            .chain(self.pools.iter().map(Pool::next_deadline))
-            .flatten()
-            .min()?;
+        let next = fixed.into_iter().chain(self.frontends.iter().map(Frontend::next_deadline)).flatten().min()?;
         // Round up to the next millisecond: epoll's resolution, and waking a
         // hair early would just spin once more.
         let wait = next.saturating_duration_since(Instant::now());
@@ -589,23 +585,19 @@ impl Server {
     fn on_timers(&mut self) {
         let now = self.now;
         while let Some(d) = self.timers.pop_due(now) {
-            if d.frontend < self.frontends.len() {
-                self.with_mode(d.frontend, |m, ctx| m.on_deadline(d.key, d.generation, ctx));
-            }
+            self.on_deadline(d);
         }
         let frontends = &self.frontends;
         let live = self.open_clients();
-        self.timers.compact(live, |d| frontends.get(d.frontend).is_some_and(|f| f.mode.waits_for(d.key, d.generation)));
+        self.timers.compact(live, |d| match d.owner {
+            TimerOwner::Mode(f) => frontends.get(f).is_some_and(|f| f.mode.waits_for(d.key, d.generation)),
+            // Few and short-lived: kept until due.
+            TimerOwner::Checks(_) | TimerOwner::Probes(_) => true,
+        });
         for i in 0..self.frontends.len() {
             self.with_mode(i, |m, ctx| m.on_timers(ctx));
         }
-        let idle = self.open_clients() == 0;
-        for p in self.pools.iter_mut() {
-            p.on_timers(now, self.poll.registry());
-        }
-        for f in self.frontends.iter_mut() {
-            f.on_timers(now, idle, &self.pools[f.pool].backends, self.poll.registry());
-        }
+
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             for i in 0..self.frontends.len() {
@@ -613,6 +605,9 @@ impl Server {
             }
             if let Some(a) = self.admin.as_mut() {
                 a.sweep(now);
+            }
+            for p in self.pools.iter_mut() {
+                p.revive_due(now);
             }
             self.upkeep_pools();
         }
@@ -636,6 +631,35 @@ impl Server {
             for i in 0..self.frontends.len() {
                 self.accept_ready(i);
             }
+        }
+    }
+
+    /// Hand a due deadline to whoever armed it.
+    fn on_deadline(&mut self, d: Deadline) {
+        let now = self.now;
+        match d.owner {
+            TimerOwner::Mode(f) if f < self.frontends.len() => {
+                self.with_mode(f, |m, ctx| m.on_deadline(d.key, d.generation, ctx));
+            }
+            TimerOwner::Checks(p) => {
+                if let Some(pool) = self.pools.get_mut(p)
+                    && let Some(c) = pool.checker.as_mut()
+                {
+                    let at = Tick { now, registry: self.poll.registry(), timers: &mut self.timers };
+                    c.on_deadline(d.key, d.generation, at, &mut pool.backends);
+                }
+            }
+            TimerOwner::Probes(f) => {
+                let idle = self.open_clients() == 0;
+                if let Some(front) = self.frontends.get_mut(f)
+                    && let Some(pr) = front.prober.as_mut()
+                {
+                    let at = Tick { now, registry: self.poll.registry(), timers: &mut self.timers };
+                    let backends = &self.pools[front.pool].backends;
+                    pr.on_deadline((d.key, d.generation), at, idle, backends, front.policy.as_mut());
+                }
+            }
+            TimerOwner::Mode(_) => {}
         }
     }
 

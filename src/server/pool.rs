@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use log::{info, warn};
 
+use super::timers::Timers;
 use crate::admin::{Reply, replicas};
 use crate::backend::{AdminState, Backend};
 use crate::checks::Checker;
@@ -42,13 +43,13 @@ fn make_backend(config: &Config, addr: SocketAddr, start_down: bool) -> Backend 
 }
 
 impl Pool {
-    pub fn new(name: &str, config: Config, index: usize, now: Instant) -> io::Result<Pool> {
+    pub fn new(name: &str, config: Config, index: usize, now: Instant, timers: &mut Timers) -> io::Result<Pool> {
         let backends =
             config.backends.iter().map(|b| make_backend(&config, b.addr, false).with_weight(b.weight)).collect();
         let mut pool = Pool {
             name: name.to_string(),
             backends,
-            checker: config.health.clone().map(|h| Checker::new(h, index, now)),
+            checker: config.health.clone().map(|h| Checker::new(h, index, now, timers)),
             spawner: config.spawn_cmd.clone().map(Spawner::new),
             config,
             index,
@@ -60,8 +61,8 @@ impl Pool {
     }
 
     /// Health checks as `config.health` says now (results so far are kept).
-    pub fn restart_checks(&mut self, now: Instant) {
-        self.checker = self.config.health.clone().map(|h| Checker::new(h, self.index, now));
+    pub fn restart_checks(&mut self, now: Instant, timers: &mut Timers) {
+        self.checker = self.config.health.clone().map(|h| Checker::new(h, self.index, now, timers));
     }
 
     pub fn find_listed(&self, addr: SocketAddr) -> Option<usize> {
@@ -189,20 +190,10 @@ impl Pool {
         gone
     }
 
-    /// Timers of the checks, and backends whose fail timeout ended.
-    pub fn on_timers(&mut self, now: Instant, registry: &mio::Registry) {
-        if let Some(c) = self.checker.as_mut() {
-            c.on_timers(now, &mut self.backends, registry);
-        }
+    /// Backends whose fail timeout ended go back in rotation (housekeeping tick).
+    pub fn revive_due(&mut self, now: Instant) {
         for b in self.backends.iter_mut() {
             b.revive_if_due(now);
         }
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
-        [self.checker.as_ref().map(Checker::next_deadline), self.backends.iter().filter_map(Backend::down_until).min()]
-            .into_iter()
-            .flatten()
-            .min()
     }
 }

@@ -22,6 +22,7 @@ use mio::net::TcpListener;
 
 use super::frontend::Frontend;
 use super::pool::Pool;
+use super::timers::Timers;
 use super::tokens::{MAX_INDEX, Owner};
 use super::{Plan, Server, listen};
 use crate::config::Config;
@@ -71,7 +72,8 @@ impl Server {
             if !self.pools.iter().any(|p| p.name == pool_name) && !new_pools.iter().any(|p| p.name == pool_name) {
                 let index = self.pools.len() + new_pools.len();
                 new_pools.push(
-                    Pool::new(&pool_name, config.clone(), index, now).map_err(|e| format!("pool {pool_name}: {e}"))?,
+                    Pool::new(&pool_name, config.clone(), index, now, &mut self.timers)
+                        .map_err(|e| format!("pool {pool_name}: {e}"))?,
                 );
             }
             let current = self.frontends.iter().position(|f| active(f, &name));
@@ -121,7 +123,7 @@ impl Server {
                 continue;
             }
             updated.push(p);
-            let (gone, weights) = update_pool(&mut self.pools[p], config, now, &mut changes);
+            let (gone, weights) = update_pool(&mut self.pools[p], config, (now, &mut self.timers), &mut changes);
             if weights {
                 reweighted.push(p);
             }
@@ -151,7 +153,7 @@ impl Server {
                     if policy_changed || reweighted.contains(&f.pool) {
                         let kind = f.config.policy;
                         changes.0.push(format!("frontend {}: policy {kind}", f.name));
-                        f.set_policy(kind, now);
+                        f.set_policy(kind, now, &mut self.timers);
                     }
                 }
                 Step::Start { name, config, pool, mode, listener, old } => {
@@ -169,7 +171,8 @@ impl Server {
                     }
                     changes.0.push(format!("frontend {name} listening on {addr}, mode {}", config.mode.name()));
                     let slots = self.pools[pool].backends.len();
-                    let f = Frontend::new(name, (listener, addr), mode, (pool, slots), *config, index, now);
+                    let timers = (now, &mut self.timers);
+                    let f = Frontend::new(name, (listener, addr), mode, (pool, slots), *config, index, timers);
                     self.frontends.push(f);
                 }
             }
@@ -212,7 +215,12 @@ impl Server {
 
 /// Bring `pool` to what `config` says; returns the indices of backends
 /// removed at once (nothing was open on them), and whether a weight changed.
-fn update_pool(pool: &mut Pool, config: &Config, now: Instant, changes: &mut Changes) -> (Vec<usize>, bool) {
+fn update_pool(
+    pool: &mut Pool,
+    config: &Config,
+    (now, timers): (Instant, &mut Timers),
+    changes: &mut Changes,
+) -> (Vec<usize>, bool) {
     let name = pool.name.clone();
     let health_changed = pool.config.health != config.health;
     let fail_changed = pool.config.fail_policy != config.fail_policy;
@@ -224,7 +232,7 @@ fn update_pool(pool: &mut Pool, config: &Config, now: Instant, changes: &mut Cha
         }
     }
     if health_changed {
-        pool.restart_checks(now);
+        pool.restart_checks(now, timers);
         changes.0.push(format!("pool {name}: health checks restarted"));
     }
     let wanted: Vec<_> = config.backends.iter().map(|b| b.addr).collect();

@@ -1,5 +1,6 @@
-//! One deadline heap for the timers of every frontend's mode (backend
-//! connect deadlines). An owner never cancels: it keeps the generation
+//! One deadline heap for every timer of the process: modes' backend connect
+//! deadlines, health-check rounds and timeouts, speed-probe rounds and
+//! timeouts. An owner never cancels: it keeps the generation
 //! `arm` gave it and ignores an entry that no longer matches when it comes
 //! due. Stale entries are also dropped in bulk when they pile up (`compact`),
 //! so the heap is bounded by what is live, whatever the rate and timeouts.
@@ -8,12 +9,32 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
+/// Who armed a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerOwner {
+    /// The mode of this frontend.
+    Mode(usize),
+    /// The health checks of this pool.
+    Checks(usize),
+    /// The speed probes of this frontend's policy.
+    Probes(usize),
+}
+
+/// The key an owner uses for its periodic round (any other key is its own).
+pub const ROUND: usize = usize::MAX;
+
+/// What a deadline's owner is lent when it comes due.
+pub struct Tick<'a> {
+    pub now: Instant,
+    pub registry: &'a mio::Registry,
+    pub timers: &'a mut Timers,
+}
+
 /// One armed deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Deadline {
     pub when: Instant,
-    /// Whose mode armed it.
-    pub frontend: usize,
+    pub owner: TimerOwner,
     /// The mode's own name for what it times (a session, a connection).
     pub key: usize,
     /// Tells this arming from earlier ones of the same key.
@@ -31,10 +52,10 @@ pub struct Timers {
 
 impl Timers {
     /// Arm a deadline; the returned generation identifies it to its owner.
-    pub fn arm(&mut self, when: Instant, frontend: usize, key: usize) -> u64 {
+    pub fn arm(&mut self, when: Instant, owner: TimerOwner, key: usize) -> u64 {
         self.generation += 1;
         let generation = self.generation;
-        self.heap.push(Reverse(Deadline { when, frontend, key, generation }));
+        self.heap.push(Reverse(Deadline { when, owner, key, generation }));
         generation
     }
 
@@ -76,14 +97,14 @@ mod tests {
     fn due_in_order_and_compacted() {
         let mut t = Timers::default();
         let now = Instant::now();
-        let late = t.arm(now + Duration::from_secs(2), 0, 7);
-        let early = t.arm(now + Duration::from_secs(1), 1, 8);
+        let late = t.arm(now + Duration::from_secs(2), TimerOwner::Mode(0), 7);
+        let early = t.arm(now + Duration::from_secs(1), TimerOwner::Checks(1), 8);
         assert_eq!(t.pop_due(now), None);
         let d = t.pop_due(now + Duration::from_secs(3)).unwrap();
-        assert_eq!((d.frontend, d.key, d.generation), (1, 8, early));
+        assert_eq!((d.owner, d.key, d.generation), (TimerOwner::Checks(1), 8, early));
         assert_eq!(t.pop_due(now + Duration::from_secs(3)).unwrap().generation, late);
         for k in 0..3000 {
-            t.arm(now, 0, k);
+            t.arm(now, TimerOwner::Mode(0), k);
         }
         t.compact(10, |d| d.key < 5);
         assert_eq!(t.len(), 5);
