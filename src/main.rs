@@ -25,6 +25,13 @@ fn main() -> ExitCode {
     }
     let level = config.global.log_level.to_string();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    // Only reached with admin_insecure: the checks refuse this otherwise.
+    if let Some(addr) = config.global.admin_exposed() {
+        log::warn!(
+            "admin API on {addr} without a token (admin insecure): anyone who can reach it can add and remove \
+             backends and switch the policy"
+        );
+    }
     let result = Server::bind(Plan::from_config(&config)).and_then(|mut server| {
         // SIGHUP and POST /reload read the file again; an invalid one changes nothing.
         if let Some(path) = file {

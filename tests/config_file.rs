@@ -213,3 +213,21 @@ fn a_one_frontend_file_serves_traffic() {
     assert_eq!(log.lines().count(), 5, "a header and four requests: {log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_exposed_admin_without_a_token_is_refused_at_its_line() {
+    let dir = temp_dir("admin");
+    let file = write(&dir.join("lb.toml"), &config("[global]\nadmin = \"0.0.0.0:9100\"\n"));
+    for args in [&["--check", "--config", &file][..], &["--config", &file]] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.starts_with(&format!("error: {file}:9:9: global: key \"admin\": 0.0.0.0:9100 exposes")), "{err}");
+        assert!(err.contains("admin_token_file") && err.contains("admin_insecure = true"), "{err}");
+    }
+    let file = write(&dir.join("ok.toml"), &config("[global]\nadmin = \"0.0.0.0:9100\"\nadmin_insecure = true\n"));
+    let (code, out, err) = run(&["--check", "--config", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("admin_insecure = true"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -26,7 +26,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 43] = [
+const SERVER_FLAGS: [&str; 45] = [
     "policy",
     "port",
     "bind",
@@ -57,6 +57,8 @@ const SERVER_FLAGS: [&str; 43] = [
     "fall",
     "admin",
     "admin_token",
+    "admin_token_file",
+    "admin_insecure",
     "upgrade_socket",
     "spawn_cmd",
     "replicas",
@@ -218,12 +220,25 @@ pub struct Args {
     pub fall: u32,
 
     /// Serve the admin API (JSON, /metrics, dashboard) on ADDR; a bare port means 127.0.0.1:PORT.
+    /// An address beyond loopback needs a token (or --admin-insecure).
     #[arg(long, value_name = "ADDR", value_parser = parse_admin_addr)]
     pub admin: Option<SocketAddr>,
 
-    /// Require `Authorization: Bearer TOKEN` on every admin request.
-    #[arg(long, value_name = "TOKEN")]
+    /// Require `Authorization: Bearer TOKEN` on every admin request. A flag
+    /// shows in `ps`: prefer --admin-token-file or the LBPROXY_ADMIN_TOKEN
+    /// environment variable (used when neither flag is given).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "admin_token_file")]
     pub admin_token: Option<String>,
+
+    /// Read the admin token from FILE (surrounding whitespace is dropped).
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Serve --admin beyond loopback without a token: anyone who can reach it
+    /// can add and remove backends and switch the policy. Without this flag
+    /// such an --admin is refused; with it, a warning is logged at start.
+    #[arg(long)]
+    pub admin_insecure: bool,
 
     /// Binary upgrade: if an lbproxy serves handovers at PATH, take its
     /// listening sockets (it then drains and exits); then serve handovers at

@@ -16,7 +16,8 @@ use toml::de::{DeTable, DeValue};
 /// What is wrong with a configuration, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The file as it was named on the command line.
+    /// The file as it was named on the command line; empty for an error in
+    /// the flags (the message then names the flag).
     pub file: String,
     /// 1-based line and column (in characters) of the offending key or value.
     pub position: Option<(usize, usize)>,
@@ -38,11 +39,20 @@ impl ConfigError {
             message: message.into(),
         }
     }
+
+    /// An error in the command-line flags; the message names the flag.
+    pub(super) fn flags(message: impl Into<String>) -> ConfigError {
+        ConfigError { file: String::new(), position: None, section: None, key: None, message: message.into() }
+    }
 }
 
 /// `lbproxy.toml:12:9: frontend "web": key "policy": unknown policy ...`
+/// (for the flags, the message alone).
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.is_empty() {
+            return f.write_str(&self.message);
+        }
         f.write_str(&self.file)?;
         if let Some((line, column)) = self.position {
             write!(f, ":{line}:{column}")?;

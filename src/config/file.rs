@@ -4,6 +4,7 @@
 //! [global]                       # optional, and so is each key in it
 //! admin = "127.0.0.1:9100"
 //! admin_token_file = "token"     # or admin_token = "..."
+//! # admin_insecure = true        # needed for an admin beyond loopback without a token
 //! log_level = "info"             # used when RUST_LOG is not set
 //! max_connections = 10000
 //!
@@ -42,7 +43,7 @@ use serde::{Deserialize, de::value::MapAccessDeserializer};
 use toml::de::DeTable;
 
 use super::error::{Seg, Source, key_path};
-use super::server::off_if_zero;
+use super::server::{ADMIN_RISK, off_if_zero};
 use super::values::*;
 use super::{BackendSpec, ConfigError, FrontendConfig, GlobalConfig, Mode, PoolConfig, ServerConfig};
 use crate::backend::FailPolicy;
@@ -69,6 +70,7 @@ struct RawGlobal {
     admin: Option<SocketAddr>,
     admin_token: Option<String>,
     admin_token_file: Option<PathBuf>,
+    admin_insecure: Option<bool>,
     upgrade_socket: Option<PathBuf>,
     #[serde(deserialize_with = "via::log_level")]
     log_level: Option<LevelFilter>,
@@ -344,9 +346,10 @@ impl Checker<'_> {
             }
             (token, None) => token,
         };
-        Ok(GlobalConfig {
+        let global = GlobalConfig {
             admin: g.admin.or(d.admin),
             admin_token,
+            admin_insecure: g.admin_insecure.unwrap_or(d.admin_insecure),
             log_level: g.log_level.unwrap_or(d.log_level),
             max_connections: g.max_connections.unwrap_or(d.max_connections),
             buffer_size: g.buffer_size.unwrap_or(d.buffer_size),
@@ -355,7 +358,14 @@ impl Checker<'_> {
             stats_interval: g.stats_interval.map_or(d.stats_interval, off_if_zero),
             seed: g.seed.unwrap_or(d.seed),
             upgrade_socket: g.upgrade_socket.map(|p| self.dir.join(p)).or(d.upgrade_socket),
-        })
+        };
+        if let (Some(admin), false) = (global.admin_exposed(), global.admin_insecure) {
+            let msg = format!(
+                "{admin} {ADMIN_RISK} without a token; set admin_token_file (or admin_token), or say admin_insecure = true"
+            );
+            return Err(self.src.error(at("admin"), msg));
+        }
+        Ok(global)
     }
 
     fn pool(&self, i: usize, name: String, p: RawPool) -> Result<PoolConfig, ConfigError> {
@@ -460,6 +470,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "admin",
             "admin_token",
             "admin_token_file",
+            "admin_insecure",
             "upgrade_socket",
             "log_level",
             "max_connections",

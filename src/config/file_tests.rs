@@ -334,3 +334,16 @@ fn section_key_lists_match_the_raw_structs() {
         assert_eq!(listed.split(", ").collect::<Vec<_>>(), *keys, "{section}");
     }
 }
+
+/// An admin API beyond loopback needs a token or `admin_insecure = true`.
+#[test]
+fn an_exposed_admin_needs_a_token_or_admin_insecure() {
+    let e = error(&with_frontend("[global]\nadmin = \"0.0.0.0:9100\"\n"), 9, "admin");
+    assert!(e.message.contains("beyond this host without a token") && e.message.contains("admin_insecure"), "{e}");
+    let s = load(&with_frontend("[global]\nadmin = \"0.0.0.0:9100\"\nadmin_insecure = true\n")).unwrap();
+    assert_eq!(s.global.admin_exposed(), Some("0.0.0.0:9100".parse().unwrap()));
+    for fine in ["admin = \"9100\"", "admin = \"[::1]:9100\"", "admin = \"0.0.0.0:9100\"\nadmin_token = \"t\""] {
+        let s = load(&with_frontend(&format!("[global]\n{fine}\n"))).unwrap();
+        assert_eq!(s.global.admin_exposed(), None, "{fine}");
+    }
+}

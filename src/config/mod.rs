@@ -31,7 +31,7 @@ use crate::policy::{PolicyKind, PolicyParams};
 
 pub use cli::Args;
 pub use error::ConfigError;
-pub use server::{DEFAULT_NAME, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig};
+pub use server::{DEFAULT_NAME, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig, TOKEN_ENV};
 pub use values::*;
 
 /// What lbproxy does with a client connection.

@@ -46,6 +46,9 @@ pub struct GlobalConfig {
     pub admin: Option<SocketAddr>,
     /// Read from `admin_token_file` when the file names one.
     pub admin_token: Option<String>,
+    /// The user accepts an admin API beyond loopback without a token; without
+    /// it such a configuration is refused (see [`GlobalConfig::admin_exposed`]).
+    pub admin_insecure: bool,
     /// Used when `RUST_LOG` is not set.
     pub log_level: LevelFilter,
     pub max_connections: usize,
@@ -110,6 +113,7 @@ impl Default for GlobalConfig {
         GlobalConfig {
             admin: None,
             admin_token: None,
+            admin_insecure: false,
             log_level: LevelFilter::Info,
             max_connections: 10_000,
             buffer_size: 64 * 1024,
@@ -121,6 +125,20 @@ impl Default for GlobalConfig {
         }
     }
 }
+
+impl GlobalConfig {
+    /// The admin address when anyone beyond this host may use the admin API
+    /// without a token (it can add and remove backends and switch the policy).
+    /// Configuration checks refuse this unless `admin_insecure` is set; then
+    /// `main` logs a warning.
+    pub fn admin_exposed(&self) -> Option<SocketAddr> {
+        self.admin.filter(|a| self.admin_token.is_none() && !a.ip().to_canonical().is_loopback())
+    }
+}
+
+/// The reason an exposed admin API without a token is refused; the flag or
+/// key names are filled in by the caller.
+pub(super) const ADMIN_RISK: &str = "exposes the admin API (add/remove backends, switch policy) beyond this host";
 
 impl Default for FrontendConfig {
     fn default() -> Self {
@@ -181,15 +199,56 @@ impl PoolConfig {
     }
 }
 
+/// The environment variable the admin token is read from when no flag gives it.
+pub const TOKEN_ENV: &str = "LBPROXY_ADMIN_TOKEN";
+
+/// The admin token the flags give: `--admin-token`, the file named by
+/// `--admin-token-file`, or `LBPROXY_ADMIN_TOKEN` (clap refuses both flags).
+fn flag_token(a: &Args) -> Result<Option<String>, ConfigError> {
+    if let Some(token) = &a.admin_token {
+        return Ok(Some(token.clone()));
+    }
+    let (text, source) = match &a.admin_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::flags(format!("--admin-token-file: cannot read {}: {e}", path.display())))?;
+            (text, format!("--admin-token-file {}", path.display()))
+        }
+        None => match std::env::var(TOKEN_ENV) {
+            Ok(text) => (text, TOKEN_ENV.to_string()),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(e) => return Err(ConfigError::flags(format!("{TOKEN_ENV}: {e}"))),
+        },
+    };
+    match text.trim() {
+        "" => Err(ConfigError::flags(format!("{source}: the admin token is empty"))),
+        token => Ok(Some(token.to_string())),
+    }
+}
+
 impl ServerConfig {
     /// The configuration the command line asks for: the file named by
     /// `--config`, or else the flags as one frontend and one pool, both named
     /// "default". (clap refuses `--config` together with other flags.)
+    ///
+    /// With the flags, the admin token comes from `--admin-token`,
+    /// `--admin-token-file` or else the `LBPROXY_ADMIN_TOKEN` environment
+    /// variable; an `--admin` beyond loopback without one is refused unless
+    /// `--admin-insecure` says so.
     pub fn from_args(args: Args) -> Result<ServerConfig, ConfigError> {
-        match &args.config {
-            Some(path) => ServerConfig::load(path),
-            None => Ok(ServerConfig::from_flags(args)),
+        if let Some(path) = &args.config {
+            return ServerConfig::load(path);
         }
+        let token = flag_token(&args)?;
+        let mut s = ServerConfig::from_flags(args);
+        s.global.admin_token = token;
+        if let (Some(admin), false) = (s.global.admin_exposed(), s.global.admin_insecure) {
+            return Err(ConfigError::flags(format!(
+                "--admin {admin} {ADMIN_RISK} without --admin-token; give a token (--admin-token-file FILE or \
+                 {TOKEN_ENV}) or say --admin-insecure"
+            )));
+        }
+        Ok(s)
     }
 
     /// Read and validate a config file (see `file.rs` for its format).
@@ -204,6 +263,7 @@ impl ServerConfig {
         let global = GlobalConfig {
             admin: a.admin,
             admin_token: a.admin_token,
+            admin_insecure: a.admin_insecure,
             log_level: GlobalConfig::default().log_level,
             max_connections: a.max_connections,
             buffer_size: a.buffer_size,
@@ -337,6 +397,20 @@ mod tests {
         assert_eq!(s.frontends[0], FrontendConfig::default());
         let servers = s.pools[0].servers.clone();
         assert_eq!(s.pools[0], PoolConfig { servers, ..PoolConfig::default() });
+    }
+
+    #[test]
+    fn an_exposed_admin_flag_needs_a_token_or_admin_insecure() {
+        let parse = |extra: &[&str]| {
+            let args = [&["lbproxy", "--backend", "127.0.0.1:1"], extra].concat();
+            ServerConfig::from_args(Args::try_parse_from(args).unwrap())
+        };
+        let e = parse(&["--admin", "0.0.0.0:9100"]).unwrap_err().to_string();
+        assert!(e.starts_with("--admin 0.0.0.0:9100 exposes the admin API") && e.contains("--admin-insecure"), "{e}");
+        let s = parse(&["--admin", "0.0.0.0:9100", "--admin-insecure"]).unwrap();
+        assert_eq!(s.global.admin_exposed(), Some("0.0.0.0:9100".parse().unwrap()));
+        assert!(parse(&["--admin", "0.0.0.0:9100", "--admin-token", "t"]).is_ok());
+        assert!(parse(&["--admin", "9100"]).is_ok());
     }
 
     #[test]
