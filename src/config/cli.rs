@@ -226,7 +226,8 @@ pub struct Args {
 
     /// Require `Authorization: Bearer TOKEN` on every admin request. A flag
     /// shows in `ps`: prefer --admin-token-file or the LBPROXY_ADMIN_TOKEN
-    /// environment variable (used when neither flag is given).
+    /// environment variable (used when neither flag is given; a --config
+    /// file names its own: admin_token_file).
     #[arg(long, value_name = "TOKEN", conflicts_with = "admin_token_file")]
     pub admin_token: Option<String>,
 
