@@ -386,6 +386,10 @@ pub fn parse_response(buf: &[u8], max_head: usize, request_is_head: bool) -> Res
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(HeadError::Bad("malformed response head")),
     };
+    // The limit holds however the head arrived: not only when it came in pieces.
+    if len > max_head {
+        return Err(HeadError::TooLarge);
+    }
     let (Some(status), Some(minor)) = (resp.code, resp.version) else {
         return Err(HeadError::Bad("incomplete status line"));
     };
@@ -661,6 +665,9 @@ mod tests {
         h.write_for_client(true, false, &mut out);
         assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Server: 1\r\nConnection: close\r\n\r\n");
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", 65536, false).is_err());
+        // Over the limit, even when complete in one read (found by fuzz/ response_head).
+        let big = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(100));
+        assert_eq!(parse_response(big.as_bytes(), 64, false), Err(HeadError::TooLarge));
     }
 
     #[test]
