@@ -398,7 +398,8 @@ impl HttpEngine {
                 Ok(false)
             }
             ClientPhase::Head => {
-                if !flushed {
+                // Nothing buffered and nothing to read: no buffer to take.
+                if !flushed || (c.rbuf.is_none() && !c.ready.readable && !c.eof) {
                     return Ok(moved);
                 }
                 // Heads start in a small buffer: a slow client holds 4 KiB, not a

@@ -133,7 +133,7 @@ impl HttpEngine {
         // The request is all sent: keep reading the client, so that its FIN or
         // reset (it left) is seen while the backend is still working; pipelined
         // requests wait in its buffer, which stops reading when full.
-        if ex.req_body.is_done() && !c.eof {
+        if ex.req_body.is_done() && !c.eof && c.ready.readable {
             let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take_small());
             let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
             moved |= n > 0;
