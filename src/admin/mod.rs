@@ -1,0 +1,301 @@
+//! The admin API: JSON over HTTP/1.1 on its own listener, served by the
+//! reactor itself. This module reads requests, checks them and turns them
+//! into `Command`s; the reactor carries a command out and this module
+//! renders the answer (JSON, Prometheus text, the dashboard page).
+//!
+//! One request per connection (`Connection: close`): the admin port is for
+//! people and scrapers, not for load. So it is bounded: at most `MAX_CONNS`
+//! connections, each with `TIMEOUT` to send its request and as long again
+//! to take the answer.
+//!
+//! Layout: `routes` checks a request and names the `Command`; `render`
+//! turns state into JSON and Prometheus text; this file is the transport
+//! (accept, read, answer, linger, deadlines); `dashboard.html` is the page.
+
+mod render;
+mod routes;
+
+pub use render::{FrontendView, StatsView, metrics_text, replicas, stats_json};
+pub use routes::{Command, Reply, route};
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry};
+use slab::Slab;
+
+use crate::http::head;
+use crate::server::tokens::Owner;
+
+/// Largest admin request (head and body); larger ones get 413.
+pub const MAX_REQUEST: usize = 64 * 1024;
+/// Admin connections open at once. More are answered 503 and closed, so a
+/// flood of them cannot take the descriptors that sessions need (the
+/// reactor keeps this many out of the session cap).
+pub const MAX_CONNS: usize = 64;
+/// An admin connection must send its whole request within this after it
+/// opened, and take the answer within as long again, or it is closed.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// After answering before the whole request was read (413, 400), input
+/// discarded while waiting for the client to close, at most.
+const LINGER_MAX: usize = 1 << 20;
+
+/// A page that polls `/stats` once a second and draws a table and bars.
+pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// One admin connection: read a request, answer, close.
+struct AdminConn {
+    sock: TcpStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    phase: Phase,
+    /// The input held exactly one whole request, so closing after the
+    /// answer leaves nothing unread.
+    read_all: bool,
+    /// Closed then, whatever its phase.
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Reading,
+    Answering,
+    /// Answer sent and write side shut: discarding input until the client closes.
+    Lingering {
+        discarded: usize,
+    },
+}
+
+/// A request read off an admin connection.
+pub struct AdminRequest {
+    pub conn: usize,
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+    pub authorization: Option<String>,
+}
+
+pub struct AdminServer {
+    listener: TcpListener,
+    conns: Slab<AdminConn>,
+    token: Option<String>,
+    /// The cap was hit and logged; logged again only after it was left.
+    full_logged: bool,
+}
+
+impl AdminServer {
+    pub fn new(listener: TcpListener, token: Option<String>) -> AdminServer {
+        AdminServer { listener, conns: Slab::new(), token, full_logged: false }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The listening socket, to hand to a new process (binary upgrade).
+    pub fn listener_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.listener)
+    }
+
+    pub fn accept(&mut self, registry: &Registry, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut sock, peer)) if self.conns.len() >= MAX_CONNS => {
+                    if !self.full_logged {
+                        warn!("{MAX_CONNS} admin connections open: answering 503 to {peer} and more");
+                        self.full_logged = true;
+                    }
+                    // Best effort: a fresh socket's buffer takes this small
+                    // answer whole, and the drop closes it.
+                    let reply = Reply::failure(503, &format!("{MAX_CONNS} admin connections are open already"));
+                    let _ = sock.write(&reply.to_bytes());
+                    let _ = sock.shutdown(Shutdown::Write);
+                }
+                Ok((mut sock, _)) => {
+                    self.full_logged = false;
+                    let entry = self.conns.vacant_entry();
+                    let token = Owner::Admin(entry.key()).token();
+                    if registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE).is_ok() {
+                        entry.insert(AdminConn {
+                            sock,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            written: 0,
+                            phase: Phase::Reading,
+                            read_all: false,
+                            deadline: now + TIMEOUT,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("admin accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Read what the connection has; return its request once complete.
+    /// Bad or oversized requests are answered here.
+    pub fn on_event(&mut self, key: usize, now: Instant) -> Option<AdminRequest> {
+        let c = self.conns.get_mut(key)?;
+        match c.phase {
+            Phase::Reading => {}
+            Phase::Answering => {
+                self.flush(key);
+                return None;
+            }
+            Phase::Lingering { .. } => {
+                self.discard(key);
+                return None;
+            }
+        }
+        let mut buf = [0u8; 8192];
+        let head = loop {
+            match c.sock.read(&mut buf) {
+                Ok(0) => {
+                    self.conns.remove(key);
+                    return None;
+                }
+                Ok(n) => {
+                    c.input.extend_from_slice(&buf[..n]);
+                    // Look at the head as soon as it is complete: a body
+                    // declared too large is refused before it is read.
+                    match parse_head(&c.input) {
+                        Ok(Some(h)) if c.input.len() >= h.len + h.content_length => break h,
+                        Err(reply) => {
+                            self.answer(key, &reply, now);
+                            return None;
+                        }
+                        Ok(_) if c.input.len() > MAX_REQUEST => {
+                            let reply = Reply::failure(413, &format!("request larger than {MAX_REQUEST} bytes"));
+                            self.answer(key, &reply, now);
+                            return None;
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.conns.remove(key);
+                    return None;
+                }
+            }
+        };
+        let (head_len, length) = (head.len, head.content_length);
+        c.read_all = c.input.len() == head_len + length;
+        let request = AdminRequest {
+            conn: key,
+            method: head.method,
+            path: head.path,
+            body: c.input[head_len..head_len + length].to_vec(),
+            authorization: head.authorization,
+        };
+        if let Some(expected) = &self.token {
+            let query_token = request.path.split_once("?token=").map(|(_, t)| t.to_string());
+            let bearer = request.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
+            if bearer.as_deref() != Some(expected.as_str()) && query_token.as_deref() != Some(expected.as_str()) {
+                self.answer(key, &Reply::failure(401, "missing or wrong bearer token"), now);
+                return None;
+            }
+        }
+        Some(request)
+    }
+
+    /// Send `reply`; the client gets another `TIMEOUT` to take it.
+    pub fn answer(&mut self, key: usize, reply: &Reply, now: Instant) {
+        if let Some(c) = self.conns.get_mut(key) {
+            c.output = reply.to_bytes();
+            c.phase = Phase::Answering;
+            c.deadline = now + TIMEOUT;
+            self.flush(key);
+        }
+    }
+
+    fn flush(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        while c.written < c.output.len() {
+            match c.sock.write(&c.output[c.written..]) {
+                Ok(n) => c.written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.conns.remove(key);
+                    return;
+                }
+            }
+        }
+        if c.read_all {
+            self.conns.remove(key);
+            return;
+        }
+        // Closing with input unread would reset the connection: clients
+        // report the reset instead of the answer, and the kernel drops what
+        // of the answer is still unsent. So send a FIN and read until the
+        // client closes, within LINGER_MAX and the deadline.
+        let _ = c.sock.shutdown(Shutdown::Write);
+        c.phase = Phase::Lingering { discarded: 0 };
+        self.discard(key);
+    }
+
+    /// Read and drop input after the answer; close at EOF or past LINGER_MAX.
+    fn discard(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        let Phase::Lingering { discarded } = &mut c.phase else { return };
+        let mut buf = [0u8; 8192];
+        loop {
+            match c.sock.read(&mut buf) {
+                Ok(n) if n > 0 && *discarded + n <= LINGER_MAX => *discarded += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // EOF, too much, or an error: done.
+                _ => break,
+            }
+        }
+        self.conns.remove(key);
+    }
+
+    /// Close connections past their deadline: requests too slow to arrive,
+    /// answers not taken, lingering that went on too long.
+    pub fn sweep(&mut self, now: Instant) {
+        let expired: Vec<usize> = self.conns.iter().filter(|(_, c)| c.deadline <= now).map(|(k, _)| k).collect();
+        for key in expired {
+            let c = self.conns.remove(key);
+            debug!("admin connection {key}: {:?} past its deadline, closing", c.phase);
+        }
+    }
+}
+
+struct Head {
+    len: usize,
+    method: String,
+    path: String,
+    content_length: usize,
+    authorization: Option<String>,
+}
+
+/// The request head, once complete; `Err` is the answer to a bad one.
+/// Parsed by the HTTP mode's parser, with its framing rules.
+fn parse_head(input: &[u8]) -> Result<Option<Head>, Reply> {
+    let parsed = head::parse_plain_request(input, MAX_REQUEST, &["authorization"])
+        .map_err(|(status, why)| Reply::failure(status, &why))?;
+    let Some(p) = parsed else { return Ok(None) };
+    if p.body_len > MAX_REQUEST as u64 {
+        let why = format!("body of {} bytes is larger than the {MAX_REQUEST}-byte limit", p.body_len);
+        return Err(Reply::failure(413, &why));
+    }
+    Ok(Some(Head {
+        len: p.len,
+        method: p.method,
+        path: p.target,
+        content_length: p.body_len as usize,
+        authorization: p.kept.into_iter().next().map(|(_, v)| v),
+    }))
+}
