@@ -14,6 +14,7 @@ use mio::net::TcpStream;
 
 use crate::backend::Claim;
 use crate::buffer::{Buffer, BufferPool};
+use crate::per_ip::ClientSlot;
 
 /// Read and write readiness of one socket, as last reported by the kernel.
 #[derive(Debug, Default, Clone, Copy)]
@@ -197,6 +198,8 @@ pub struct Session {
     pub backend_idx: usize,
     /// Counts this session in the backend's active sessions while it lives.
     pub claim: Claim,
+    /// Its client address's place under `--max-conns-per-ip`, while it lives.
+    pub slot: ClientSlot,
     pub phase: Phase,
     /// Client to backend.
     pub up: Pipe,

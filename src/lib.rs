@@ -18,6 +18,7 @@
 //! - `outbound`: the one non-blocking GET client of checks and probes.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
 //! - `limits`: open-file limit and the connection cap it implies.
+//! - `per_ip`: connection and request-rate limits per client address.
 
 pub mod admin;
 pub mod backend;
@@ -30,6 +31,7 @@ pub mod http;
 pub mod limits;
 pub mod mode;
 pub mod outbound;
+pub mod per_ip;
 pub mod policy;
 pub mod probes;
 pub mod server;

@@ -3,6 +3,7 @@
 # write measurements/fuzz/report.md (executions, coverage, crashes).
 #
 #   bash tools/fuzz.sh [SECONDS_PER_TARGET]      (default 60)
+#   bash tools/fuzz.sh --runs N [TARGET...]      (N executions per target; 4 h backstop)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). Nightly is not needed:
 # RUSTC_BOOTSTRAP=1 lets the stable compiler take the sanitizer flags.
@@ -13,12 +14,24 @@
 # a crash in the report; the script then exits 1.
 set -euo pipefail
 
-secs=${1:-60}
-[[ $secs =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exit 2; }
+usage="usage: $0 [SECONDS_PER_TARGET] | $0 --runs N [TARGET...]"
+invocation="bash tools/fuzz.sh $*"
+targets=(request_head response_head chunked admin_request config_file)
+if [[ ${1:-} == --runs ]]; then
+    runs=${2:-}
+    [[ $runs =~ ^[0-9]+$ ]] || { echo "$usage (--runs needs a count, got '${runs}')" >&2; exit 2; }
+    shift 2
+    ((${#@})) && targets=("$@")
+    secs=14400
+    bound=(-runs="$runs" -max_total_time="$secs")
+else
+    secs=${1:-60}
+    [[ $secs =~ ^[0-9]+$ ]] || { echo "$usage (got '$secs')" >&2; exit 2; }
+    bound=(-max_total_time="$secs")
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/measurements/fuzz
-targets=(request_head response_head chunked admin_request config_file)
-flags=(-max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512)
+flags=("${bound[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512)
 
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
@@ -34,7 +47,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t" "artifacts/$t"
     before=$(find "artifacts/$t" -type f | wc -l)
     log=$scratch/$t.log
-    echo "fuzzing $t for ${secs}s"
+    echo "fuzzing $t (${bound[*]})"
     rc=0
     # The bound: libFuzzer stops itself after -max_total_time; timeout is the backstop.
     timeout --kill-after=10 $((secs + 120)) cargo fuzz run "$t" "$scratch/$t" "corpus/$t" -- \
@@ -61,7 +74,7 @@ done
 {
     echo "# Fuzzing: executions and coverage per target"
     echo
-    echo "Written by \`bash tools/fuzz.sh $secs\` on $(date -u '+%Y-%m-%d %H:%M UTC'); targets in \`fuzz/\` (issue 15)."
+    echo "Written by \`$invocation\` on $(date -u '+%Y-%m-%d %H:%M UTC'); targets in \`fuzz/\` (issue 15)."
     echo
     echo "- Toolchain: $(rustc --version), $(cargo fuzz --version), libFuzzer via libfuzzer-sys, AddressSanitizer;"
     echo "  stable compiler with \`RUSTC_BOOTSTRAP=1\` (no nightly)."

@@ -26,7 +26,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 45] = [
+const SERVER_FLAGS: [&str; 47] = [
     "policy",
     "port",
     "bind",
@@ -44,6 +44,8 @@ const SERVER_FLAGS: [&str; 45] = [
     "pool_size",
     "pool_idle_timeout",
     "max_header_size",
+    "max_conns_per_ip",
+    "rate_per_ip",
     "request_timeout",
     "backend_timeout",
     "keepalive_timeout",
@@ -167,6 +169,17 @@ pub struct Args {
     /// At most --buffer-size.
     #[arg(long, default_value = fmt_size(FRONTEND.max_header_size), value_parser = parse_size)]
     pub max_header_size: usize,
+
+    /// Connections one client address may have open at once; more are
+    /// refused (HTTP and redirect modes answer 429 first). 0 = no limit.
+    #[arg(long, default_value_t = FRONTEND.per_ip.max_conns.unwrap_or(0), value_name = "N")]
+    pub max_conns_per_ip: usize,
+
+    /// New requests per second one client address may make (a burst of that
+    /// many passes); more get 429 (HTTP, redirect) or are closed (TCP, where a
+    /// connection is the request). 0 = no limit.
+    #[arg(long, default_value_t = FRONTEND.per_ip.rate.unwrap_or(0), value_name = "R")]
+    pub rate_per_ip: usize,
 
     /// HTTP and redirect modes: a request head must be complete this long after
     /// the connection opened or its first byte arrived, else 408 (slow-header defence).

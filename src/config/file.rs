@@ -43,13 +43,14 @@ use serde::{Deserialize, de::value::MapAccessDeserializer};
 use toml::de::DeTable;
 
 use super::error::{Seg, Source, key_path};
-use super::server::{ADMIN_RISK, off_if_zero};
+use super::server::{ADMIN_RISK, none_if_zero, off_if_zero};
 use super::values::*;
 use super::{BackendSpec, ConfigError, FrontendConfig, GlobalConfig, Mode, PoolConfig, ServerConfig};
 use crate::backend::FailPolicy;
 use crate::health::CheckKind;
 use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
+use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 
 #[derive(Deserialize)]
@@ -134,6 +135,10 @@ struct RawFrontend {
     pool_idle_timeout: Option<Duration>,
     #[serde(deserialize_with = "via::size")]
     max_header_size: Option<usize>,
+    #[serde(deserialize_with = "via::count")]
+    max_conns_per_ip: Option<usize>,
+    #[serde(deserialize_with = "via::count")]
+    rate_per_ip: Option<usize>,
     access_log: Option<PathBuf>,
     #[serde(deserialize_with = "via::redirect_code")]
     redirect_code: Option<u16>,
@@ -433,6 +438,10 @@ impl Checker<'_> {
             pool_size: f.pool_size.unwrap_or(d.pool_size),
             pool_idle_timeout: f.pool_idle_timeout.unwrap_or(d.pool_idle_timeout),
             max_header_size: f.max_header_size.unwrap_or(d.max_header_size),
+            per_ip: PerIpLimits {
+                max_conns: f.max_conns_per_ip.map_or(d.per_ip.max_conns, none_if_zero),
+                rate: f.rate_per_ip.map_or(d.per_ip.rate, none_if_zero),
+            },
             access_log: f.access_log.map(|p| self.dir.join(p)).or(d.access_log),
             redirect_code: f.redirect_code.unwrap_or(d.redirect_code),
         }
@@ -507,6 +516,8 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "pool_size",
             "pool_idle_timeout",
             "max_header_size",
+            "max_conns_per_ip",
+            "rate_per_ip",
             "access_log",
             "redirect_code",
         ],

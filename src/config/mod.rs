@@ -85,6 +85,7 @@ pub struct Config {
     pub pool_size: usize,
     pub pool_idle_timeout: Duration,
     pub max_header_size: usize,
+    pub per_ip: crate::per_ip::PerIpLimits,
     pub backend_timeout: Duration,
     pub request_timeout: Duration,
     pub keepalive_timeout: Option<Duration>,

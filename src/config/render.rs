@@ -105,6 +105,12 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
         q(&fmt_duration(f.pool_idle_timeout)),
         q(&fmt_size(f.max_header_size)),
     );
+    let _ = write!(
+        out,
+        "max_conns_per_ip = {}\nrate_per_ip = {}\n",
+        f.per_ip.max_conns.unwrap_or(0),
+        f.per_ip.rate.unwrap_or(0)
+    );
     opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
 }

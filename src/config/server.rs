@@ -19,12 +19,18 @@ use crate::backend::FailPolicy;
 use crate::health::{CheckKind, HealthConfig};
 use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
+use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 
 /// Name of the one frontend and the one pool that the command-line flags make.
 pub const DEFAULT_NAME: &str = "default";
 
 /// A duration where zero means off.
+/// `0` means "no limit" in a count.
+pub(super) fn none_if_zero(n: usize) -> Option<usize> {
+    (n > 0).then_some(n)
+}
+
 pub(super) fn off_if_zero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
@@ -88,6 +94,8 @@ pub struct FrontendConfig {
     pub pool_size: usize,
     pub pool_idle_timeout: Duration,
     pub max_header_size: usize,
+    /// Limits per client address (off by default).
+    pub per_ip: PerIpLimits,
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
 }
@@ -161,6 +169,7 @@ impl Default for FrontendConfig {
             pool_size: 64,
             pool_idle_timeout: Duration::from_secs(60),
             max_header_size: 64 * 1024,
+            per_ip: PerIpLimits::default(),
             access_log: None,
             redirect_code: 301,
         }
@@ -300,6 +309,7 @@ impl ServerConfig {
             pool_size: a.pool_size,
             pool_idle_timeout: a.pool_idle_timeout,
             max_header_size: a.max_header_size,
+            per_ip: PerIpLimits { max_conns: none_if_zero(a.max_conns_per_ip), rate: none_if_zero(a.rate_per_ip) },
             access_log: a.access_log,
             redirect_code: a.redirect_code,
         };
@@ -347,6 +357,7 @@ impl ServerConfig {
             pool_size: f.pool_size,
             pool_idle_timeout: f.pool_idle_timeout,
             max_header_size: f.max_header_size,
+            per_ip: f.per_ip,
             backend_timeout: f.backend_timeout,
             request_timeout: f.request_timeout,
             keepalive_timeout: f.keepalive_timeout,

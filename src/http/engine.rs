@@ -29,6 +29,7 @@ use super::tunnel::Tunnel;
 use crate::backend::{Backend, Claim};
 use crate::buffer::Buffer;
 use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
+use crate::per_ip::ClientSlot;
 use crate::policy::{Candidates, PickKey};
 
 /// What the HTTP front end answers with.
@@ -104,6 +105,8 @@ pub(super) struct Client {
     /// When the head being read began (connection start, or its first byte
     /// after an exchange); `None` while idle between requests.
     pub head_since: Option<Instant>,
+    /// Its address's place under `--max-conns-per-ip`, while it lives.
+    pub _slot: ClientSlot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +227,7 @@ impl HttpEngine {
         std::mem::take(&mut self.out_of_descriptors)
     }
 
-    pub fn accept(&mut self, mut sock: TcpStream, addr: SocketAddr, ctx: &mut Ctx) {
+    pub fn accept(&mut self, mut sock: TcpStream, addr: SocketAddr, slot: ClientSlot, ctx: &mut Ctx) {
         let _ = sock.set_nodelay(true);
         let entry = self.clients.vacant_entry();
         let key = entry.key();
@@ -245,6 +248,7 @@ impl HttpEngine {
             phase: ClientPhase::Head,
             last_active: ctx.now,
             head_since: Some(ctx.now),
+            _slot: slot,
         });
     }
 
@@ -467,6 +471,16 @@ impl HttpEngine {
     fn start_exchange(&mut self, key: usize, h: RequestHead, ctx: &mut Ctx) {
         let Some(c) = self.clients.get_mut(key) else { return };
         let client_ip = c.addr.ip();
+        if ctx.per_ip.admit_request(client_ip, ctx.now).is_err() {
+            // A body we do not read cannot be skipped safely: close after answering.
+            let close = !h.keep_alive || !h.framing.is_done() || self.draining;
+            head::error_response(429, close, &mut c.wbuf);
+            c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
+            let client = c.addr;
+            let entry = Entry { client, head: &h, backend: None, status: 429, bytes: 0, latency: None, reused: false };
+            self.log_access(&entry);
+            return;
+        }
         if let HttpRole::Redirect(code) = self.settings.role {
             let pick_key = PickKey { client_ip, request_hash: h.request_hash };
             let pick = ctx.policy.pick(&pick_key, &Candidates::new(ctx.backends, &[]));

@@ -425,9 +425,11 @@ pub fn error_response(status: u16, close: bool, out: &mut Vec<u8>) {
     let reason = reason_phrase(status);
     let body = format!("{status} {reason}\n");
     let conn = if close { "Connection: close\r\n" } else { "" };
+    // The per-address rate refills every second (crate::per_ip).
+    let retry = if status == 429 { "Retry-After: 1\r\n" } else { "" };
     let _ = write!(
         VecWriter(out),
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{conn}\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{retry}{conn}\r\n{body}",
         body.len()
     );
 }
@@ -468,6 +470,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

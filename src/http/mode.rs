@@ -7,10 +7,11 @@ use mio::net::TcpStream;
 
 use super::engine::{CLIENT_KEY, Ctx, HttpEngine};
 use crate::mode::Mode;
+use crate::per_ip::ClientSlot;
 
 impl Mode for HttpEngine {
-    fn accept(&mut self, sock: TcpStream, addr: SocketAddr, ctx: &mut Ctx) {
-        HttpEngine::accept(self, sock, addr, ctx);
+    fn accept(&mut self, sock: TcpStream, addr: SocketAddr, slot: ClientSlot, ctx: &mut Ctx) {
+        HttpEngine::accept(self, sock, addr, slot, ctx);
     }
 
     fn event(&mut self, key: usize, ev: &Event, ctx: &mut Ctx) {

@@ -74,9 +74,15 @@ impl HttpEngine {
                     self.drive(k, ctx);
                 }
                 Expired::Stalled => {
+                    // The client's fault only if the proxy is waiting for its
+                    // body with nothing of it left to send: body bytes held
+                    // (or a head unsent) mean the backend stopped reading.
+                    let c = &self.clients[k];
+                    let nothing_held = c.rbuf.as_ref().is_none_or(|b| b.is_empty());
                     let client_stalled = matches!(
-                        &self.clients[k].phase,
-                        ClientPhase::Exchange(ex) if !ex.req_body.is_done() && ex.resp.is_none()
+                        &c.phase,
+                        ClientPhase::Exchange(ex)
+                            if !ex.req_body.is_done() && ex.resp.is_none() && ex.head_sent && nothing_held
                     );
                     self.fail_exchange(k, if client_stalled { 408 } else { 504 }, ctx);
                     self.drive(k, ctx);

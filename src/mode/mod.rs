@@ -23,6 +23,7 @@ use mio::{Registry, Token};
 use crate::backend::Backend;
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode as ModeKind};
+use crate::per_ip::{ClientSlot, PerIpTable};
 use crate::policy::Policy;
 use crate::server::timers::{TimerOwner, Timers};
 use crate::server::tokens::Owner;
@@ -39,6 +40,8 @@ pub struct Ctx<'a> {
     pub frontend: usize,
     /// The server's one deadline heap.
     pub timers: &'a mut Timers,
+    /// The frontend's limits per client address.
+    pub per_ip: &'a mut PerIpTable,
 }
 
 impl Ctx<'_> {
@@ -54,8 +57,9 @@ impl Ctx<'_> {
 }
 
 pub trait Mode {
-    /// A client connection was accepted.
-    fn accept(&mut self, sock: TcpStream, addr: SocketAddr, ctx: &mut Ctx);
+    /// A client connection was accepted; the session keeps `slot` (its
+    /// place under the per-address limit) until it ends.
+    fn accept(&mut self, sock: TcpStream, addr: SocketAddr, slot: ClientSlot, ctx: &mut Ctx);
     /// Readiness on one of this mode's sockets (`key` as given to `Ctx::token`).
     fn event(&mut self, key: usize, ev: &Event, ctx: &mut Ctx);
     /// Continue connections whose work budget ran out last round.

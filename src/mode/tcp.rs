@@ -18,6 +18,7 @@ use super::connector::{self, Got, NoBackend};
 use super::{Ctx, Mode, ReadyAgain};
 use crate::config::Config;
 use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
+use crate::per_ip::ClientSlot;
 use crate::policy::PickKey;
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
@@ -158,7 +159,7 @@ impl TcpMode {
 }
 
 impl Mode for TcpMode {
-    fn accept(&mut self, mut client: TcpStream, client_addr: SocketAddr, ctx: &mut Ctx) {
+    fn accept(&mut self, mut client: TcpStream, client_addr: SocketAddr, slot: ClientSlot, ctx: &mut Ctx) {
         let _ = client.set_nodelay(true);
         let mut tried = Vec::new();
         let (idx, mut backend) = match open_backend(ctx, client_addr.ip(), &mut tried) {
@@ -194,6 +195,7 @@ impl Mode for TcpMode {
             backend_ready: Ready::default(),
             backend_idx: idx,
             claim: ctx.backends[idx].claim(),
+            slot,
             phase: Phase::Connecting { since: ctx.now, attempt },
             up: Default::default(),
             down: Default::default(),

@@ -10,6 +10,7 @@ use mio::net::TcpListener;
 use super::timers::Timers;
 use crate::config::Config;
 use crate::mode::Mode;
+use crate::per_ip::PerIpTable;
 use crate::policy::{Policy, PolicyKind};
 use crate::probes::Prober;
 
@@ -22,6 +23,8 @@ pub(super) struct Frontend {
     pub policy: Box<dyn Policy>,
     /// Speed probes, while the policy wants them (fastest_ranked).
     pub prober: Option<Prober>,
+    /// Connections and request rate per client address.
+    pub per_ip: PerIpTable,
     /// Index of its pool in the server.
     pub pool: usize,
     pub config: Config,
@@ -48,6 +51,7 @@ impl Frontend {
             mode,
             policy: config.policy.build(&config.params),
             prober: None,
+            per_ip: PerIpTable::new(config.per_ip),
             pool,
             config,
             index,

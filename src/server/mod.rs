@@ -39,7 +39,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::admin::{self, AdminServer, route};
 use crate::backend::usage_table;
 use crate::buffer::BufferPool;
-use crate::config::Config;
+use crate::config::{Config, Mode as ModeKind};
 use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
 use frontend::Frontend;
@@ -396,6 +396,7 @@ impl Server {
             now: self.now,
             frontend: i,
             timers: &mut self.timers,
+            per_ip: &mut front.per_ip,
         };
         f(front.mode.as_mut(), &mut ctx)
     }
@@ -431,7 +432,12 @@ impl Server {
             match listener.accept() {
                 Ok((stream, addr)) => {
                     self.out_of_descriptors_logged = false;
-                    self.with_mode(i, |m, ctx| m.accept(stream, addr, ctx));
+                    let front = &mut self.frontends[i];
+                    let is_tcp = front.config.mode == ModeKind::Tcp;
+                    match front.per_ip.admit_connection(addr.ip(), self.now, is_tcp) {
+                        Ok(slot) => self.with_mode(i, |m, ctx| m.accept(stream, addr, slot, ctx)),
+                        Err(_) => refuse_client(stream, is_tcp),
+                    }
                     // A backend connect that found no descriptor: stop here, so
                     // the clients still queued wait instead of being dropped one by one.
                     if let Some(why) = self.frontends[i].mode.take_out_of_descriptors() {
@@ -602,6 +608,7 @@ impl Server {
             self.next_tick = now + TICK;
             for i in 0..self.frontends.len() {
                 self.with_mode(i, |m, ctx| m.sweep(ctx));
+                self.frontends[i].per_ip.sweep(now);
             }
             if let Some(a) = self.admin.as_mut() {
                 a.sweep(now);
@@ -681,5 +688,16 @@ impl Server {
                 f.mode.forget_backend(i);
             }
         }
+    }
+}
+
+/// A client over its address's limits: HTTP clients get a 429 first (best
+/// effort: a fresh socket's buffer takes it whole), TCP clients are closed.
+fn refuse_client(mut stream: mio::net::TcpStream, is_tcp: bool) {
+    if !is_tcp {
+        let mut answer = Vec::new();
+        crate::http::head::error_response(429, true, &mut answer);
+        let _ = std::io::Write::write(&mut stream, &answer);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
     }
 }

@@ -149,6 +149,7 @@ impl Server {
                     let f = &mut self.frontends[frontend];
                     let policy_changed = f.config.policy != config.policy || f.config.params != config.params;
                     f.mode.reconfigure(&config);
+                    f.per_ip.set_limits(config.per_ip);
                     f.config = *config;
                     if policy_changed || reweighted.contains(&f.pool) {
                         let kind = f.config.policy;

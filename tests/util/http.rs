@@ -36,7 +36,15 @@ pub struct Conn {
 
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
-        let s = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
+        Conn::from_stream(TcpStream::connect_timeout(&addr, PATIENCE).expect("connect"))
+    }
+
+    /// A connection to `addr` from the loopback address `src` (127.0.0.0/8).
+    pub fn open_from(addr: SocketAddr, src: [u8; 4]) -> Conn {
+        Conn::from_stream(super::connect_from(addr, src))
+    }
+
+    pub fn from_stream(s: TcpStream) -> Conn {
         s.set_read_timeout(Some(PATIENCE)).unwrap();
         Conn { writer: s.try_clone().unwrap(), reader: BufReader::with_capacity(256 * 1024, s), closed: false }
     }
@@ -171,6 +179,14 @@ impl Conn {
         self.reader.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
         self.closed = r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         Ok(Response { body, ..r })
+    }
+
+    /// Close our side and wait until the proxy closes its side (it has
+    /// finished with the connection then).
+    pub fn close_and_wait(mut self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = self.reader.read_to_end(&mut sink);
     }
 
     /// False once an answer said `Connection: close`.

@@ -213,6 +213,16 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A connection to `addr` from the loopback address `src` (127.0.0.0/8).
+pub fn connect_from(addr: SocketAddr, src: [u8; 4]) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::from((src, 0)).into()).expect("bind source address");
+    s.connect_timeout(&addr.into(), PATIENCE).expect("connect");
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s
+}
+
 /// Send one line, read one line.
 pub fn ask(s: &mut TcpStream, line: &str) -> String {
     s.write_all(format!("{line}\n").as_bytes()).expect("send");
