@@ -94,6 +94,12 @@ fn tcp_backend_connect_out_of_descriptors_pauses_accept_and_blames_no_backend() 
     }
     lb.wait_for_line("pausing accept");
     assert_eq!(blamed_a_backend(&lb), None, "a backend was blamed for the proxy's descriptor limit");
+    // Paused, it waits for descriptors instead of spinning: over two seconds
+    // it uses a small fraction of a core (a busy loop would use all of it).
+    let (cpu_before, since) = (cpu_seconds(lb.pid()), std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (cpu, wall) = (cpu_seconds(lb.pid()) - cpu_before, since.elapsed().as_secs_f64());
+    assert!(cpu < 0.25 * wall, "paused for descriptors, the proxy used {cpu:.2} s of CPU in {wall:.2} s");
     drop(_hogs);
     drop(sessions);
     // Once descriptors are free again, new sessions reach the same backend.
@@ -110,6 +116,17 @@ fn tcp_backend_connect_out_of_descriptors_pauses_accept_and_blames_no_backend() 
         assert!(std::time::Instant::now() < deadline, "the proxy did not recover");
     }
     assert_eq!(blamed_a_backend(&lb), None);
+}
+
+/// CPU time (user + system) the process `pid` has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).expect("stat format");
+    let fields: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|f| f.parse().expect("ticks")).collect();
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (fields[0] + fields[1]) as f64 / hz
 }
 
 /// One line, or empty when the connection ends or times out first.
