@@ -120,6 +120,7 @@ fn run_session(args: &Args, lat: &mut Vec<Duration>) -> Result<String, String> {
         line.clear();
         match input.read_line(&mut line) {
             Ok(0) => return Err(format!("connection closed after {} messages", i - 1)),
+            Ok(_) if !line.ends_with('\n') => return Err(format!("connection closed in reply {i}")),
             Ok(_) => {}
             Err(e) => return Err(format!("read: {e}")),
         }
@@ -133,12 +134,12 @@ fn run_session(args: &Args, lat: &mut Vec<Duration>) -> Result<String, String> {
         let (server, session) = (field("server"), field("session"));
         let (count, echo) = (field("count"), field("echo"));
         if count != i.to_string() || echo != text {
-            return Err(format!("reply {i} out of order: {}", line.trim()));
+            return Err(format!("CORRUPT reply {i} out of order: {}", line.trim()));
         }
         match &first {
             None => first = Some((server, session)),
             Some((s0, ss0)) if *s0 != server || *ss0 != session => {
-                return Err(format!("session moved from server {s0}/{ss0} to {server}/{session}"));
+                return Err(format!("CORRUPT session moved from server {s0}/{ss0} to {server}/{session}"));
             }
             _ => {}
         }

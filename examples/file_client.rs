@@ -6,7 +6,9 @@
 //! Each of `--parallel` workers uploads the data (the file, or `--size` bytes
 //! of the seeded pattern) and compares the backend's sha256 with its own, then
 //! downloads as many bytes of the seeded pattern and checks their sha256.
-//! Prints MB/s each way; exits 1 on any mismatch or error.
+//! Prints MB/s each way; exits 1 on any mismatch or error. A failure is
+//! printed `FAIL: ...`; one where the bytes arrived in full but differ (the
+//! kind a proxy must never cause) is printed `FAIL: CORRUPT ...`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -168,7 +170,10 @@ fn worker(args: &Args, w: u32, size: u64, up_sha: &str, down_sha: &str) -> Resul
     BufReader::new(&s).read_line(&mut line).map_err(|e| ctx("upload reply", e))?;
     let want = format!("SHA256 {up_sha} {size}");
     if line.trim() != want {
-        return Err(format!("worker {w}: upload mismatch: backend said {:?}, expected {want:?}", line.trim()));
+        // All bytes arrived (the backend counted them) yet the hash differs.
+        let whole = line.trim().strip_prefix("SHA256 ").is_some_and(|r| r.ends_with(&format!(" {size}")));
+        let kind = if whole { "CORRUPT upload" } else { "upload failed" };
+        return Err(format!("{kind}: worker {w}: backend said {:?}, expected {want:?}", line.trim()));
     }
     let up = t0.elapsed();
     // Download.
@@ -182,7 +187,7 @@ fn worker(args: &Args, w: u32, size: u64, up_sha: &str, down_sha: &str) -> Resul
     }
     let sha = common::hex(&h.finalize());
     if sha != down_sha {
-        return Err(format!("worker {w}: download sha256 {sha}, expected {down_sha}"));
+        return Err(format!("CORRUPT download: worker {w}: sha256 {sha}, expected {down_sha}"));
     }
     Ok((up, t1.elapsed()))
 }

@@ -11,6 +11,9 @@
 //! - `UPLOAD-EOF` then raw bytes until the client shuts its write half -> `SHA256 HEX N`, then close
 //! - `DOWNLOAD SIZE SEED` -> SIZE bytes of the seeded pattern (see examples/common)
 //! - `QUIT` -> close
+//!
+//! `--reset-file PATH` (fault injection, tools/chaos.sh): while PATH exists,
+//! every session is reset (RST) at its next command or download chunk.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -26,13 +29,18 @@ use sha2::{Digest, Sha256};
 struct Args {
     #[command(flatten)]
     listen: common::Listen,
+    /// While this file exists, sessions are reset at their next command or chunk.
+    #[arg(long)]
+    reset_file: Option<std::path::PathBuf>,
 }
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
     let id = args.listen.id;
+    let reset_file = args.reset_file.clone();
     common::serve_forever(&args.listen.bind, args.listen.port, move |stream, sid| {
-        if let Err(e) = serve(stream, id, sid)
+        let resets = Resets(reset_file.clone());
+        if let Err(e) = serve(stream, id, sid, &resets)
             && e.kind() != io::ErrorKind::UnexpectedEof
         {
             eprintln!("server {id} session {sid}: {e}");
@@ -40,7 +48,22 @@ fn main() -> io::Result<()> {
     })
 }
 
-fn serve(stream: TcpStream, id: u32, sid: u64) -> io::Result<()> {
+/// The `--reset-file` switch.
+struct Resets(Option<std::path::PathBuf>);
+
+impl Resets {
+    /// Reset `s` (RST, not FIN) if the switch is on; true if it was.
+    fn reset(&self, s: &TcpStream) -> bool {
+        let on = self.0.as_ref().is_some_and(|p| p.exists());
+        if on {
+            let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+            let _ = s.shutdown(std::net::Shutdown::Read);
+        }
+        on
+    }
+}
+
+fn serve(stream: TcpStream, id: u32, sid: u64, resets: &Resets) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut out = stream.try_clone()?;
     let mut input = BufReader::with_capacity(64 * 1024, stream);
@@ -49,7 +72,7 @@ fn serve(stream: TcpStream, id: u32, sid: u64) -> io::Result<()> {
     let mut line = String::new();
     loop {
         line.clear();
-        if input.read_line(&mut line)? == 0 {
+        if input.read_line(&mut line)? == 0 || resets.reset(&out) {
             return Ok(());
         }
         let cmd = line.trim_end_matches(['\r', '\n']);
@@ -75,7 +98,11 @@ fn serve(stream: TcpStream, id: u32, sid: u64) -> io::Result<()> {
             "DOWNLOAD" => {
                 let mut it = rest.split_whitespace().map(str::parse::<u64>);
                 match (it.next(), it.next()) {
-                    (Some(Ok(size)), Some(Ok(seed))) => send_pattern(&mut out, size, seed)?,
+                    (Some(Ok(size)), Some(Ok(seed))) => {
+                        if !send_pattern(&mut out, size, seed, resets)? {
+                            return Ok(());
+                        }
+                    }
                     _ => reply(&mut out, "ERR usage: DOWNLOAD SIZE SEED".into())?,
                 }
             }
@@ -105,6 +132,14 @@ fn sha_of<R: Read>(r: &mut R) -> io::Result<(String, u64)> {
     }
 }
 
-fn send_pattern(out: &mut TcpStream, size: u64, seed: u64) -> io::Result<()> {
-    common::for_each_pattern_chunk(seed, size, |chunk| out.write_all(chunk))
+/// False if the session was reset part way.
+fn send_pattern(out: &mut TcpStream, size: u64, seed: u64, resets: &Resets) -> io::Result<bool> {
+    let sent = common::for_each_pattern_chunk(seed, size, |chunk| {
+        if resets.reset(out) { Err(io::ErrorKind::ConnectionAborted.into()) } else { out.write_all(chunk) }
+    });
+    match sent {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => Ok(false),
+        Err(e) => Err(e),
+    }
 }
