@@ -355,6 +355,10 @@ pub fn parse_plain_request(buf: &[u8], max_head: usize, keep: &[&str]) -> Result
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err((400, format!("malformed request: {e}"))),
     };
+    // The limit holds however the head arrived: not only when it came in pieces.
+    if len > max_head {
+        return Err((431, "request head too large".into()));
+    }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err((400, "incomplete request line".into()));
     };
@@ -711,5 +715,12 @@ mod tests {
             s.starts_with("HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:8001/f.bin?x=1\r\n"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_plain_request_head_over_the_limit_is_431_even_when_it_arrives_whole() {
+        let head = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n\r\n", "p".repeat(200));
+        assert_eq!(parse_plain_request(head.as_bytes(), 100, &[]).err().map(|e| e.0), Some(431));
+        assert!(parse_plain_request(head.as_bytes(), head.len(), &[]).unwrap().is_some());
     }
 }
