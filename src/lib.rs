@@ -13,6 +13,7 @@
 //! - `health`: health state per backend (rise/fall thresholds, history).
 //! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
 //! - `checks`: active health checks run by the reactor.
+//! - `discovery`: pools from DNS (A/AAAA, SRV) resolved on their own thread.
 //! - `admin`: the admin API (routes, JSON, metrics, dashboard).
 //! - `probes`: speed probes for the fastest_ranked policy.
 //! - `outbound`: the one non-blocking GET client of checks and probes.
@@ -26,6 +27,7 @@ pub mod buffer;
 pub mod checks;
 pub mod config;
 pub mod connection;
+pub mod discovery;
 pub mod health;
 pub mod http;
 pub mod limits;

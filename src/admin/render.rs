@@ -26,8 +26,8 @@ pub struct StatsView<'a> {
     pub timers_pending: usize,
     /// Every frontend: name, address, mode, policy, pool, open clients.
     pub frontends: Vec<FrontendView>,
-    /// Every pool by name, with its backends.
-    pub pools: Vec<(&'a str, &'a [Backend])>,
+    /// Every pool by name, with its backends and its DNS state (pools from DNS).
+    pub pools: Vec<(&'a str, &'a [Backend], Option<Value>)>,
 }
 
 /// One frontend as `/stats` shows it.
@@ -80,7 +80,7 @@ pub fn stats_json(v: &StatsView) -> Value {
         })
         .collect();
     let pools: Vec<Value> =
-        v.pools.iter().map(|(name, b)| json!({"name": name, "backends": backends_json(b)})).collect();
+        v.pools.iter().map(|(name, b, dns)| json!({"name": name, "backends": backends_json(b), "dns": dns})).collect();
     json!({
         "uptime_s": v.uptime.as_secs_f64(),
         "mode": v.mode,

@@ -43,10 +43,11 @@ use serde::{Deserialize, de::value::MapAccessDeserializer};
 use toml::de::DeTable;
 
 use super::error::{Seg, Source, key_path};
-use super::server::{ADMIN_RISK, none_if_zero, off_if_zero};
+use super::server::{ADMIN_RISK, DEFAULT_RESOLVE_INTERVAL, none_if_zero, off_if_zero};
 use super::values::*;
 use super::{BackendSpec, ConfigError, FrontendConfig, GlobalConfig, Mode, PoolConfig, ServerConfig};
 use crate::backend::FailPolicy;
+use crate::discovery::NameSpec;
 use crate::health::CheckKind;
 use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
@@ -166,17 +167,21 @@ struct RawPool {
     spawn_cmd: Option<String>,
     #[serde(deserialize_with = "via::count")]
     replicas: Option<usize>,
+    #[serde(deserialize_with = "via::duration")]
+    resolve_interval: Option<Duration>,
+    resolvers: Option<Vec<String>>,
 }
 
 /// One entry of `servers`: what `--backend` accepts (`"HOST:PORT"`,
-/// `"HOST:PORT@3"`), or `{ address = "HOST:PORT", weight = 3 }`.
-struct Server(Vec<BackendSpec>);
+/// `"HOST:PORT@3"`), an SRV name, or `{ address = "HOST:PORT", weight = 3 }`.
+/// Host names are resolved later (once, or by the discovery thread).
+struct Server(Vec<ServerEntry>);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerTable {
-    #[serde(default, deserialize_with = "via::backend")]
-    address: Option<SocketAddr>,
+    #[serde(default)]
+    address: Option<String>,
     #[serde(default, deserialize_with = "via::weight")]
     weight: Option<u32>,
 }
@@ -190,12 +195,13 @@ impl<'de> Deserialize<'de> for Server {
                 f.write_str("\"HOST:PORT\" or { address = \"HOST:PORT\", weight = N }")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Server, E> {
-                parse_backend_list(s).map(|l| Server(l.0)).map_err(E::custom)
+                parse_server_entries(s).map(Server).map_err(E::custom)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Server, A::Error> {
                 let t = ServerTable::deserialize(MapAccessDeserializer::new(map))?;
                 let addr = t.address.ok_or_else(|| de::Error::missing_field("address"))?;
-                Ok(Server(vec![BackendSpec { addr, weight: t.weight.unwrap_or(1) }]))
+                let entry = parse_server_entry(&addr, t.weight.unwrap_or(1)).map_err(de::Error::custom)?;
+                Ok(Server(vec![entry]))
             }
         }
         d.deserialize_any(ServerVisitor)
@@ -242,7 +248,6 @@ mod via {
     via! {
         admin: SocketAddr = parse_admin_addr;
         listen: SocketAddr = parse_listen_addr;
-        backend: SocketAddr = parse_backend;
         weight: u32 = parse_weight;
         log_level: LevelFilter = parse_log_level;
         max_connections: usize = parse_max_connections;
@@ -379,8 +384,47 @@ impl Checker<'_> {
         if p.replicas.is_some() && p.spawn_cmd.is_none() {
             return Err(self.src.error(at("replicas"), "replicas needs spawn_cmd (the command that starts one)"));
         }
-        let servers: Vec<BackendSpec> = p.servers.into_iter().flatten().flat_map(|s| s.0).collect();
-        if servers.is_empty() && p.replicas.unwrap_or(0) == 0 {
+        let entries: Vec<(usize, ServerEntry)> = p
+            .servers
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .flat_map(|(i, s)| s.0.into_iter().map(move |e| (i, e)))
+            .collect();
+        let has_srv = entries.iter().any(|(_, e)| matches!(e, ServerEntry::Name(NameSpec::Srv { .. })));
+        // Names are looked up again and again when asked to (or for SRV,
+        // whose answers are meant to change); else once, here, as before.
+        let resolve_interval = match p.resolve_interval {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None if has_srv => Some(DEFAULT_RESOLVE_INTERVAL),
+            None => None,
+        };
+        if has_srv && p.resolve_interval.is_some_and(|d| d.is_zero()) {
+            return Err(self.src.error(at("resolve_interval"), "SRV names are resolved periodically: set it above 0"));
+        }
+        let (mut servers, mut names) = (Vec::new(), Vec::new());
+        for (i, e) in entries {
+            match e {
+                ServerEntry::Addr(b) => servers.push(b),
+                ServerEntry::Name(n) if resolve_interval.is_some() => names.push(n),
+                ServerEntry::Name(NameSpec::Host { host, port, weight }) => {
+                    let addr = parse_backend(&format!("{host}:{port}"))
+                        .map_err(|e| self.src.error(at(&format!("servers[{i}]")), e))?;
+                    servers.push(BackendSpec { addr, weight });
+                }
+                // SRV names always have an interval (above).
+                ServerEntry::Name(n @ NameSpec::Srv { .. }) => names.push(n),
+            }
+        }
+        let resolvers = p
+            .resolvers
+            .unwrap_or_default()
+            .iter()
+            .map(|r| parse_resolver(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.src.error(at("resolvers"), e))?;
+        if servers.is_empty() && names.is_empty() && p.replicas.unwrap_or(0) == 0 {
             return Err(self
                 .src
                 .error(at("servers"), "no servers: list at least one \"HOST:PORT\" (or spawn replicas)"));
@@ -399,6 +443,9 @@ impl Checker<'_> {
             },
             spawn_cmd: p.spawn_cmd.or(d.spawn_cmd),
             replicas: p.replicas.or(d.replicas),
+            names,
+            resolve_interval,
+            resolvers,
         })
     }
 
@@ -536,6 +583,8 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "fail_timeout",
             "spawn_cmd",
             "replicas",
+            "resolve_interval",
+            "resolvers",
         ],
     ),
 ];

@@ -31,7 +31,9 @@ use crate::policy::{PolicyKind, PolicyParams};
 
 pub use cli::Args;
 pub use error::ConfigError;
-pub use server::{DEFAULT_NAME, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig, TOKEN_ENV};
+pub use server::{
+    DEFAULT_NAME, DEFAULT_RESOLVE_INTERVAL, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig, TOKEN_ENV,
+};
 pub use values::*;
 
 /// What lbproxy does with a client connection.
@@ -98,6 +100,10 @@ pub struct Config {
     pub upgrade_socket: Option<PathBuf>,
     pub spawn_cmd: Option<String>,
     pub replicas: Option<usize>,
+    /// The pool's DNS names (see `PoolConfig`).
+    pub names: Vec<crate::discovery::NameSpec>,
+    pub resolve_interval: Option<Duration>,
+    pub resolvers: Vec<SocketAddr>,
     pub params: PolicyParams,
     pub hash_key: Option<HashKey>,
     pub probe_path: String,

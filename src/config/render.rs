@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::values::*;
 use super::{BackendSpec, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig};
+use crate::discovery::NameSpec;
 
 /// A TOML string with its quotes and escapes.
 fn q(s: &str) -> String {
@@ -116,7 +117,13 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
 }
 
 fn pool(out: &mut String, p: &PoolConfig) {
-    let servers: Vec<String> = p.servers.iter().map(server).collect();
+    let names = p.names.iter().map(|n| match n {
+        NameSpec::Host { host, port, weight: w @ 2.. } => {
+            format!("{{ address = {}, weight = {w} }}", q(&format!("{host}:{port}")))
+        }
+        n => q(&n.to_string()),
+    });
+    let servers: Vec<String> = p.servers.iter().map(server).chain(names).collect();
     let _ = write!(out, "\n[[pool]]\nname = {}\nservers = [{}]\n", q(&p.name), servers.join(", "));
     let off = match p.health() {
         Some(h) => format!("{} (implied by spawn_cmd)", fmt_health_check(&h.kind)),
@@ -135,4 +142,9 @@ fn pool(out: &mut String, p: &PoolConfig) {
     );
     opt(out, "spawn_cmd", p.spawn_cmd.as_deref().map(q), "none");
     opt(out, "replicas", p.replicas.map(|n| n.to_string()), "none");
+    let interval = p.resolve_interval.map(|d| q(&fmt_duration(d)));
+    opt(out, "resolve_interval", interval, "names resolved once, at load");
+    let resolvers: Vec<String> = p.resolvers.iter().map(|r| q(&r.to_string())).collect();
+    let resolvers = (!resolvers.is_empty()).then(|| format!("[{}]", resolvers.join(", ")));
+    opt(out, "resolvers", resolvers, "the system's");
 }

@@ -16,6 +16,7 @@ use log::LevelFilter;
 
 use super::{Args, BackendSpec, Config, ConfigError, Mode};
 use crate::backend::FailPolicy;
+use crate::discovery::NameSpec;
 use crate::health::{CheckKind, HealthConfig};
 use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
@@ -114,7 +115,17 @@ pub struct PoolConfig {
     pub fail_policy: FailPolicy,
     pub spawn_cmd: Option<String>,
     pub replicas: Option<usize>,
+    /// Servers named by DNS and looked up again every `resolve_interval`
+    /// (`servers` holds the addresses given as such).
+    pub names: Vec<NameSpec>,
+    /// `None`: names are resolved once, when the file is read.
+    pub resolve_interval: Option<Duration>,
+    /// DNS servers to ask; empty: the system's.
+    pub resolvers: Vec<SocketAddr>,
 }
+
+/// How often names are looked up again when only SRV names ask for it.
+pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Default for GlobalConfig {
     fn default() -> Self {
@@ -189,6 +200,9 @@ impl Default for PoolConfig {
             fail_policy: FailPolicy::default(),
             spawn_cmd: None,
             replicas: None,
+            names: Vec::new(),
+            resolve_interval: None,
+            resolvers: Vec::new(),
         }
     }
 }
@@ -324,6 +338,7 @@ impl ServerConfig {
             fail_policy: FailPolicy { max_fails: a.max_fails, fail_timeout: a.fail_timeout },
             spawn_cmd: a.spawn_cmd,
             replicas: a.replicas,
+            ..PoolConfig::default()
         };
         ServerConfig { global, frontends: vec![frontend], pools: vec![pool] }
     }
@@ -370,6 +385,9 @@ impl ServerConfig {
             upgrade_socket: g.upgrade_socket.clone(),
             spawn_cmd: p.spawn_cmd.clone(),
             replicas: p.replicas,
+            names: p.names.clone(),
+            resolve_interval: p.resolve_interval,
+            resolvers: p.resolvers.clone(),
             params: PolicyParams { seed: g.seed, ..f.params },
             hash_key: f.hash_key.clone(),
             probe_path: f.probe_path.clone(),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use super::{BackendList, BackendSpec, MAX_WEIGHT, Mode};
+use crate::discovery::NameSpec;
 use crate::health::CheckKind;
 use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
@@ -207,6 +208,74 @@ pub fn parse_backend(s: &str) -> Result<SocketAddr, String> {
         .next()
         .ok_or_else(|| format!("invalid backend address \"{s}\": \"{host}\" has no address"))?;
     check_port(s, addr)
+}
+
+/// One entry of a pool's `servers` in a config file, no name resolved yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEntry {
+    Addr(BackendSpec),
+    Name(NameSpec),
+}
+
+/// What `parse_backend_list` accepts, plus SRV names (`_service._proto.name`),
+/// with host names kept as names: the caller resolves them once, or hands
+/// them to the discovery thread.
+pub fn parse_server_entries(s: &str) -> Result<Vec<ServerEntry>, String> {
+    let mut out: Vec<ServerEntry> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some(w) = part.strip_prefix("weight=") {
+            let weight = parse_weight(w).map_err(|e| format!("{e} in \"{s}\""))?;
+            match out.last_mut() {
+                Some(ServerEntry::Addr(b)) => b.weight = weight,
+                Some(ServerEntry::Name(NameSpec::Host { weight: wt, .. })) => *wt = weight,
+                _ => return Err(format!("invalid server list \"{s}\": weight before an address or host")),
+            }
+            continue;
+        }
+        let (addr, weight) = match part.rsplit_once('@') {
+            Some((a, w)) => (a, parse_weight(w).map_err(|e| format!("{e} in \"{s}\""))?),
+            None => (part, 1),
+        };
+        out.push(parse_server_entry(addr, weight)?);
+    }
+    if out.is_empty() {
+        return Err(format!("invalid backend address \"{s}\": empty list"));
+    }
+    Ok(out)
+}
+
+/// `IP:PORT`, `HOST:PORT` or an SRV name, with its weight.
+pub fn parse_server_entry(s: &str, weight: u32) -> Result<ServerEntry, String> {
+    let s = s.trim();
+    if NameSpec::is_srv(s) {
+        if weight != 1 {
+            return Err(format!("SRV name \"{s}\" takes its weights from DNS: remove the weight"));
+        }
+        return Ok(ServerEntry::Name(NameSpec::Srv { name: s.to_string() }));
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(ServerEntry::Addr(BackendSpec { addr: check_port(s, addr)?, weight }));
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid backend address \"{s}\": expected HOST:PORT or _service._proto.name"))?;
+    if host.is_empty() {
+        return Err(format!("invalid backend address \"{s}\": empty host"));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("invalid backend address \"{s}\": port \"{port}\" is not a number 1-65535"))?;
+    Ok(ServerEntry::Name(NameSpec::Host { host: host.to_string(), port, weight }))
+}
+
+/// A DNS server for `resolvers`: `IP` (port 53) or `IP:PORT`.
+pub fn parse_resolver(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("invalid resolver \"{s}\": expected IP or IP:PORT"))
 }
 
 fn check_port(s: &str, addr: SocketAddr) -> Result<SocketAddr, String> {

@@ -90,7 +90,23 @@ impl Server {
                     accepting: f.listener.is_some(),
                 })
                 .collect(),
-            pools: self.pools.iter().map(|p| (p.name.as_str(), p.backends.as_slice())).collect(),
+            pools: self.pools.iter().map(|p| (p.name.as_str(), p.backends.as_slice(), dns_json(p, self.now))).collect(),
         }
     }
+}
+
+/// A pool's DNS state for `/stats`, when it names servers by DNS.
+fn dns_json(p: &super::pool::Pool, now: std::time::Instant) -> Option<serde_json::Value> {
+    let d = p.dns.as_ref()?;
+    let ago = |t: std::time::Instant| now.saturating_duration_since(t).as_secs_f64();
+    Some(serde_json::json!({
+        "names": p.config.names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        "resolvers": p.config.resolvers.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "discovered": d.discovered.iter().map(|s| s.addr.to_string()).collect::<Vec<_>>(),
+        "answers": d.answers,
+        "failures": d.failures,
+        "last_ok_s_ago": d.last_ok.map(ago),
+        "last_error": d.last_error,
+        "next_in_s": d.next_at.saturating_duration_since(now).as_secs_f64(),
+    }))
 }

@@ -15,6 +15,7 @@
 //! not wait, so a fast transfer cannot starve the others.
 
 mod admin_commands;
+mod discovery;
 mod frontend;
 pub mod pool;
 mod reload;
@@ -45,7 +46,7 @@ use crate::mode::{self, Ctx, Mode};
 use frontend::Frontend;
 use pool::Pool;
 use timers::{Deadline, Tick, TimerOwner, Timers};
-use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRADE_STREAM};
+use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRADE_STREAM, WAKER};
 
 /// Free buffers kept for reuse; more are returned to the allocator. Large
 /// enough that a few hundred busy connections do not free and re-zero
@@ -123,6 +124,10 @@ pub struct Server {
     next_stats: Option<Instant>,
     drain_until: Option<Instant>,
     now: Instant,
+    /// Wakes the poll from other threads (the DNS thread).
+    waker: std::sync::Arc<mio::Waker>,
+    /// The DNS thread, once a pool names servers by DNS.
+    discovery: Option<crate::discovery::Discovery>,
 }
 
 /// The listeners of a process serving at `path`, if one does; `None` when
@@ -234,7 +239,10 @@ impl Server {
             }
             None => None,
         };
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         Ok(Server {
+            waker,
+            discovery: None,
             poll,
             timers,
             reloader: None,
@@ -292,6 +300,8 @@ impl Server {
                 backends.join(", ")
             );
         }
+        // Pools named by DNS get their first answer as soon as it comes.
+        self.dns_tick();
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
@@ -349,6 +359,7 @@ impl Server {
             SIGNALS => self.on_signals(),
             UPGRADE_LISTENER => self.on_upgrade_request(),
             UPGRADE_STREAM => self.on_upgrade_ready(),
+            WAKER => self.on_dns_answers(),
             ADMIN_LISTENER => {
                 if let Some(a) = self.admin.as_mut() {
                     a.accept(self.poll.registry(), self.now);
@@ -616,6 +627,7 @@ impl Server {
             for p in self.pools.iter_mut() {
                 p.revive_due(now);
             }
+            self.dns_tick();
             self.upkeep_pools();
         }
         if let Some(at) = self.next_stats

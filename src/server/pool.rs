@@ -17,7 +17,7 @@ use super::timers::Timers;
 use crate::admin::{Reply, replicas};
 use crate::backend::{AdminState, Backend};
 use crate::checks::Checker;
-use crate::config::Config;
+use crate::config::{BackendSpec, Config};
 use crate::spawn::Spawner;
 
 pub struct Pool {
@@ -30,6 +30,36 @@ pub struct Pool {
     pub config: Config,
     /// This pool's index in the server, for its sockets' tokens.
     index: usize,
+    /// Present while the pool names servers by DNS.
+    pub dns: Option<DnsState>,
+}
+
+/// A pool's servers found through DNS, and when to ask again.
+pub struct DnsState {
+    /// The last good answer (kept through failures and empty answers).
+    pub discovered: Vec<BackendSpec>,
+    pub next_at: Instant,
+    /// A question is with the discovery thread.
+    pub in_flight: bool,
+    pub last_ok: Option<Instant>,
+    /// Why the last answer was not used, until one is.
+    pub last_error: Option<String>,
+    pub answers: u64,
+    pub failures: u64,
+}
+
+impl DnsState {
+    fn new(now: Instant) -> DnsState {
+        DnsState {
+            discovered: Vec::new(),
+            next_at: now,
+            in_flight: false,
+            last_ok: None,
+            last_error: None,
+            answers: 0,
+            failures: 0,
+        }
+    }
 }
 
 /// A backend as configured: failure marking, and health thresholds when
@@ -51,6 +81,7 @@ impl Pool {
             backends,
             checker: config.health.clone().map(|h| Checker::new(h, index, now, timers)),
             spawner: config.spawn_cmd.clone().map(Spawner::new),
+            dns: (!config.names.is_empty()).then(|| DnsState::new(now)),
             config,
             index,
         };
@@ -188,6 +219,63 @@ impl Pool {
             }
         }
         gone
+    }
+
+    /// The servers the pool should have: those configured by address and
+    /// the last good DNS answer.
+    pub fn wanted(&self) -> Vec<BackendSpec> {
+        let mut wanted = self.config.backends.clone();
+        for s in self.dns.iter().flat_map(|d| &d.discovered) {
+            if !wanted.iter().any(|w| w.addr == s.addr) {
+                wanted.push(*s);
+            }
+        }
+        wanted
+    }
+
+    /// The configuration's names may have changed (reload): ask DNS now,
+    /// or stop asking when no name is left.
+    pub fn names_changed(&mut self, now: Instant) {
+        match (&mut self.dns, self.config.names.is_empty()) {
+            (_, true) => self.dns = None,
+            (Some(d), false) => d.next_at = now,
+            (None, false) => self.dns = Some(DnsState::new(now)),
+        }
+    }
+
+    /// Bring the listed backends to `wanted` as a diff: backends that stay
+    /// keep their state, new ones join (after their checks pass when checks
+    /// are on), missing ones drain. Returns whether a weight changed.
+    pub fn set_members(&mut self, wanted: &[BackendSpec], changes: &mut Vec<String>) -> bool {
+        let name = self.name.clone();
+        let leaving: Vec<_> = self
+            .backends
+            .iter()
+            .filter(|b| !b.removed && !b.removing && !wanted.iter().any(|w| w.addr == b.addr))
+            .map(|b| b.addr)
+            .collect();
+        if !leaving.is_empty() {
+            let _ = self.remove(leaving.len(), &leaving);
+            changes.push(format!("pool {name}: draining {leaving:?}"));
+        }
+        let mut reweighted = false;
+        for spec in wanted {
+            match self.find_listed(spec.addr) {
+                Some(i) => {
+                    if self.backends[i].weight != spec.weight {
+                        self.backends[i].weight = spec.weight;
+                        reweighted = true;
+                        changes.push(format!("pool {name}: {} weight {}", spec.addr, spec.weight));
+                    }
+                }
+                None => {
+                    let i = self.add_backend(spec.addr, self.config.health.is_some());
+                    self.backends[i].weight = spec.weight;
+                    changes.push(format!("pool {name}: {} added", spec.addr));
+                }
+            }
+        }
+        reweighted
     }
 
     /// Backends whose fail timeout ended go back in rotation (housekeeping tick).

@@ -236,33 +236,9 @@ fn update_pool(
         pool.restart_checks(now, timers);
         changes.0.push(format!("pool {name}: health checks restarted"));
     }
-    let wanted: Vec<_> = config.backends.iter().map(|b| b.addr).collect();
-    let leaving: Vec<_> = pool
-        .backends
-        .iter()
-        .filter(|b| !b.removed && !b.removing && !wanted.contains(&b.addr))
-        .map(|b| b.addr)
-        .collect();
-    if !leaving.is_empty() {
-        let _ = pool.remove(leaving.len(), &leaving);
-        changes.0.push(format!("pool {name}: draining {leaving:?}"));
-    }
-    let mut reweighted = false;
-    for spec in &config.backends {
-        match pool.find_listed(spec.addr) {
-            Some(i) => {
-                if pool.backends[i].weight != spec.weight {
-                    pool.backends[i].weight = spec.weight;
-                    reweighted = true;
-                    changes.0.push(format!("pool {name}: {} weight {}", spec.addr, spec.weight));
-                }
-            }
-            None => {
-                let i = pool.add_backend(spec.addr, config.health.is_some());
-                pool.backends[i].weight = spec.weight;
-                changes.0.push(format!("pool {name}: {} added", spec.addr));
-            }
-        }
-    }
+    pool.names_changed(now);
+    // Servers found through DNS stay until the next answer says otherwise.
+    let wanted = pool.wanted();
+    let reweighted = pool.set_members(&wanted, &mut changes.0);
     (pool.upkeep(), reweighted)
 }

@@ -92,14 +92,20 @@ impl Conn {
         mut sink: impl FnMut(&[u8]),
     ) -> (u16, Vec<(String, String)>) {
         let (status, headers) = self.read_head();
-        let mut line = String::new();
-        let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         if status == 100 {
             return self.read_response_with(head_request, sink);
         }
         if head_request || status == 204 || status == 304 {
             return (status, headers);
         }
+        self.read_body(&headers, &mut sink);
+        (status, headers)
+    }
+
+    /// Read the body of a response whose head was read with `read_head`.
+    pub fn read_body(&mut self, headers: &[(String, String)], mut sink: impl FnMut(&[u8])) {
+        let mut line = String::new();
+        let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         let mut buf = vec![0u8; 128 * 1024];
         if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             loop {
@@ -138,7 +144,6 @@ impl Conn {
                 sink(&buf[..n]);
             }
         }
-        (status, headers)
     }
 
     /// `GET path` with a Content-Length answer, without panicking: a

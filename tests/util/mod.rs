@@ -146,6 +146,11 @@ pub fn spawn_cmd_and_wait(cmd: Command) -> Proc {
     spawn_and_wait(cmd, true)
 }
 
+/// Start any command that prints `listening on ADDR` on stdout (the examples).
+pub fn spawn_stdout_and_wait(cmd: Command) -> Proc {
+    spawn_and_wait(cmd, false)
+}
+
 pub fn stream_backend(id: u32) -> Proc {
     let mut cmd = Command::new(example_bin("stream_backend"));
     cmd.args(["--port", "0", "--id", &id.to_string()]);
