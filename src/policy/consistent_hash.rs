@@ -37,7 +37,7 @@ impl ConsistentHash {
         self.ring.clear();
         match self.slots {
             None => {
-                for i in (0..c.len()).filter(|&i| c.listed(i)) {
+                for i in c.listed_by_address() {
                     for v in 0..self.vnodes * c.weight(i) {
                         self.ring.push((self.point(c, i, v), i));
                     }
@@ -46,7 +46,7 @@ impl ConsistentHash {
             Some(n) => {
                 let n = u64::from(n.max(1));
                 let mut taken = vec![false; n as usize];
-                for i in (0..c.len()).filter(|&i| c.listed(i)) {
+                for i in c.listed_by_address() {
                     for v in 0..self.vnodes * c.weight(i) {
                         let mut slot = self.point(c, i, v) % n;
                         let mut probes = 0;
@@ -62,7 +62,8 @@ impl ConsistentHash {
                 }
             }
         }
-        self.ring.sort_unstable();
+        // Equal positions are ordered by address, not by list index.
+        self.ring.sort_unstable_by_key(|&(pos, i)| (pos, c.addr(i)));
         self.built_for = Some(c.fingerprint());
     }
 

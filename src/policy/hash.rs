@@ -14,6 +14,18 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     mix64(h)
 }
 
+/// A backend's address (IP and port), hashed: what policies that must agree
+/// across instances key their positions on (never the list index).
+pub fn hash_addr(seed: u64, addr: std::net::SocketAddr) -> u64 {
+    let mut bytes = [0u8; 18];
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => bytes[..4].copy_from_slice(&v4.octets()),
+        std::net::IpAddr::V6(v6) => bytes[..16].copy_from_slice(&v6.octets()),
+    }
+    bytes[16..].copy_from_slice(&addr.port().to_be_bytes());
+    hash_bytes(seed, &bytes)
+}
+
 /// splitmix64's finaliser: a bijection with full avalanche.
 pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -1,8 +1,14 @@
-//! Seeded hash of the client IP address (never the port): one client, one
-//! backend, for as long as the backend set is unchanged. When the hashed
-//! backend is unusable the next usable one after it is taken, so the other
-//! clients keep their mapping.
+//! One client, one backend: rendezvous (highest random weight) hashing of
+//! the client IP (never the port; in HTTP mode what --hash-key names)
+//! against each backend's address. The usable backend with the highest
+//! score wins, so:
+//! - the pick depends on the seed and the set of backend addresses, not on
+//!   the order they are listed in: instances with the same backends and
+//!   seed send a client to the same backend;
+//! - when a backend goes down or leaves, only its own clients move (each to
+//!   its next-highest backend); everybody else stays.
 
+use super::hash::{hash_addr, mix64};
 use super::{Candidates, PickKey, Policy};
 
 #[derive(Debug)]
@@ -18,12 +24,9 @@ impl IpHash {
 
 impl Policy for IpHash {
     fn pick(&mut self, key: &PickKey, c: &Candidates) -> Option<usize> {
-        if c.is_empty() {
-            return None;
-        }
-        // The client address, or what --hash-key names in HTTP mode.
-        let home = (key.hash(self.seed) % c.len() as u64) as usize;
-        c.next_usable_from(home)
+        let k = key.hash(self.seed);
+        // Ties (astronomically rare) go to the higher address, on every instance.
+        c.usable_indices().max_by_key(|&i| (mix64(k ^ hash_addr(self.seed, c.addr(i))), c.addr(i)))
     }
 }
 
@@ -51,16 +54,37 @@ mod tests {
         // Pinned so that an accidental change of the hash shows up here.
         let b = backends(3);
         let mut p = IpHash::new(0);
-        let got: Vec<_> = (1..=8).map(|o| pick_for(&mut p, &b, &[], o).unwrap()).collect();
-        assert_eq!(got, [2, 1, 2, 2, 2, 0, 1, 1]);
+        let got: Vec<_> = (1..=12).map(|o| pick_for(&mut p, &b, &[], o).unwrap()).collect();
+        assert_eq!(got, [1, 0, 2, 1, 2, 1, 0, 1, 0, 2, 2, 1]);
     }
 
     #[test]
-    fn unusable_home_falls_to_next() {
-        let b = backends(3);
+    fn the_order_of_the_backends_does_not_matter() {
+        let b = backends(5);
+        let mut reversed = backends(5);
+        reversed.reverse();
+        let mut p = IpHash::new(7);
+        for o in 1..=200 {
+            let a = pick_for(&mut p, &b, &[], o).map(|i| b[i].addr);
+            let r = pick_for(&mut p, &reversed, &[], o).map(|i| reversed[i].addr);
+            assert_eq!(a, r, "client {o}");
+        }
+    }
+
+    #[test]
+    fn an_unusable_backend_moves_only_its_own_clients() {
+        let b = backends(4);
         let mut p = IpHash::new(0);
-        let home = pick_for(&mut p, &b, &[], 1).unwrap();
-        assert_eq!(pick_for(&mut p, &b, &[home], 1), Some((home + 1) % 3));
-        assert_eq!(pick_for(&mut p, &b, &[0, 1, 2], 1), None);
+        let before: Vec<_> = (1..=200).map(|o| pick_for(&mut p, &b, &[], o).unwrap()).collect();
+        let after: Vec<_> = (1..=200).map(|o| pick_for(&mut p, &b, &[2], o).unwrap()).collect();
+        for (o, (x, y)) in before.iter().zip(&after).enumerate() {
+            if *x != 2 {
+                assert_eq!(x, y, "client {} moved although its backend stayed", o + 1);
+            } else {
+                assert_ne!(*y, 2);
+            }
+        }
+        assert!(before.contains(&2), "backend 2 had clients to move");
+        assert_eq!(pick_for(&mut p, &b, &[0, 1, 2, 3], 1), None);
     }
 }

@@ -6,6 +6,11 @@
 //! an unusable backend takes the next usable entry along the table, so keys
 //! of healthy backends never move when one goes down, and the down
 //! backend's keys spread over the others in table proportion.
+//!
+//! The table depends on the seed, the table size and the set of backends
+//! (addresses and weights), not on the order they are listed in: instances
+//! with the same three build the same table and send a key to the same
+//! backend.
 
 use super::hash::hash_bytes;
 use super::{Candidates, PickKey, Policy};
@@ -25,7 +30,7 @@ impl Maglev {
 
     fn rebuild(&mut self, c: &Candidates) {
         let m = self.size;
-        let listed: Vec<usize> = (0..c.len()).filter(|&i| c.listed(i)).collect();
+        let listed = c.listed_by_address();
         self.table = vec![usize::MAX; m as usize];
         self.built_for = Some(c.fingerprint());
         if listed.is_empty() {

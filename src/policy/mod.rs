@@ -142,6 +142,15 @@ impl<'a> Candidates<'a> {
         (0..n).map(|k| (start + k) % n).find(|&i| self.usable(i))
     }
 
+    /// Listed indices in address order: hashing policies build from this, so
+    /// the order in which backends were listed (or came from DNS) does not
+    /// matter and every instance with the same set builds the same thing.
+    pub fn listed_by_address(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..self.len()).filter(|&i| self.listed(i)).collect();
+        v.sort_by_key(|&i| self.addr(i));
+        v
+    }
+
     /// Usable indices, in order.
     pub fn usable_indices(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.len()).filter(|&i| self.usable(i))
