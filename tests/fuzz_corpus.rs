@@ -52,3 +52,8 @@ fn admin_request_corpus() {
 fn config_file_corpus() {
     replay("config_file", targets::config_file);
 }
+
+#[test]
+fn dns_answer_corpus() {
+    replay("dns_answer", targets::dns_answer);
+}

@@ -16,7 +16,7 @@ set -euo pipefail
 
 usage="usage: $0 [SECONDS_PER_TARGET] | $0 --runs N [TARGET...]"
 invocation="bash tools/fuzz.sh $*"
-targets=(request_head response_head chunked admin_request config_file)
+targets=(request_head response_head chunked admin_request config_file dns_answer)
 if [[ ${1:-} == --runs ]]; then
     runs=${2:-}
     [[ $runs =~ ^[0-9]+$ ]] || { echo "$usage (--runs needs a count, got '${runs}')" >&2; exit 2; }
@@ -30,7 +30,7 @@ else
     bound=(-max_total_time="$secs")
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=$root/measurements/fuzz
+out=${OUT:-$root/measurements/fuzz}
 flags=("${bound[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512)
 
 export RUSTC_BOOTSTRAP=1

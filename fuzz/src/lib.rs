@@ -16,6 +16,7 @@
 //!   whatever follows it.
 //! - `admin_request`: one admin request, head and body.
 //! - `config_file`: a config file (inputs that are not UTF-8 are skipped).
+//! - `dns_answer`: a DNS message as a server answers (A, AAAA, SRV records).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -145,4 +146,12 @@ pub fn admin_request(data: &[u8]) {
 pub fn config_file(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = ServerConfig::from_toml(text, Path::new("fuzz.toml"));
+}
+
+/// A DNS answer, as the discovery thread reads it (A, AAAA, SRV records).
+pub fn dns_answer(data: &[u8]) {
+    if let Ok(records) = lbproxy::discovery::dns::records_in(data) {
+        // Whatever was found was in the message: it cannot outgrow it.
+        assert!(records.len() <= data.len());
+    }
 }

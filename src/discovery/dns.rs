@@ -117,6 +117,23 @@ fn answer_of(m: &Message, qname: &Name, rtype: RecordType) -> Result<(Vec<RData>
     Ok((records.into_iter().map(|r| r.data.clone()).collect(), ttl))
 }
 
+/// The records an answer in `bytes` holds for each question type lbproxy
+/// asks (A, AAAA, SRV), as the discovery thread would use them: the body of
+/// the `dns_answer` fuzz target. Never panics, whatever the bytes.
+pub fn records_in(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let m = Message::from_vec(bytes).map_err(|e| format!("malformed answer: {e}"))?;
+    let qname = m.queries.first().map(|q| q.name().clone()).ok_or("an answer without its question")?;
+    let mut out = Vec::new();
+    for rtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
+        let Ok((data, _)) = answer_of(&m, &qname, rtype) else { continue };
+        out.extend(data.iter().map(|d| match d {
+            RData::SRV(s) => format!("{} {}", s.target.to_ascii(), s.port),
+            d => d.to_string(),
+        }));
+    }
+    Ok(out)
+}
+
 fn query_bytes(qname: &Name, rtype: RecordType) -> Result<(u16, Vec<u8>), String> {
     let mut m = Message::query();
     m.metadata.recursion_desired = true;
