@@ -16,6 +16,7 @@
 //! - `discovery`: pools from DNS (A/AAAA, SRV) resolved on their own thread.
 //! - `admin`: the admin API (routes, JSON, metrics, dashboard).
 //! - `probes`: speed probes for the fastest_ranked policy.
+//! - `proxy_protocol`: PROXY protocol v1/v2 headers, read from upstreams and written to backends.
 //! - `outbound`: the one non-blocking GET client of checks and probes.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
 //! - `limits`: open-file limit and the connection cap it implies.
@@ -36,6 +37,7 @@ pub mod outbound;
 pub mod per_ip;
 pub mod policy;
 pub mod probes;
+pub mod proxy_protocol;
 pub mod server;
 pub mod spawn;
 

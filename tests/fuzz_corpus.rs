@@ -57,3 +57,8 @@ fn config_file_corpus() {
 fn dns_answer_corpus() {
     replay("dns_answer", targets::dns_answer);
 }
+
+#[test]
+fn proxy_header_corpus() {
+    replay("proxy_header", targets::proxy_header);
+}

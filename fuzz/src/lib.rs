@@ -17,6 +17,7 @@
 //! - `admin_request`: one admin request, head and body.
 //! - `config_file`: a config file (inputs that are not UTF-8 are skipped).
 //! - `dns_answer`: a DNS message as a server answers (A, AAAA, SRV records).
+//! - `proxy_header`: a PROXY protocol header (v1 or v2) and what follows it.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -153,5 +154,23 @@ pub fn dns_answer(data: &[u8]) {
     if let Ok(records) = lbproxy::discovery::dns::records_in(data) {
         // Whatever was found was in the message: it cannot outgrow it.
         assert!(records.len() <= data.len());
+    }
+}
+
+/// A PROXY protocol header (v1 or v2) and whatever follows it, as an
+/// upstream sends it.
+pub fn proxy_header(data: &[u8]) {
+    use lbproxy::proxy_protocol::{MAX_HEADER, parse};
+    let whole = parse(data);
+    if let Ok(Some((_, len))) = &whole {
+        assert!(*len <= data.len() && *len <= MAX_HEADER);
+    }
+    // Cut anywhere, a header that parses whole is incomplete before its end.
+    if let Ok(Some((h, len))) = whole {
+        for cut in [0, len / 2, len.saturating_sub(1)] {
+            if cut < len {
+                assert_eq!(parse(&data[..cut]), Ok(None), "a prefix of {len} bytes parsed ({h:?})");
+            }
+        }
     }
 }

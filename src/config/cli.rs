@@ -19,6 +19,7 @@ use crate::health::CheckKind;
 use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
 use crate::policy::PolicyKind;
+use crate::proxy_protocol::{AcceptMode, Cidr, Version as ProxyVersion};
 
 static GLOBAL: LazyLock<GlobalConfig> = LazyLock::new(GlobalConfig::default);
 static FRONTEND: LazyLock<FrontendConfig> = LazyLock::new(FrontendConfig::default);
@@ -26,7 +27,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 47] = [
+const SERVER_FLAGS: [&str; 50] = [
     "policy",
     "port",
     "bind",
@@ -46,6 +47,9 @@ const SERVER_FLAGS: [&str; 47] = [
     "max_header_size",
     "max_conns_per_ip",
     "rate_per_ip",
+    "accept_proxy",
+    "trusted_proxies",
+    "send_proxy",
     "request_timeout",
     "backend_timeout",
     "keepalive_timeout",
@@ -313,7 +317,30 @@ pub struct Args {
     /// Redirect mode: the status code sent (301, 302, 307 or 308).
     #[arg(long, default_value_t = FRONTEND.redirect_code, value_parser = parse_redirect_code)]
     pub redirect_code: u16,
+
+    /// Read a PROXY protocol header (v1 or v2) from upstreams in
+    /// --trusted-proxies: `required` (connections without one are closed),
+    /// `optional`, or `off`. The address it carries is the client's
+    /// everywhere (policies, limits, logs, X-Forwarded-For).
+    #[arg(long, value_name = "MODE", default_value = "off", value_parser = |s: &str| parse_accept_proxy(s).map(OffOr))]
+    pub accept_proxy: OffOr<AcceptMode>,
+
+    /// Address blocks allowed to send a PROXY header (`10.0.0.0/8,127.0.0.1`);
+    /// none given: every source (as HAProxy's accept-proxy).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = |s: &str| s.trim().parse::<Cidr>())]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Send a PROXY protocol header (`v1` or `v2`) to backends, naming the
+    /// client; `off`. In HTTP mode each request then gets its own backend
+    /// connection (a connection carries one client's address).
+    #[arg(long, value_name = "VERSION", default_value = "off", value_parser = |s: &str| parse_send_proxy(s).map(OffOr))]
+    pub send_proxy: OffOr<ProxyVersion>,
 }
+
+/// A flag whose value may be `off` (clap would read an `Option` field as
+/// "the flag may be left out" instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffOr<T>(pub Option<T>);
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,7 @@ use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
+use crate::proxy_protocol::{AcceptMode, AcceptProxy, Cidr, Version as ProxyVersion};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +141,9 @@ struct RawFrontend {
     max_conns_per_ip: Option<usize>,
     #[serde(deserialize_with = "via::count")]
     rate_per_ip: Option<usize>,
+    #[serde(deserialize_with = "via::accept_proxy")]
+    accept_proxy: Option<Option<AcceptMode>>,
+    trusted_proxies: Option<Vec<String>>,
     access_log: Option<PathBuf>,
     #[serde(deserialize_with = "via::redirect_code")]
     redirect_code: Option<u16>,
@@ -170,6 +174,8 @@ struct RawPool {
     #[serde(deserialize_with = "via::duration")]
     resolve_interval: Option<Duration>,
     resolvers: Option<Vec<String>>,
+    #[serde(deserialize_with = "via::send_proxy")]
+    send_proxy: Option<Option<ProxyVersion>>,
 }
 
 /// One entry of `servers`: what `--backend` accepts (`"HOST:PORT"`,
@@ -267,6 +273,8 @@ mod via {
         hash_key: HashKey = parse_hash_key;
         backend_conn: BackendConnMode = parse_backend_conn;
         redirect_code: u16 = parse_redirect_code;
+        accept_proxy: Option<AcceptMode> = parse_accept_proxy;
+        send_proxy: Option<ProxyVersion> = parse_send_proxy;
         health_check: CheckKind = parse_health_check;
         threshold: u32 = parse_threshold;
     }
@@ -331,7 +339,14 @@ impl Checker<'_> {
                 let known: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
                 self.src.error(at("pool"), format!("no pool named \"{pool_name}\" (pools: {})", known.join(", ")))
             })?;
-            frontends.push(self.frontend(name, listen, pool, &global, f));
+            let trusted: Vec<Cidr> = f
+                .trusted_proxies
+                .iter()
+                .flatten()
+                .map(|c| c.parse())
+                .collect::<Result<_, String>>()
+                .map_err(|e| self.src.error(at("trusted_proxies"), e))?;
+            frontends.push(self.frontend(name, listen, pool, &global, trusted, f));
         }
         Ok(ServerConfig { global, frontends, pools })
     }
@@ -446,6 +461,7 @@ impl Checker<'_> {
             names,
             resolve_interval,
             resolvers,
+            send_proxy: p.send_proxy.unwrap_or(d.send_proxy),
         })
     }
 
@@ -455,10 +471,12 @@ impl Checker<'_> {
         listen: SocketAddr,
         pool: usize,
         g: &GlobalConfig,
+        trusted: Vec<Cidr>,
         f: RawFrontend,
     ) -> FrontendConfig {
         let d = FrontendConfig::default();
         FrontendConfig {
+            accept_proxy: AcceptProxy { mode: f.accept_proxy.unwrap_or(d.accept_proxy.mode), trusted },
             name,
             listen,
             mode: f.mode.unwrap_or(d.mode),
@@ -565,6 +583,8 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "max_header_size",
             "max_conns_per_ip",
             "rate_per_ip",
+            "accept_proxy",
+            "trusted_proxies",
             "access_log",
             "redirect_code",
         ],
@@ -585,6 +605,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "replicas",
             "resolve_interval",
             "resolvers",
+            "send_proxy",
         ],
     ),
 ];

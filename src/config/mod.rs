@@ -88,6 +88,8 @@ pub struct Config {
     pub pool_idle_timeout: Duration,
     pub max_header_size: usize,
     pub per_ip: crate::per_ip::PerIpLimits,
+    pub accept_proxy: crate::proxy_protocol::AcceptProxy,
+    pub send_proxy: Option<crate::proxy_protocol::Version>,
     pub backend_timeout: Duration,
     pub request_timeout: Duration,
     pub keepalive_timeout: Option<Duration>,
@@ -131,7 +133,9 @@ impl Config {
         };
         Some(HttpSettings {
             role,
-            conn_mode: self.backend_conn,
+            // A connection carries one client's address in its PROXY header,
+            // so none is shared: one per request.
+            conn_mode: if self.send_proxy.is_some() { BackendConnMode::PerRequest } else { self.backend_conn },
             pool_size: self.pool_size,
             pool_idle_timeout: self.pool_idle_timeout,
             max_header_size: self.max_header_size.min(self.buffer_size),
@@ -141,6 +145,7 @@ impl Config {
             request_timeout: self.request_timeout,
             keepalive_timeout: self.keepalive_timeout,
             hash_key: self.hash_key.clone(),
+            send_proxy: self.send_proxy,
         })
     }
 }

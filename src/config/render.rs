@@ -112,6 +112,9 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
         f.per_ip.max_conns.unwrap_or(0),
         f.per_ip.rate.unwrap_or(0)
     );
+    let accept = f.accept_proxy.mode.map_or("off", |m| m.name());
+    let trusted: Vec<String> = f.accept_proxy.trusted.iter().map(|c| q(&c.to_string())).collect();
+    let _ = writeln!(out, "accept_proxy = {}\ntrusted_proxies = [{}]", q(accept), trusted.join(", "));
     opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
 }
@@ -147,4 +150,5 @@ fn pool(out: &mut String, p: &PoolConfig) {
     let resolvers: Vec<String> = p.resolvers.iter().map(|r| q(&r.to_string())).collect();
     let resolvers = (!resolvers.is_empty()).then(|| format!("[{}]", resolvers.join(", ")));
     opt(out, "resolvers", resolvers, "the system's");
+    let _ = writeln!(out, "send_proxy = {}", q(&crate::config::values::fmt_send_proxy(p.send_proxy)));
 }

@@ -22,6 +22,7 @@ use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
+use crate::proxy_protocol::{AcceptProxy, Version as ProxyVersion};
 
 /// Name of the one frontend and the one pool that the command-line flags make.
 pub const DEFAULT_NAME: &str = "default";
@@ -97,6 +98,8 @@ pub struct FrontendConfig {
     pub max_header_size: usize,
     /// Limits per client address (off by default).
     pub per_ip: PerIpLimits,
+    /// PROXY protocol headers read from upstreams (off by default).
+    pub accept_proxy: AcceptProxy,
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
 }
@@ -122,6 +125,8 @@ pub struct PoolConfig {
     pub resolve_interval: Option<Duration>,
     /// DNS servers to ask; empty: the system's.
     pub resolvers: Vec<SocketAddr>,
+    /// PROXY protocol header sent to every backend connection (off by default).
+    pub send_proxy: Option<ProxyVersion>,
 }
 
 /// How often names are looked up again when only SRV names ask for it.
@@ -181,6 +186,7 @@ impl Default for FrontendConfig {
             pool_idle_timeout: Duration::from_secs(60),
             max_header_size: 64 * 1024,
             per_ip: PerIpLimits::default(),
+            accept_proxy: AcceptProxy::default(),
             access_log: None,
             redirect_code: 301,
         }
@@ -203,6 +209,7 @@ impl Default for PoolConfig {
             names: Vec::new(),
             resolve_interval: None,
             resolvers: Vec::new(),
+            send_proxy: None,
         }
     }
 }
@@ -324,6 +331,7 @@ impl ServerConfig {
             pool_idle_timeout: a.pool_idle_timeout,
             max_header_size: a.max_header_size,
             per_ip: PerIpLimits { max_conns: none_if_zero(a.max_conns_per_ip), rate: none_if_zero(a.rate_per_ip) },
+            accept_proxy: AcceptProxy { mode: a.accept_proxy.0, trusted: a.trusted_proxies },
             access_log: a.access_log,
             redirect_code: a.redirect_code,
         };
@@ -338,6 +346,7 @@ impl ServerConfig {
             fail_policy: FailPolicy { max_fails: a.max_fails, fail_timeout: a.fail_timeout },
             spawn_cmd: a.spawn_cmd,
             replicas: a.replicas,
+            send_proxy: a.send_proxy.0,
             ..PoolConfig::default()
         };
         ServerConfig { global, frontends: vec![frontend], pools: vec![pool] }
@@ -373,6 +382,8 @@ impl ServerConfig {
             pool_idle_timeout: f.pool_idle_timeout,
             max_header_size: f.max_header_size,
             per_ip: f.per_ip,
+            accept_proxy: f.accept_proxy.clone(),
+            send_proxy: p.send_proxy,
             backend_timeout: f.backend_timeout,
             request_timeout: f.request_timeout,
             keepalive_timeout: f.keepalive_timeout,

@@ -20,6 +20,7 @@ use crate::health::CheckKind;
 use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
 use crate::policy::PolicyKind;
+use crate::proxy_protocol::{AcceptMode, Version as ProxyVersion};
 
 pub fn parse_mode(s: &str) -> Result<Mode, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -50,6 +51,26 @@ pub fn parse_redirect_code(s: &str) -> Result<u16, String> {
         Ok(c @ (301 | 302 | 307 | 308)) => Ok(c),
         _ => Err(format!("invalid redirect code \"{s}\" (expected 301, 302, 307 or 308)")),
     }
+}
+
+/// `off`, `v1` or `v2`.
+pub fn parse_send_proxy(s: &str) -> Result<Option<ProxyVersion>, String> {
+    match s.trim() {
+        "off" | "" => Ok(None),
+        v => v.parse().map(Some),
+    }
+}
+
+/// `off`, `required` or `optional`.
+pub fn parse_accept_proxy(s: &str) -> Result<Option<AcceptMode>, String> {
+    match s.trim() {
+        "off" | "" => Ok(None),
+        v => v.parse().map(Some),
+    }
+}
+
+pub fn fmt_send_proxy(v: Option<ProxyVersion>) -> String {
+    v.map_or("off".into(), |v| v.to_string())
 }
 
 pub fn parse_policy(s: &str) -> Result<PolicyKind, String> {

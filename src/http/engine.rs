@@ -31,6 +31,7 @@ use crate::buffer::Buffer;
 use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
 use crate::per_ip::ClientSlot;
 use crate::policy::{Candidates, PickKey};
+use crate::proxy_protocol;
 
 /// What the HTTP front end answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub struct HttpSettings {
     pub keepalive_timeout: Option<Duration>,
     /// What hashing policies key on instead of the client address.
     pub hash_key: Option<HashKey>,
+    /// PROXY protocol header in front of each backend connection.
+    pub send_proxy: Option<proxy_protocol::Version>,
 }
 
 pub use crate::mode::Ctx;
@@ -517,6 +520,9 @@ impl HttpEngine {
         };
         let keep = self.settings.conn_mode == BackendConnMode::Persistent;
         let claim = Self::dispatch(&mut self.conns, conn, &h, keep, &mut ctx.backends[backend]);
+        if !reused {
+            self.prefix_proxy_header(key, conn);
+        }
         let req_body = h.framing;
         self.clients[key].phase = ClientPhase::Exchange(Box::new(Exchange {
             conn,
@@ -601,6 +607,17 @@ impl HttpEngine {
         backend.claim()
     }
 
+    /// With `send_proxy`, put the header naming client `key` in front of what
+    /// a new backend connection `conn` will send.
+    fn prefix_proxy_header(&mut self, key: usize, conn: usize) {
+        let Some(v) = self.settings.send_proxy else { return };
+        let Some(c) = self.clients.get(key) else { return };
+        let Ok(to) = c.sock.local_addr() else { return };
+        if let Some(bc) = self.conns.get_mut(conn) {
+            bc.wbuf.splice(0..0, proxy_protocol::encode(v, c.addr, to));
+        }
+    }
+
     /// Take a socket whose non-blocking connect to backend `idx` has started
     /// on behalf of client `key`: register it, arm its connect deadline, count
     /// it. `None` if it cannot be registered (the socket is then closed).
@@ -658,6 +675,9 @@ impl HttpEngine {
                 ex.backend = idx;
                 ex.reused = reused;
                 ex.tried = tried;
+                if !reused {
+                    self.prefix_proxy_header(key, conn);
+                }
                 self.drive(key, ctx);
             }
             None => {

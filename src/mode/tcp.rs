@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
 use crate::per_ip::ClientSlot;
 use crate::policy::PickKey;
+use crate::proxy_protocol;
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
@@ -36,6 +37,18 @@ fn open_backend(ctx: &mut Ctx, ip: IpAddr, tried: &mut Vec<usize>) -> Result<(us
     }
 }
 
+/// The PROXY header naming the session's client, written whole: it is the
+/// first thing on a just-connected socket, whose send buffer takes it.
+fn write_proxy_header(s: &mut Session, v: proxy_protocol::Version) -> std::io::Result<()> {
+    let to = s.client.local_addr()?;
+    let header = proxy_protocol::encode(v, s.client_addr, to);
+    let n = std::io::Write::write(&mut s.backend, &header)?;
+    if n < header.len() {
+        return Err(std::io::Error::other("the header did not fit the send buffer"));
+    }
+    Ok(())
+}
+
 /// Idle timeouts are checked a few times per timeout, at most once a second.
 fn sweep_period(idle: Duration) -> Duration {
     (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
@@ -48,11 +61,14 @@ pub struct TcpMode {
     ready_again: ReadyAgain,
     next_idle_sweep: Option<Instant>,
     out_of_descriptors: Option<String>,
+    /// PROXY protocol header written to each backend first (`send_proxy`).
+    send_proxy: Option<proxy_protocol::Version>,
 }
 
 impl TcpMode {
     pub fn new(config: &Config) -> TcpMode {
         TcpMode {
+            send_proxy: config.send_proxy,
             sessions: Slab::with_capacity(1024),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
@@ -79,6 +95,16 @@ impl TcpMode {
                     return;
                 }
                 ConnectCheck::Connected => {
+                    if let Some(v) = self.send_proxy
+                        && let Err(e) = write_proxy_header(s, v)
+                    {
+                        warn!(
+                            "session {key}: cannot send the PROXY header to {}: {e}",
+                            ctx.backends[s.backend_idx].addr
+                        );
+                        self.end_session(key, true);
+                        return;
+                    }
                     s.phase = Phase::Proxying;
                     let b = &mut ctx.backends[s.backend_idx];
                     b.stats.total += 1;
@@ -281,5 +307,6 @@ impl Mode for TcpMode {
     fn reconfigure(&mut self, config: &Config) {
         self.connect_timeout = config.connect_timeout;
         self.idle_timeout = config.idle_timeout;
+        self.send_proxy = config.send_proxy;
     }
 }

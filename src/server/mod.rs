@@ -17,6 +17,7 @@
 mod admin_commands;
 mod discovery;
 mod frontend;
+mod handshake;
 pub mod pool;
 mod reload;
 pub mod timers;
@@ -40,7 +41,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::admin::{self, AdminServer, route};
 use crate::backend::usage_table;
 use crate::buffer::BufferPool;
-use crate::config::{Config, Mode as ModeKind};
+use crate::config::Config;
 use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
 use frontend::Frontend;
@@ -128,6 +129,8 @@ pub struct Server {
     waker: std::sync::Arc<mio::Waker>,
     /// The DNS thread, once a pool names servers by DNS.
     discovery: Option<crate::discovery::Discovery>,
+    /// Clients waiting for their PROXY protocol header.
+    handshakes: handshake::Handshakes,
 }
 
 /// The listeners of a process serving at `path`, if one does; `None` when
@@ -243,6 +246,7 @@ impl Server {
         Ok(Server {
             waker,
             discovery: None,
+            handshakes: Default::default(),
             poll,
             timers,
             reloader: None,
@@ -385,6 +389,7 @@ impl Server {
                     }
                 }
                 Owner::Admin(key) => self.on_admin(key),
+                Owner::Handshake(key) => self.on_handshake(key),
                 Owner::Mode { .. } | Owner::Unknown => debug!("event for unknown token {t:?}"),
             },
         }
@@ -392,7 +397,7 @@ impl Server {
 
     /// Client connections open in every frontend (what --max-connections limits).
     fn open_clients(&self) -> usize {
-        self.frontends.iter().map(|f| f.mode.open_clients()).sum()
+        self.frontends.iter().map(|f| f.mode.open_clients()).sum::<usize>() + self.handshakes.len()
     }
 
     /// Call frontend `i`'s mode, lending it its pool and the shared state.
@@ -443,12 +448,7 @@ impl Server {
             match listener.accept() {
                 Ok((stream, addr)) => {
                     self.out_of_descriptors_logged = false;
-                    let front = &mut self.frontends[i];
-                    let is_tcp = front.config.mode == ModeKind::Tcp;
-                    match front.per_ip.admit_connection(addr.ip(), self.now, is_tcp) {
-                        Ok(slot) => self.with_mode(i, |m, ctx| m.accept(stream, addr, slot, ctx)),
-                        Err(_) => refuse_client(stream, is_tcp),
-                    }
+                    self.start_handshake(i, stream, addr);
                     // A backend connect that found no descriptor: stop here, so
                     // the clients still queued wait instead of being dropped one by one.
                     if let Some(why) = self.frontends[i].mode.take_out_of_descriptors() {
@@ -628,6 +628,7 @@ impl Server {
                 p.revive_due(now);
             }
             self.dns_tick();
+            self.sweep_handshakes();
             self.upkeep_pools();
         }
         if let Some(at) = self.next_stats
@@ -705,7 +706,7 @@ impl Server {
 
 /// A client over its address's limits: HTTP clients get a 429 first (best
 /// effort: a fresh socket's buffer takes it whole), TCP clients are closed.
-fn refuse_client(mut stream: mio::net::TcpStream, is_tcp: bool) {
+pub(super) fn refuse_client(mut stream: mio::net::TcpStream, is_tcp: bool) {
     if !is_tcp {
         let mut answer = Vec::new();
         crate::http::head::error_response(429, true, &mut answer);

@@ -33,6 +33,8 @@ pub enum Owner {
     Probe { frontend: usize, key: usize },
     /// Admin API connection `key`.
     Admin(usize),
+    /// A client connection waiting for its PROXY protocol header.
+    Handshake(usize),
     /// A token no socket was given (a stale or corrupt one): ignored.
     Unknown,
 }
@@ -49,6 +51,7 @@ impl Owner {
             Owner::Check { pool, key } => pack(2, pool, key),
             Owner::Probe { frontend, key } => pack(3, frontend, key),
             Owner::Admin(key) => pack(4, 0, key),
+            Owner::Handshake(key) => pack(5, 0, key),
             Owner::Unknown => Token(usize::MAX - 2),
         }
     }
@@ -63,6 +66,7 @@ impl Owner {
             2 => Owner::Check { pool: index, key },
             3 => Owner::Probe { frontend: index, key },
             4 => Owner::Admin(key),
+            5 => Owner::Handshake(key),
             _ => Owner::Unknown,
         }
     }
@@ -82,6 +86,7 @@ mod tests {
                     Owner::Check { pool: i, key: k },
                     Owner::Probe { frontend: i, key: k },
                     Owner::Admin(k),
+                    Owner::Handshake(k),
                 ] {
                     assert_eq!(Owner::of(o.token()), o);
                     assert_ne!(o.token(), SIGNALS);
@@ -95,7 +100,7 @@ mod tests {
 
     #[test]
     fn unused_tags_are_unknown() {
-        for tag in 5..8 {
+        for tag in 6..8 {
             assert_eq!(Owner::of(Token((7 << 11) | tag)), Owner::Unknown);
         }
     }
