@@ -74,3 +74,39 @@ fn fastest_ranked_prefers_fast_backends_and_drops_one_failing_its_probe() {
     assert!(f > m && m > s && s > 0, "not ranked by speed: fast {f}, mid {m}, slow {s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// 12 requests of one hot key in flight at once (the backends take 1.5 s):
+/// consistent_hash and maglev send them all to one backend, and with
+/// `--hash-balance-factor 1.25` no backend gets more than
+/// ceil(1.25 x 12 / 3) = 5.
+#[test]
+fn bounded_loads_spread_a_hot_key_over_the_cap() {
+    let b: Vec<_> = (1..=3).map(|i| http_backend(i, &["--delay-ms", "1500"])).collect();
+    let addrs: Vec<_> = b.iter().map(|p| p.addr).collect();
+    for policy in ["consistent_hash", "maglev"] {
+        for factor in ["0", "1.25"] {
+            let args = ["--mode", "http", "--hash-key", "header:X-Key", "--hash-balance-factor", factor];
+            let lb = lbproxy(policy, &addrs, &args);
+            let threads: Vec<_> = (0..12)
+                .map(|_| {
+                    let addr = lb.addr;
+                    std::thread::spawn(move || {
+                        let mut c = util::http::Conn::open(addr);
+                        c.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Key: the-hot-one\r\n\r\n");
+                        c.read_response(false).server()
+                    })
+                })
+                .collect();
+            let mut counts = [0usize; 4];
+            for t in threads {
+                counts[t.join().expect("a client") as usize] += 1;
+            }
+            let most = *counts.iter().max().unwrap();
+            if factor == "0" {
+                assert_eq!(most, 12, "{policy} without a cap: {counts:?}");
+            } else {
+                assert!(most <= 5, "{policy} at 1.25: {counts:?}");
+            }
+        }
+    }
+}

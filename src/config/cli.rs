@@ -27,7 +27,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 50] = [
+const SERVER_FLAGS: [&str; 51] = [
     "policy",
     "port",
     "bind",
@@ -74,6 +74,7 @@ const SERVER_FLAGS: [&str; 50] = [
     "sma_window",
     "ewma_alpha",
     "ewma_decay",
+    "hash_balance_factor",
     "hash_key",
     "probe_path",
     "probe_interval",
@@ -300,6 +301,13 @@ pub struct Args {
     /// p2c_peak_ewma: decay time of the latency estimate.
     #[arg(long, default_value = fmt_duration(FRONTEND.params.ewma_decay), value_parser = parse_duration)]
     pub ewma_decay: Duration,
+
+    /// consistent_hash and maglev: bounded loads. No backend takes more than
+    /// F times its share of the requests (HTTP) or sessions (TCP) in flight;
+    /// a key over the cap goes on to the next backend along the ring or table
+    /// (e.g. 1.25). 0 = off.
+    #[arg(long, value_name = "F", default_value_t = FRONTEND.params.balance_factor.unwrap_or(0.0), value_parser = parse_balance_factor)]
+    pub hash_balance_factor: f64,
 
     /// HTTP mode, hashing policies (ip_hash, consistent_hash, maglev): hash
     /// `header:NAME`, `query:NAME` or `path` instead of the client address.

@@ -114,6 +114,8 @@ struct RawFrontend {
     ewma_alpha: Option<f64>,
     #[serde(deserialize_with = "via::duration")]
     ewma_decay: Option<Duration>,
+    #[serde(deserialize_with = "via::balance_factor")]
+    hash_balance_factor: Option<f64>,
     #[serde(deserialize_with = "via::hash_key")]
     hash_key: Option<HashKey>,
     probe_path: Option<String>,
@@ -273,6 +275,7 @@ mod via {
         hash_key: HashKey = parse_hash_key;
         backend_conn: BackendConnMode = parse_backend_conn;
         redirect_code: u16 = parse_redirect_code;
+        balance_factor: f64 = parse_balance_factor;
         accept_proxy: Option<AcceptMode> = parse_accept_proxy;
         send_proxy: Option<ProxyVersion> = parse_send_proxy;
         health_check: CheckKind = parse_health_check;
@@ -490,6 +493,7 @@ impl Checker<'_> {
                 sma_window: f.sma_window.unwrap_or(d.params.sma_window),
                 ewma_alpha: f.ewma_alpha.unwrap_or(d.params.ewma_alpha),
                 ewma_decay: f.ewma_decay.unwrap_or(d.params.ewma_decay),
+                balance_factor: f.hash_balance_factor.map_or(d.params.balance_factor, |b| (b > 0.0).then_some(b)),
             },
             hash_key: f.hash_key.or(d.hash_key),
             probe_path: f.probe_path.unwrap_or(d.probe_path),
@@ -569,6 +573,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "sma_window",
             "ewma_alpha",
             "ewma_decay",
+            "hash_balance_factor",
             "hash_key",
             "probe_path",
             "probe_interval",

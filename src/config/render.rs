@@ -88,6 +88,7 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
         p.ewma_alpha,
         q(&fmt_duration(p.ewma_decay)),
     );
+    let _ = writeln!(out, "hash_balance_factor = {}", p.balance_factor.unwrap_or(0.0));
     opt(out, "hash_key", f.hash_key.as_ref().map(|k| q(&fmt_hash_key(k))), "off (the client address)");
     let _ = write!(
         out,

@@ -317,6 +317,7 @@ impl ServerConfig {
                 sma_window: a.sma_window,
                 ewma_alpha: a.ewma_alpha,
                 ewma_decay: a.ewma_decay,
+                balance_factor: (a.hash_balance_factor > 0.0).then_some(a.hash_balance_factor),
             },
             hash_key: a.hash_key,
             probe_path: a.probe_path,

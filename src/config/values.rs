@@ -73,6 +73,14 @@ pub fn fmt_send_proxy(v: Option<ProxyVersion>) -> String {
     v.map_or("off".into(), |v| v.to_string())
 }
 
+/// consistent_hash and maglev bounded loads: `0` (off) or 1.0 to 100.
+pub fn parse_balance_factor(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f == 0.0 || (1.0..=100.0).contains(&f) => Ok(f),
+        _ => Err(format!("invalid balance factor \"{s}\" (expected 0 for off, or 1.0 to 100, e.g. 1.25)")),
+    }
+}
+
 pub fn parse_policy(s: &str) -> Result<PolicyKind, String> {
     PolicyKind::from_str(s)
 }

@@ -11,6 +11,7 @@
 //! taken modulo n. With 512 slots and 9 nodes per backend the arcs are few
 //! and uneven, which is the point of showing it.
 
+use super::bounded_load;
 use super::hash::hash_bytes;
 use super::{Candidates, PickKey, Policy};
 
@@ -22,11 +23,19 @@ pub struct ConsistentHash {
     /// (position, backend index), sorted by position.
     ring: Vec<(u64, usize)>,
     built_for: Option<u64>,
+    /// Bounded loads: the balance factor, if any.
+    balance: Option<f64>,
 }
 
 impl ConsistentHash {
     pub fn new(seed: u64, vnodes: u32, slots: Option<u32>) -> ConsistentHash {
-        ConsistentHash { seed, vnodes: vnodes.max(1), slots, ring: Vec::new(), built_for: None }
+        ConsistentHash { seed, vnodes: vnodes.max(1), slots, ring: Vec::new(), built_for: None, balance: None }
+    }
+
+    /// With bounded loads at `factor` (see `bounded_load`).
+    pub fn with_balance(mut self, factor: Option<f64>) -> ConsistentHash {
+        self.balance = factor;
+        self
     }
 
     fn point(&self, c: &Candidates, i: usize, v: u32) -> u64 {
@@ -99,7 +108,11 @@ impl Policy for ConsistentHash {
         if self.built_for != Some(c.fingerprint()) {
             self.rebuild(c);
         }
-        self.owner(key.hash(self.seed), |i| c.usable(i))
+        let k = key.hash(self.seed);
+        match self.balance {
+            Some(f) => self.owner(k, bounded_load::under_cap(c, f)).or_else(|| self.owner(k, |i| c.usable(i))),
+            None => self.owner(k, |i| c.usable(i)),
+        }
     }
 }
 

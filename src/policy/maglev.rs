@@ -12,6 +12,7 @@
 //! with the same three build the same table and send a key to the same
 //! backend.
 
+use super::bounded_load;
 use super::hash::hash_bytes;
 use super::{Candidates, PickKey, Policy};
 
@@ -21,11 +22,19 @@ pub struct Maglev {
     size: u64,
     table: Vec<usize>,
     built_for: Option<u64>,
+    /// Bounded loads: the balance factor, if any.
+    balance: Option<f64>,
 }
 
 impl Maglev {
     pub fn new(seed: u64, size: u32) -> Maglev {
-        Maglev { seed, size: u64::from(size.max(7)), table: Vec::new(), built_for: None }
+        Maglev { seed, size: u64::from(size.max(7)), table: Vec::new(), built_for: None, balance: None }
+    }
+
+    /// With bounded loads at `factor` (see `bounded_load`).
+    pub fn with_balance(mut self, factor: Option<f64>) -> Maglev {
+        self.balance = factor;
+        self
     }
 
     fn rebuild(&mut self, c: &Candidates) {
@@ -79,7 +88,11 @@ impl Policy for Maglev {
             return None;
         }
         let start = (key.hash(self.seed) % m as u64) as usize;
-        (0..m).map(|k| self.table[(start + k) % m]).find(|&i| c.usable(i))
+        let walk = |fits: &dyn Fn(usize) -> bool| (0..m).map(|k| self.table[(start + k) % m]).find(|&i| fits(i));
+        match self.balance {
+            Some(f) => walk(&bounded_load::under_cap(c, f)).or_else(|| walk(&|i| c.usable(i))),
+            None => walk(&|i| c.usable(i)),
+        }
     }
 }
 

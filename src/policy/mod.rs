@@ -6,6 +6,7 @@
 //! re-implements that filtering. Randomness is seeded (`--seed`) and hashes
 //! are fixed functions, so every run with the same inputs picks the same way.
 
+mod bounded_load;
 mod consistent_hash;
 mod ewma;
 mod fastest_ranked;
@@ -189,6 +190,9 @@ pub struct PolicyParams {
     pub ewma_alpha: f64,
     /// Decay time of the peak EWMA in p2c_peak_ewma.
     pub ewma_decay: Duration,
+    /// consistent_hash and maglev: cap every backend's requests in flight at
+    /// this multiple of its share (bounded loads); `None`: no cap.
+    pub balance_factor: Option<f64>,
 }
 
 impl Default for PolicyParams {
@@ -201,6 +205,7 @@ impl Default for PolicyParams {
             sma_window: 10,
             ewma_alpha: 0.3,
             ewma_decay: Duration::from_secs(10),
+            balance_factor: None,
         }
     }
 }
@@ -285,8 +290,10 @@ impl PolicyKind {
             PolicyKind::Random => Box::new(Random::new(p.seed)),
             PolicyKind::WeightedRandom => Box::new(WeightedRandom::new(p.seed)),
             PolicyKind::LeastRequests => Box::new(LeastRequests::default()),
-            PolicyKind::ConsistentHash => Box::new(ConsistentHash::new(p.seed, p.vnodes, p.ring_slots)),
-            PolicyKind::Maglev => Box::new(Maglev::new(p.seed, p.maglev_size)),
+            PolicyKind::ConsistentHash => {
+                Box::new(ConsistentHash::new(p.seed, p.vnodes, p.ring_slots).with_balance(p.balance_factor))
+            }
+            PolicyKind::Maglev => Box::new(Maglev::new(p.seed, p.maglev_size).with_balance(p.balance_factor)),
             PolicyKind::Sma => Box::new(Sma::new(p.sma_window)),
             PolicyKind::Ewma => Box::new(Ewma::new(p.ewma_alpha)),
             PolicyKind::P2cPeakEwma => Box::new(P2cPeakEwma::new(p.seed, p.ewma_decay)),
