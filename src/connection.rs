@@ -6,7 +6,7 @@
 //! drained (`WouldBlock`, or a short read/write as epoll(7) allows for
 //! stream sockets). Work is done while a wanted flag is set.
 
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
 
@@ -96,9 +96,9 @@ impl Pipe {
     /// `Ok` with `budget_left == 0` means there may be more work.
     pub(crate) fn pump(
         &mut self,
-        src: &mut TcpStream,
+        src: &mut impl Read,
         src_ready: &mut Ready,
-        dst: &mut TcpStream,
+        dst: &mut impl Write,
         dst_ready: &mut Ready,
         pool: &BufferPool,
         budget: &mut u32,

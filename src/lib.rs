@@ -19,6 +19,7 @@
 //! - `proxy_protocol`: PROXY protocol v1/v2 headers, read from upstreams and written to backends.
 //! - `outbound`: the one non-blocking GET client of checks and probes.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
+//! - `tls`: TLS termination for HTTP frontends (rustls): certificates by SNI, the client stream.
 //! - `limits`: open-file limit and the connection cap it implies.
 //! - `per_ip`: connection and request-rate limits per client address.
 
@@ -40,6 +41,7 @@ pub mod probes;
 pub mod proxy_protocol;
 pub mod server;
 pub mod spawn;
+pub mod tls;
 
 pub use config::{Args, Config};
 pub use server::{Plan, Server};

@@ -27,7 +27,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 51] = [
+const SERVER_FLAGS: [&str; 53] = [
     "policy",
     "port",
     "bind",
@@ -50,6 +50,8 @@ const SERVER_FLAGS: [&str; 51] = [
     "accept_proxy",
     "trusted_proxies",
     "send_proxy",
+    "tls_cert",
+    "tls_key",
     "request_timeout",
     "backend_timeout",
     "keepalive_timeout",
@@ -337,6 +339,16 @@ pub struct Args {
     /// none given: every source (as HAProxy's accept-proxy).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = |s: &str| s.trim().parse::<Cidr>())]
     pub trusted_proxies: Vec<Cidr>,
+
+    /// HTTP and redirect modes: terminate TLS with this certificate chain
+    /// (PEM); repeat with --tls-key for more chains, chosen by the name the
+    /// client asks for (SNI), the first one by default.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Vec<PathBuf>,
+
+    /// The private key (PEM) of the --tls-cert before it.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Vec<PathBuf>,
 
     /// Send a PROXY protocol header (`v1` or `v2`) to backends, naming the
     /// client; `off`. In HTTP mode each request then gets its own backend

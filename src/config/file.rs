@@ -54,6 +54,7 @@ use crate::http::head::HashKey;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptMode, AcceptProxy, Cidr, Version as ProxyVersion};
+use crate::tls::TlsFiles;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,9 +147,18 @@ struct RawFrontend {
     #[serde(deserialize_with = "via::accept_proxy")]
     accept_proxy: Option<Option<AcceptMode>>,
     trusted_proxies: Option<Vec<String>>,
+    tls: Option<Vec<RawTls>>,
     access_log: Option<PathBuf>,
     #[serde(deserialize_with = "via::redirect_code")]
     redirect_code: Option<u16>,
+}
+
+/// One `tls` entry of a frontend: a certificate chain and its key (PEM).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -349,7 +359,22 @@ impl Checker<'_> {
                 .map(|c| c.parse())
                 .collect::<Result<_, String>>()
                 .map_err(|e| self.src.error(at("trusted_proxies"), e))?;
-            frontends.push(self.frontend(name, listen, pool, &global, trusted, f));
+            let tls = match &f.tls {
+                None => None,
+                Some(entries) => {
+                    if f.mode.unwrap_or(FrontendConfig::default().mode) == Mode::Tcp {
+                        return Err(self.src.error(at("tls"), "TLS is terminated for mode = \"http\" or \"redirect\""));
+                    }
+                    let files: Vec<TlsFiles> = entries
+                        .iter()
+                        .map(|t| TlsFiles { cert: self.dir.join(&t.cert), key: self.dir.join(&t.key) })
+                        .collect();
+                    Some(crate::tls::load(&files).map_err(|e| self.src.error(at("tls"), e))?)
+                }
+            };
+            let mut front = self.frontend(name, listen, pool, &global, trusted, f);
+            front.tls = tls;
+            frontends.push(front);
         }
         Ok(ServerConfig { global, frontends, pools })
     }
@@ -479,6 +504,7 @@ impl Checker<'_> {
     ) -> FrontendConfig {
         let d = FrontendConfig::default();
         FrontendConfig {
+            tls: None,
             accept_proxy: AcceptProxy { mode: f.accept_proxy.unwrap_or(d.accept_proxy.mode), trusted },
             name,
             listen,
@@ -590,6 +616,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "rate_per_ip",
             "accept_proxy",
             "trusted_proxies",
+            "tls",
             "access_log",
             "redirect_code",
         ],

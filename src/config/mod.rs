@@ -90,6 +90,8 @@ pub struct Config {
     pub per_ip: crate::per_ip::PerIpLimits,
     pub accept_proxy: crate::proxy_protocol::AcceptProxy,
     pub send_proxy: Option<crate::proxy_protocol::Version>,
+    /// TLS termination (HTTP and redirect modes).
+    pub tls: Option<crate::tls::TlsSettings>,
     pub backend_timeout: Duration,
     pub request_timeout: Duration,
     pub keepalive_timeout: Option<Duration>,
@@ -146,6 +148,7 @@ impl Config {
             keepalive_timeout: self.keepalive_timeout,
             hash_key: self.hash_key.clone(),
             send_proxy: self.send_proxy,
+            tls: self.tls.as_ref().map(|t| t.server.clone()),
         })
     }
 }

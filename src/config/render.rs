@@ -116,6 +116,16 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
     let accept = f.accept_proxy.mode.map_or("off", |m| m.name());
     let trusted: Vec<String> = f.accept_proxy.trusted.iter().map(|c| q(&c.to_string())).collect();
     let _ = writeln!(out, "accept_proxy = {}\ntrusted_proxies = [{}]", q(accept), trusted.join(", "));
+    if let Some(t) = &f.tls {
+        let entries: Vec<String> = t
+            .files
+            .iter()
+            .map(|x| {
+                format!("{{ cert = {}, key = {} }}", q(&x.cert.display().to_string()), q(&x.key.display().to_string()))
+            })
+            .collect();
+        let _ = writeln!(out, "tls = [{}]", entries.join(", "));
+    }
     opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
 }

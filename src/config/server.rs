@@ -23,6 +23,7 @@ use crate::http::head::HashKey;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptProxy, Version as ProxyVersion};
+use crate::tls::{TlsFiles, TlsSettings};
 
 /// Name of the one frontend and the one pool that the command-line flags make.
 pub const DEFAULT_NAME: &str = "default";
@@ -100,6 +101,9 @@ pub struct FrontendConfig {
     pub per_ip: PerIpLimits,
     /// PROXY protocol headers read from upstreams (off by default).
     pub accept_proxy: AcceptProxy,
+    /// TLS termination (HTTP and redirect modes): certificates, read when
+    /// the configuration is.
+    pub tls: Option<TlsSettings>,
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
 }
@@ -187,6 +191,7 @@ impl Default for FrontendConfig {
             max_header_size: 64 * 1024,
             per_ip: PerIpLimits::default(),
             accept_proxy: AcceptProxy::default(),
+            tls: None,
             access_log: None,
             redirect_code: 301,
         }
@@ -256,6 +261,23 @@ fn flag_token(a: &Args) -> Result<Option<String>, ConfigError> {
     }
 }
 
+/// `--tls-cert`/`--tls-key` pairs, loaded; `None` when none is given.
+fn flag_tls(a: &Args) -> Result<Option<TlsSettings>, ConfigError> {
+    if a.tls_cert.len() != a.tls_key.len() {
+        return Err(ConfigError::flags(format!(
+            "{} --tls-cert and {} --tls-key: give them in pairs, a key after each certificate",
+            a.tls_cert.len(),
+            a.tls_key.len()
+        )));
+    }
+    if a.tls_cert.is_empty() {
+        return Ok(None);
+    }
+    let files: Vec<TlsFiles> =
+        a.tls_cert.iter().zip(&a.tls_key).map(|(c, k)| TlsFiles { cert: c.clone(), key: k.clone() }).collect();
+    crate::tls::load(&files).map(Some).map_err(ConfigError::flags)
+}
+
 impl ServerConfig {
     /// The configuration the command line asks for: the file named by
     /// `--config`, or else the flags as one frontend and one pool, both named
@@ -270,8 +292,13 @@ impl ServerConfig {
             return ServerConfig::load(path);
         }
         let token = flag_token(&args)?;
+        let tls = flag_tls(&args)?;
         let mut s = ServerConfig::from_flags(args);
         s.global.admin_token = token;
+        if tls.is_some() && s.frontends[0].mode == Mode::Tcp {
+            return Err(ConfigError::flags("--tls-cert needs --mode http or redirect (TLS is terminated for HTTP)"));
+        }
+        s.frontends[0].tls = tls;
         if let (Some(admin), false) = (s.global.admin_exposed(), s.global.admin_insecure) {
             return Err(ConfigError::flags(format!(
                 "--admin {admin} {ADMIN_RISK} without --admin-token; give a token (--admin-token-file FILE or \
@@ -333,6 +360,7 @@ impl ServerConfig {
             max_header_size: a.max_header_size,
             per_ip: PerIpLimits { max_conns: none_if_zero(a.max_conns_per_ip), rate: none_if_zero(a.rate_per_ip) },
             accept_proxy: AcceptProxy { mode: a.accept_proxy.0, trusted: a.trusted_proxies },
+            tls: None,
             access_log: a.access_log,
             redirect_code: a.redirect_code,
         };
@@ -384,6 +412,7 @@ impl ServerConfig {
             max_header_size: f.max_header_size,
             per_ip: f.per_ip,
             accept_proxy: f.accept_proxy.clone(),
+            tls: f.tls.clone(),
             send_proxy: p.send_proxy,
             backend_timeout: f.backend_timeout,
             request_timeout: f.request_timeout,

@@ -32,6 +32,7 @@ use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
 use crate::per_ip::ClientSlot;
 use crate::policy::{Candidates, PickKey};
 use crate::proxy_protocol;
+use crate::tls::ClientIo;
 
 /// What the HTTP front end answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct HttpSettings {
     pub hash_key: Option<HashKey>,
     /// PROXY protocol header in front of each backend connection.
     pub send_proxy: Option<proxy_protocol::Version>,
+    /// TLS termination: clients speak TLS to this configuration.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 pub use crate::mode::Ctx;
@@ -95,7 +98,8 @@ pub(super) enum ClientPhase {
 }
 
 pub(super) struct Client {
-    pub sock: TcpStream,
+    /// The socket, plain or under TLS.
+    pub io: ClientIo,
     pub addr: SocketAddr,
     pub ready: Ready,
     pub rbuf: Option<Buffer>,
@@ -110,6 +114,8 @@ pub(super) struct Client {
     pub head_since: Option<Instant>,
     /// Its address's place under `--max-conns-per-ip`, while it lives.
     pub _slot: ClientSlot,
+    /// TLS close_notify queued (Closing phase).
+    pub closing_notified: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +138,7 @@ pub(super) struct BackendConn {
 }
 
 /// Write `data` once if the socket is writable; clears the flag when it fills.
-pub(super) fn write_some(sock: &mut TcpStream, ready: &mut Ready, data: &[u8]) -> io::Result<usize> {
+pub(super) fn write_some(sock: &mut impl Write, ready: &mut Ready, data: &[u8]) -> io::Result<usize> {
     if !ready.writable || data.is_empty() {
         return Ok(0);
     }
@@ -153,7 +159,7 @@ pub(super) fn write_some(sock: &mut TcpStream, ready: &mut Ready, data: &[u8]) -
 }
 
 /// Read once into `buf` if readable and there is room. `Ok(true)` on EOF.
-pub(super) fn read_some(sock: &mut TcpStream, ready: &mut Ready, buf: &mut Buffer) -> io::Result<(usize, bool)> {
+pub(super) fn read_some(sock: &mut impl Read, ready: &mut Ready, buf: &mut Buffer) -> io::Result<(usize, bool)> {
     if !ready.readable || buf.is_full() {
         return Ok((0, false));
     }
@@ -240,8 +246,18 @@ impl HttpEngine {
             warn!("cannot register client {addr}: {e}");
             return;
         }
+        let io = match &self.settings.tls {
+            Some(tls) => match ClientIo::tls(sock, tls) {
+                Ok(io) => io,
+                Err(e) => {
+                    warn!("client {addr}: cannot start TLS: {e}");
+                    return;
+                }
+            },
+            None => ClientIo::plain(sock),
+        };
         entry.insert(Client {
-            sock,
+            io,
             addr,
             ready: Ready::default(),
             rbuf: None,
@@ -252,6 +268,7 @@ impl HttpEngine {
             last_active: ctx.now,
             head_since: Some(ctx.now),
             _slot: slot,
+            closing_notified: false,
         });
     }
 
@@ -385,9 +402,22 @@ impl HttpEngine {
         };
         let mut moved = false;
 
+        // Encrypted bytes TLS could not send last time (handshake, records)
+        // go before anything else.
+        if c.io.tls_pending() {
+            match c.io.flush_tls() {
+                Ok(()) => moved = true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    c.ready.writable = false;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+
         // Queued bytes (response heads, proxy answers) go first.
         if c.wpos < c.wbuf.len() {
-            let n = write_some(&mut c.sock, &mut c.ready, &c.wbuf[c.wpos..])?;
+            let n = write_some(&mut c.io, &mut c.ready, &c.wbuf[c.wpos..])?;
             c.wpos += n;
             moved |= n > 0;
             if c.wpos == c.wbuf.len() {
@@ -400,7 +430,16 @@ impl HttpEngine {
         match c.phase {
             ClientPhase::Closing => {
                 if flushed {
-                    self.close_client(key, false);
+                    // A TLS client gets close_notify before the FIN.
+                    if !c.closing_notified {
+                        c.closing_notified = true;
+                        c.io.close_notify();
+                    }
+                    match c.io.flush_tls() {
+                        Ok(()) => self.close_client(key, false),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => c.ready.writable = false,
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok(false)
             }
@@ -423,7 +462,10 @@ impl HttpEngine {
                     self.settings.hash_key.as_ref(),
                 );
                 match parsed {
-                    Ok(Some(h)) => {
+                    Ok(Some(mut h)) => {
+                        if self.settings.tls.is_some() {
+                            h.arrived_over_tls();
+                        }
                         rbuf.consume(h.len);
                         c.last_active = ctx.now;
                         c.head_since = None;
@@ -444,7 +486,7 @@ impl HttpEngine {
                             self.close_client(key, false);
                             return Ok(false);
                         }
-                        let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
+                        let (n, eof) = read_some(&mut c.io, &mut c.ready, rbuf)?;
                         c.eof |= eof;
                         if n > 0 && c.head_since.is_none() {
                             c.head_since = Some(ctx.now);
@@ -612,7 +654,7 @@ impl HttpEngine {
     fn prefix_proxy_header(&mut self, key: usize, conn: usize) {
         let Some(v) = self.settings.send_proxy else { return };
         let Some(c) = self.clients.get(key) else { return };
-        let Ok(to) = c.sock.local_addr() else { return };
+        let Ok(to) = c.io.local_addr() else { return };
         if let Some(bc) = self.conns.get_mut(conn) {
             bc.wbuf.splice(0..0, proxy_protocol::encode(v, c.addr, to));
         }
@@ -719,7 +761,7 @@ impl HttpEngine {
             _ => {}
         }
         if abort {
-            let _ = socket2::SockRef::from(&c.sock).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&c.io.sock).set_linger(Some(Duration::ZERO));
         }
     }
 }

@@ -122,7 +122,7 @@ impl HttpEngine {
                 }
             }
             if !ex.req_body.is_done() && !c.eof {
-                let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
+                let (n, eof) = read_some(&mut c.io, &mut c.ready, rbuf)?;
                 moved |= n > 0;
                 if eof {
                     // The client stopped in the middle of its body.
@@ -135,7 +135,7 @@ impl HttpEngine {
         // requests wait in its buffer, which stops reading when full.
         if ex.req_body.is_done() && !c.eof && c.ready.readable {
             let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take_small());
-            let (n, eof) = read_some(&mut c.sock, &mut c.ready, rbuf)?;
+            let (n, eof) = read_some(&mut c.io, &mut c.ready, rbuf)?;
             moved |= n > 0;
             if rbuf.is_empty() {
                 c.rbuf = None;
@@ -242,7 +242,7 @@ impl HttpEngine {
                             return Ok(true);
                         }
                     };
-                    let k = write_some(&mut c.sock, &mut c.ready, &rbuf.data()[..n])?;
+                    let k = write_some(&mut c.io, &mut c.ready, &rbuf.data()[..n])?;
                     let _ = resp.framing.advance(&rbuf.data()[..k]);
                     rbuf.consume(k);
                     ex.resp_bytes += k as u64;
@@ -322,7 +322,7 @@ impl HttpEngine {
         let c = &mut self.clients[key];
         if ex.resp.is_some() {
             // Part of a response is out: only a reset tells the client it is cut.
-            let _ = socket2::SockRef::from(&c.sock).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&c.io.sock).set_linger(Some(Duration::ZERO));
             c.wbuf.clear();
             c.wpos = 0;
             c.phase = ClientPhase::Closing;

@@ -42,11 +42,21 @@ pub struct RequestHead {
     pub upgrade: bool,
     /// The rewritten head for the backend, without the Connection line.
     rewritten: Vec<u8>,
+    /// Where the `X-Forwarded-Proto` value lbproxy added starts (none when
+    /// the client sent its own).
+    proto_at: Option<usize>,
 }
 
 impl RequestHead {
     pub fn is_head(&self) -> bool {
         self.method == "HEAD"
+    }
+
+    /// The request came over TLS: the `X-Forwarded-Proto` lbproxy adds says `https`.
+    pub fn arrived_over_tls(&mut self) {
+        if let Some(at) = self.proto_at.take() {
+            self.rewritten.splice(at..at + 4, *b"https");
+        }
     }
 
     /// Safe to send again on another connection (RFC 9110 9.2.2).
@@ -308,9 +318,10 @@ pub fn parse_request_keyed(
         Some(x) => write!(VecWriter(&mut out), "X-Forwarded-For: {x}, {ip}\r\n"),
         None => write!(VecWriter(&mut out), "X-Forwarded-For: {ip}\r\n"),
     };
-    if !has_proto {
+    let proto_at = (!has_proto).then(|| {
         out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
-    }
+        out.len() - b"http\r\n".len()
+    });
     let _ = match via {
         Some(v) => write!(VecWriter(&mut out), "Via: {v}, 1.{minor} lbproxy\r\n"),
         None => write!(VecWriter(&mut out), "Via: 1.{minor} lbproxy\r\n"),
@@ -327,6 +338,7 @@ pub fn parse_request_keyed(
         request_hash,
         upgrade,
         rewritten: out,
+        proto_at,
     }))
 }
 

@@ -80,9 +80,9 @@ impl HttpEngine {
         let before = (t.up.eof, t.down.eof, t.up.shut, t.down.shut);
 
         let mut budget = READS_PER_ROUND;
-        let up = t.up.pump(&mut c.sock, &mut c.ready, &mut bc.sock, &mut bc.ready, ctx.pool, &mut budget)?;
+        let up = t.up.pump(&mut c.io, &mut c.ready, &mut bc.sock, &mut bc.ready, ctx.pool, &mut budget)?;
         let mut budget = READS_PER_ROUND;
-        let down = t.down.pump(&mut bc.sock, &mut bc.ready, &mut c.sock, &mut c.ready, ctx.pool, &mut budget)?;
+        let down = t.down.pump(&mut bc.sock, &mut bc.ready, &mut c.io, &mut c.ready, ctx.pool, &mut budget)?;
         let stats = &mut ctx.backends[t.backend].stats;
         stats.bytes_up += up;
         stats.bytes_down += down;
@@ -98,7 +98,7 @@ impl HttpEngine {
         if t.down.wants_shut() {
             t.down.shut = true;
             if !t.up.shut {
-                shutdown_write(&c.sock)?;
+                c.io.shutdown_write()?;
             }
         }
         if t.up.shut && t.down.shut {
