@@ -305,3 +305,78 @@ fn certificates_reload_with_sighup_and_open_tls_sessions_go_on() {
     let mut after = tls_client(&ca, "b.test", lb.addr);
     assert_eq!(get_over(&mut after).unwrap(), "Hello from server 1");
 }
+
+/// HAProxy as a TLS backend with a.test's certificate, answering with the
+/// SNI and protocol it saw.
+fn haproxy_tls_backend(p: &Pki) -> (std::process::Child, std::net::SocketAddr) {
+    let combined = p.dir.join("a.test.combined.pem");
+    let mut pem = std::fs::read(p.dir.join("a.test.pem")).unwrap();
+    pem.extend(std::fs::read(p.dir.join("a.test.key")).unwrap());
+    std::fs::write(&combined, pem).unwrap();
+    let port = dead_addr().port();
+    let cfg = p.dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend f\n  bind 127.0.0.1:{port} ssl crt {}\n\
+             http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] tls=%[ssl_fc]\\n\"\n",
+            combined.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "haproxy did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[test]
+fn backend_tls_verifies_against_the_ca_file_or_explicitly_not() {
+    let p = pki("backend");
+    let (mut haproxy, backend) = haproxy_tls_backend(&p);
+    let ca = p.dir.join("ca.pem").display().to_string();
+    let body = |lb: &Proc| util::http::Conn::open(lb.addr).get("/");
+    // verify, for the name on the certificate: served over TLS, SNI sent.
+    let lb = lbproxy(
+        "round_robin",
+        &[backend],
+        &["--mode", "http", "--backend-tls", "verify", "--backend-ca", &ca, "--backend-sni", "a.test"],
+    );
+    let r = body(&lb);
+    assert_eq!((r.status, r.text()), (200, "sni=a.test tls=1\n".to_string()));
+    // verify, for a name the certificate does not cover: refused, 502.
+    let wrong = lbproxy(
+        "round_robin",
+        &[backend],
+        &["--mode", "http", "--backend-tls", "verify", "--backend-ca", &ca, "--backend-sni", "b.test"],
+    );
+    assert_eq!(body(&wrong).status, 502);
+    // verify against another CA (b.test's certificate as the only root): 502.
+    let other_ca = p.dir.join("b.test.pem").display().to_string();
+    let untrusted = lbproxy(
+        "round_robin",
+        &[backend],
+        &["--mode", "http", "--backend-tls", "verify", "--backend-ca", &other_ca, "--backend-sni", "a.test"],
+    );
+    assert_eq!(body(&untrusted).status, 502);
+    // insecure: encrypted, certificate unchecked; keep-alive reuses the TLS connection.
+    let insecure = lbproxy("round_robin", &[backend], &["--mode", "http", "--backend-tls", "insecure"]);
+    let mut c = util::http::Conn::open(insecure.addr);
+    for _ in 0..5 {
+        let r = c.get("/");
+        assert_eq!((r.status, r.text()), (200, "sni= tls=1\n".to_string()));
+    }
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
+}

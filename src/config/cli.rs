@@ -20,6 +20,7 @@ use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
 use crate::policy::PolicyKind;
 use crate::proxy_protocol::{AcceptMode, Cidr, Version as ProxyVersion};
+use crate::tls::BackendTlsMode;
 
 static GLOBAL: LazyLock<GlobalConfig> = LazyLock::new(GlobalConfig::default);
 static FRONTEND: LazyLock<FrontendConfig> = LazyLock::new(FrontendConfig::default);
@@ -27,7 +28,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 53] = [
+const SERVER_FLAGS: [&str; 56] = [
     "policy",
     "port",
     "bind",
@@ -52,6 +53,9 @@ const SERVER_FLAGS: [&str; 53] = [
     "send_proxy",
     "tls_cert",
     "tls_key",
+    "backend_tls",
+    "backend_ca",
+    "backend_sni",
     "request_timeout",
     "backend_timeout",
     "keepalive_timeout",
@@ -349,6 +353,20 @@ pub struct Args {
     /// The private key (PEM) of the --tls-cert before it.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Vec<PathBuf>,
+
+    /// HTTP mode: speak TLS to the backends: `verify` (against
+    /// --backend-ca, for --backend-sni or the backend's IP address),
+    /// `insecure` (encrypted, certificate not checked), or `off`.
+    #[arg(long, value_name = "MODE", default_value = "off", value_parser = |s: &str| parse_backend_tls(s).map(OffOr))]
+    pub backend_tls: OffOr<BackendTlsMode>,
+
+    /// The CA certificate(s) (PEM) that --backend-tls verify checks backends against.
+    #[arg(long, value_name = "FILE")]
+    pub backend_ca: Option<PathBuf>,
+
+    /// The server name sent to backends (SNI) and checked in their certificates.
+    #[arg(long, value_name = "NAME")]
+    pub backend_sni: Option<String>,
 
     /// Send a PROXY protocol header (`v1` or `v2`) to backends, naming the
     /// client; `off`. In HTTP mode each request then gets its own backend

@@ -54,7 +54,7 @@ use crate::http::head::HashKey;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptMode, AcceptProxy, Cidr, Version as ProxyVersion};
-use crate::tls::TlsFiles;
+use crate::tls::{BackendTlsMode, TlsFiles};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +188,10 @@ struct RawPool {
     resolvers: Option<Vec<String>>,
     #[serde(deserialize_with = "via::send_proxy")]
     send_proxy: Option<Option<ProxyVersion>>,
+    #[serde(deserialize_with = "via::backend_tls")]
+    backend_tls: Option<Option<BackendTlsMode>>,
+    backend_ca: Option<PathBuf>,
+    backend_sni: Option<String>,
 }
 
 /// One entry of `servers`: what `--backend` accepts (`"HOST:PORT"`,
@@ -288,6 +292,7 @@ mod via {
         balance_factor: f64 = parse_balance_factor;
         accept_proxy: Option<AcceptMode> = parse_accept_proxy;
         send_proxy: Option<ProxyVersion> = parse_send_proxy;
+        backend_tls: Option<BackendTlsMode> = parse_backend_tls;
         health_check: CheckKind = parse_health_check;
         threshold: u32 = parse_threshold;
     }
@@ -460,6 +465,16 @@ impl Checker<'_> {
                 ServerEntry::Name(n @ NameSpec::Srv { .. }) => names.push(n),
             }
         }
+        let backend_tls = match p.backend_tls.flatten() {
+            None => None,
+            Some(mode) => {
+                let ca = p.backend_ca.map(|c| self.dir.join(c));
+                Some(
+                    crate::tls::backend::load(mode, ca, p.backend_sni)
+                        .map_err(|e| self.src.error(at("backend_tls"), e))?,
+                )
+            }
+        };
         let resolvers = p
             .resolvers
             .unwrap_or_default()
@@ -490,6 +505,7 @@ impl Checker<'_> {
             resolve_interval,
             resolvers,
             send_proxy: p.send_proxy.unwrap_or(d.send_proxy),
+            backend_tls,
         })
     }
 
@@ -638,6 +654,9 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "resolve_interval",
             "resolvers",
             "send_proxy",
+            "backend_tls",
+            "backend_ca",
+            "backend_sni",
         ],
     ),
 ];

@@ -92,6 +92,8 @@ pub struct Config {
     pub send_proxy: Option<crate::proxy_protocol::Version>,
     /// TLS termination (HTTP and redirect modes).
     pub tls: Option<crate::tls::TlsSettings>,
+    /// TLS towards the pool's backends (HTTP mode).
+    pub backend_tls: Option<crate::tls::BackendTls>,
     pub backend_timeout: Duration,
     pub request_timeout: Duration,
     pub keepalive_timeout: Option<Duration>,
@@ -149,6 +151,7 @@ impl Config {
             hash_key: self.hash_key.clone(),
             send_proxy: self.send_proxy,
             tls: self.tls.as_ref().map(|t| t.server.clone()),
+            backend_tls: self.backend_tls.clone(),
         })
     }
 }

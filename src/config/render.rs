@@ -162,4 +162,14 @@ fn pool(out: &mut String, p: &PoolConfig) {
     let resolvers = (!resolvers.is_empty()).then(|| format!("[{}]", resolvers.join(", ")));
     opt(out, "resolvers", resolvers, "the system's");
     let _ = writeln!(out, "send_proxy = {}", q(&crate::config::values::fmt_send_proxy(p.send_proxy)));
+    match &p.backend_tls {
+        None => {
+            let _ = writeln!(out, "backend_tls = \"off\"");
+        }
+        Some(t) => {
+            let _ = writeln!(out, "backend_tls = {}", q(t.mode.name()));
+            opt(out, "backend_ca", t.ca.as_ref().map(|c| q(&c.display().to_string())), "none");
+            opt(out, "backend_sni", t.sni.as_ref().map(|s| q(s)), "the backend's IP address");
+        }
+    }
 }

@@ -23,7 +23,7 @@ use crate::http::head::HashKey;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptProxy, Version as ProxyVersion};
-use crate::tls::{TlsFiles, TlsSettings};
+use crate::tls::{BackendTls, TlsFiles, TlsSettings};
 
 /// Name of the one frontend and the one pool that the command-line flags make.
 pub const DEFAULT_NAME: &str = "default";
@@ -131,6 +131,8 @@ pub struct PoolConfig {
     pub resolvers: Vec<SocketAddr>,
     /// PROXY protocol header sent to every backend connection (off by default).
     pub send_proxy: Option<ProxyVersion>,
+    /// TLS towards the backends (HTTP mode; off by default).
+    pub backend_tls: Option<BackendTls>,
 }
 
 /// How often names are looked up again when only SRV names ask for it.
@@ -215,6 +217,7 @@ impl Default for PoolConfig {
             resolve_interval: None,
             resolvers: Vec::new(),
             send_proxy: None,
+            backend_tls: None,
         }
     }
 }
@@ -293,12 +296,23 @@ impl ServerConfig {
         }
         let token = flag_token(&args)?;
         let tls = flag_tls(&args)?;
+        let backend_tls = match args.backend_tls.0 {
+            None => None,
+            Some(mode) => Some(
+                crate::tls::backend::load(mode, args.backend_ca.clone(), args.backend_sni.clone())
+                    .map_err(ConfigError::flags)?,
+            ),
+        };
         let mut s = ServerConfig::from_flags(args);
         s.global.admin_token = token;
         if tls.is_some() && s.frontends[0].mode == Mode::Tcp {
             return Err(ConfigError::flags("--tls-cert needs --mode http or redirect (TLS is terminated for HTTP)"));
         }
         s.frontends[0].tls = tls;
+        if backend_tls.is_some() && s.frontends[0].mode == Mode::Tcp {
+            return Err(ConfigError::flags("--backend-tls needs --mode http (TCP mode passes TLS through untouched)"));
+        }
+        s.pools[0].backend_tls = backend_tls;
         if let (Some(admin), false) = (s.global.admin_exposed(), s.global.admin_insecure) {
             return Err(ConfigError::flags(format!(
                 "--admin {admin} {ADMIN_RISK} without --admin-token; give a token (--admin-token-file FILE or \
@@ -414,6 +428,7 @@ impl ServerConfig {
             accept_proxy: f.accept_proxy.clone(),
             tls: f.tls.clone(),
             send_proxy: p.send_proxy,
+            backend_tls: p.backend_tls.clone(),
             backend_timeout: f.backend_timeout,
             request_timeout: f.request_timeout,
             keepalive_timeout: f.keepalive_timeout,

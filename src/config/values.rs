@@ -61,6 +61,14 @@ pub fn parse_send_proxy(s: &str) -> Result<Option<ProxyVersion>, String> {
     }
 }
 
+/// `off`, `verify` or `insecure`.
+pub fn parse_backend_tls(s: &str) -> Result<Option<crate::tls::BackendTlsMode>, String> {
+    match s.trim() {
+        "off" | "" => Ok(None),
+        v => v.parse().map(Some),
+    }
+}
+
 /// `off`, `required` or `optional`.
 pub fn parse_accept_proxy(s: &str) -> Result<Option<AcceptMode>, String> {
     match s.trim() {

@@ -73,6 +73,8 @@ pub struct HttpSettings {
     pub send_proxy: Option<proxy_protocol::Version>,
     /// TLS termination: clients speak TLS to this configuration.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// TLS towards the backends.
+    pub backend_tls: Option<crate::tls::BackendTls>,
 }
 
 pub use crate::mode::Ctx;
@@ -127,7 +129,8 @@ pub(super) enum ConnPhase {
 
 /// A backend connection; its buffer goes back to the pool when it is dropped.
 pub(super) struct BackendConn {
-    pub sock: TcpStream,
+    /// The socket, plain or under TLS (`backend_tls`).
+    pub io: ClientIo,
     pub ready: Ready,
     pub backend: usize,
     pub phase: ConnPhase,
@@ -283,7 +286,7 @@ impl HttpEngine {
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.ready.absorb(ev);
         match conn.phase {
-            ConnPhase::Connecting { client, .. } => match check_connect(&conn.sock, &mut conn.ready) {
+            ConnPhase::Connecting { client, .. } => match check_connect(&conn.io.sock, &mut conn.ready) {
                 ConnectCheck::Pending => {}
                 ConnectCheck::Connected => {
                     conn.phase = ConnPhase::Busy { client };
@@ -296,8 +299,9 @@ impl HttpEngine {
             ConnPhase::Busy { client } => self.drive(client, ctx),
             ConnPhase::Idle { .. } => {
                 // An idle backend connection that speaks is closing (or broken): drop it.
+                // (Under TLS, records that carry no data, e.g. session tickets, are taken in.)
                 let mut probe = [0u8; 1];
-                match conn.sock.read(&mut probe) {
+                match conn.io.read(&mut probe) {
                     Err(e) if e.kind() == ErrorKind::WouldBlock => conn.ready.readable = false,
                     _ => self.close_conn(key),
                 }
@@ -679,8 +683,21 @@ impl HttpEngine {
             return None;
         }
         let attempt = ctx.arm(ctx.now + self.settings.connect_timeout, ck);
+        let io = match &self.settings.backend_tls {
+            Some(t) => {
+                let name = t.server_name(ctx.backends[idx].addr.ip());
+                match ClientIo::tls_client(sock, &t.client, name) {
+                    Ok(io) => io,
+                    Err(e) => {
+                        warn!("cannot start TLS to backend {}: {e}", ctx.backends[idx].addr);
+                        return None;
+                    }
+                }
+            }
+            None => ClientIo::plain(sock),
+        };
         entry.insert(BackendConn {
-            sock,
+            io,
             ready: Ready::default(),
             backend: idx,
             phase: ConnPhase::Connecting { client: key, attempt },
@@ -754,7 +771,7 @@ impl HttpEngine {
             ClientPhase::Tunnel(t) => {
                 // Both ends of a tunnel see the same kind of end.
                 if abort && let Some(bc) = self.conns.get(t.conn) {
-                    let _ = socket2::SockRef::from(&bc.sock).set_linger(Some(Duration::ZERO));
+                    let _ = socket2::SockRef::from(&bc.io.sock).set_linger(Some(Duration::ZERO));
                 }
                 self.close_conn(t.conn);
             }

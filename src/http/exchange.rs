@@ -85,9 +85,18 @@ impl HttpEngine {
         let mut moved = false;
         let mut backend_error: Option<io::Error> = None;
 
+        // Encrypted bytes TLS could not send last time (handshake, records) first.
+        if bc.io.tls_pending() {
+            match bc.io.flush_tls() {
+                Ok(()) => moved = true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => bc.ready.writable = false,
+                Err(e) => backend_error = Some(e),
+            }
+        }
+
         // Request head, then request body, to the backend.
         if bc.wpos < bc.wbuf.len() {
-            match write_some(&mut bc.sock, &mut bc.ready, &bc.wbuf[bc.wpos..]) {
+            match write_some(&mut bc.io, &mut bc.ready, &bc.wbuf[bc.wpos..]) {
                 Ok(n) => {
                     bc.wpos += n;
                     moved |= n > 0;
@@ -110,7 +119,7 @@ impl HttpEngine {
                     self.fail_exchange(key, 400, ctx);
                     return Ok(true);
                 };
-                match write_some(&mut bc.sock, &mut bc.ready, &rbuf.data()[..n]) {
+                match write_some(&mut bc.io, &mut bc.ready, &rbuf.data()[..n]) {
                     Ok(k) => {
                         let _ = ex.req_body.advance(&rbuf.data()[..k]);
                         rbuf.consume(k);
@@ -152,7 +161,7 @@ impl HttpEngine {
             let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
             let waiting_body = ex.resp.as_ref().is_some_and(|r| !r.framing.is_done());
             if ex.resp.is_none() || (waiting_body && rbuf.is_empty()) {
-                match read_some(&mut bc.sock, &mut bc.ready, rbuf) {
+                match read_some(&mut bc.io, &mut bc.ready, rbuf) {
                     Ok((n, eof)) => {
                         moved |= n > 0 || eof;
                         bc.eof |= eof;

@@ -17,7 +17,7 @@ use log::debug;
 use super::access_log::Entry;
 use super::engine::{ClientPhase, Ctx, HttpEngine};
 use crate::backend::Claim;
-use crate::connection::{Pipe, shutdown_write};
+use crate::connection::Pipe;
 
 /// Reads per direction per round; the engine's round limit then bounds a
 /// tunnel's turn like any client's.
@@ -80,9 +80,9 @@ impl HttpEngine {
         let before = (t.up.eof, t.down.eof, t.up.shut, t.down.shut);
 
         let mut budget = READS_PER_ROUND;
-        let up = t.up.pump(&mut c.io, &mut c.ready, &mut bc.sock, &mut bc.ready, ctx.pool, &mut budget)?;
+        let up = t.up.pump(&mut c.io, &mut c.ready, &mut bc.io, &mut bc.ready, ctx.pool, &mut budget)?;
         let mut budget = READS_PER_ROUND;
-        let down = t.down.pump(&mut bc.sock, &mut bc.ready, &mut c.io, &mut c.ready, ctx.pool, &mut budget)?;
+        let down = t.down.pump(&mut bc.io, &mut bc.ready, &mut c.io, &mut c.ready, ctx.pool, &mut budget)?;
         let stats = &mut ctx.backends[t.backend].stats;
         stats.bytes_up += up;
         stats.bytes_down += down;
@@ -92,7 +92,7 @@ impl HttpEngine {
         if t.up.wants_shut() {
             t.up.shut = true;
             if !t.down.shut {
-                shutdown_write(&bc.sock)?;
+                bc.io.shutdown_write()?;
             }
         }
         if t.down.wants_shut() {

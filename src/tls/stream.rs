@@ -1,4 +1,5 @@
-//! The client side of an HTTP connection, plain TCP or TLS, as one type
+//! One side of an HTTP connection, plain TCP or TLS (lbproxy as the TLS
+//! server towards clients, as the TLS client towards backends), as one type
 //! with `Read` and `Write`.
 //!
 //! The reactor is edge-triggered and takes a short read as "the socket is
@@ -15,14 +16,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 /// Plaintext handed to rustls per `write` call, at most.
 const WRITE_CHUNK: usize = 64 * 1024;
 
 pub struct ClientIo {
     pub sock: TcpStream,
-    tls: Option<Box<ServerConnection>>,
+    tls: Option<Box<Connection>>,
 }
 
 impl ClientIo {
@@ -30,9 +32,17 @@ impl ClientIo {
         ClientIo { sock, tls: None }
     }
 
+    /// lbproxy as the TLS server (a client connection of a TLS frontend).
     pub fn tls(sock: TcpStream, config: &Arc<ServerConfig>) -> io::Result<ClientIo> {
         let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
-        Ok(ClientIo { sock, tls: Some(Box::new(conn)) })
+        Ok(ClientIo { sock, tls: Some(Box::new(Connection::Server(conn))) })
+    }
+
+    /// lbproxy as the TLS client (a connection to a backend), asking for
+    /// `name`; the handshake starts with the first write once connected.
+    pub fn tls_client(sock: TcpStream, config: &Arc<ClientConfig>, name: ServerName<'static>) -> io::Result<ClientIo> {
+        let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+        Ok(ClientIo { sock, tls: Some(Box::new(Connection::Client(conn))) })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -73,11 +83,14 @@ impl ClientIo {
 
     /// The server name the client asked for (SNI), on a TLS connection.
     pub fn server_name(&self) -> Option<&str> {
-        self.tls.as_ref().and_then(|t| t.server_name())
+        match self.tls.as_deref() {
+            Some(Connection::Server(s)) => s.server_name(),
+            _ => None,
+        }
     }
 }
 
-fn flush(tls: &mut ServerConnection, sock: &mut TcpStream) -> io::Result<()> {
+fn flush(tls: &mut Connection, sock: &mut TcpStream) -> io::Result<()> {
     while tls.wants_write() {
         match tls.write_tls(sock) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
@@ -90,7 +103,7 @@ fn flush(tls: &mut ServerConnection, sock: &mut TcpStream) -> io::Result<()> {
 }
 
 /// Flush, leaving what a full socket does not take for the next turn.
-fn flush_some(tls: &mut ServerConnection, sock: &mut TcpStream) -> io::Result<()> {
+fn flush_some(tls: &mut Connection, sock: &mut TcpStream) -> io::Result<()> {
     match flush(tls, sock) {
         Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
         r => r,
