@@ -13,6 +13,7 @@
 //! - `health`: health state per backend (rise/fall thresholds, history).
 //! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
 //! - `checks`: active health checks run by the reactor.
+//! - `client_hello`: the SNI of a TLS ClientHello, peeked (TCP-mode SNI routing).
 //! - `discovery`: pools from DNS (A/AAAA, SRV) resolved on their own thread.
 //! - `admin`: the admin API (routes, JSON, metrics, dashboard).
 //! - `probes`: speed probes for the fastest_ranked policy.
@@ -27,6 +28,7 @@ pub mod admin;
 pub mod backend;
 pub mod buffer;
 pub mod checks;
+pub mod client_hello;
 pub mod config;
 pub mod connection;
 pub mod discovery;

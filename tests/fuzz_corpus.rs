@@ -62,3 +62,8 @@ fn dns_answer_corpus() {
 fn proxy_header_corpus() {
     replay("proxy_header", targets::proxy_header);
 }
+
+#[test]
+fn client_hello_corpus() {
+    replay("client_hello", targets::client_hello);
+}

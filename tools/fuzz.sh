@@ -16,7 +16,7 @@ set -euo pipefail
 
 usage="usage: $0 [SECONDS_PER_TARGET] | $0 --runs N [TARGET...]"
 invocation="bash tools/fuzz.sh $*"
-targets=(request_head response_head chunked admin_request config_file dns_answer)
+targets=(request_head response_head chunked admin_request config_file dns_answer proxy_header client_hello)
 if [[ ${1:-} == --runs ]]; then
     runs=${2:-}
     [[ $runs =~ ^[0-9]+$ ]] || { echo "$usage (--runs needs a count, got '${runs}')" >&2; exit 2; }

@@ -18,6 +18,7 @@
 //! - `config_file`: a config file (inputs that are not UTF-8 are skipped).
 //! - `dns_answer`: a DNS message as a server answers (A, AAAA, SRV records).
 //! - `proxy_header`: a PROXY protocol header (v1 or v2) and what follows it.
+//! - `client_hello`: the first bytes of a TLS connection (SNI routing peeks them).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -172,5 +173,19 @@ pub fn proxy_header(data: &[u8]) {
                 assert_eq!(parse(&data[..cut]), Ok(None), "a prefix of {len} bytes parsed ({h:?})");
             }
         }
+    }
+}
+
+/// The first bytes of a TCP connection, as SNI routing peeks them.
+pub fn client_hello(data: &[u8]) {
+    use lbproxy::client_hello::{Sni, server_name};
+    let whole = server_name(data);
+    if let Sni::Name(n) = &whole {
+        assert!(!n.is_empty() && n.len() < data.len());
+        assert_eq!(n.to_ascii_lowercase(), *n);
+    }
+    // Fewer bytes never name another server.
+    if let Sni::Name(n) = server_name(&data[..data.len() / 2]) {
+        assert_eq!(whole, Sni::Name(n));
     }
 }

@@ -45,7 +45,7 @@ use toml::de::DeTable;
 use super::error::{Seg, Source, key_path};
 use super::server::{ADMIN_RISK, DEFAULT_RESOLVE_INTERVAL, none_if_zero, off_if_zero};
 use super::values::*;
-use super::{BackendSpec, ConfigError, FrontendConfig, GlobalConfig, Mode, PoolConfig, ServerConfig};
+use super::{BackendSpec, ConfigError, FrontendConfig, GlobalConfig, Mode, PoolConfig, ServerConfig, SniRoute};
 use crate::backend::FailPolicy;
 use crate::discovery::NameSpec;
 use crate::health::CheckKind;
@@ -148,9 +148,18 @@ struct RawFrontend {
     accept_proxy: Option<Option<AcceptMode>>,
     trusted_proxies: Option<Vec<String>>,
     tls: Option<Vec<RawTls>>,
+    sni_routes: Option<Vec<RawSniRoute>>,
     access_log: Option<PathBuf>,
     #[serde(deserialize_with = "via::redirect_code")]
     redirect_code: Option<u16>,
+}
+
+/// One `sni_routes` entry of a frontend: names and the pool they go to.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSniRoute {
+    names: Vec<String>,
+    pool: String,
 }
 
 /// One `tls` entry of a frontend: a certificate chain and its key (PEM).
@@ -377,8 +386,27 @@ impl Checker<'_> {
                     Some(crate::tls::load(&files).map_err(|e| self.src.error(at("tls"), e))?)
                 }
             };
+            let mut sni_routes = Vec::new();
+            for r in f.sni_routes.iter().flatten() {
+                if f.mode.unwrap_or(FrontendConfig::default().mode) != Mode::Tcp {
+                    return Err(self
+                        .src
+                        .error(at("sni_routes"), "SNI routing is for mode = \"tcp\" (TLS passed through)"));
+                }
+                let pool = *pool_names.get(r.pool.as_str()).ok_or_else(|| {
+                    self.src.error(at("sni_routes"), format!("no pool named \"{}\" for names {:?}", r.pool, r.names))
+                })?;
+                if let Some(bad) = r.names.iter().find(|n| n.trim_start_matches("*.").is_empty() || n.contains(' ')) {
+                    return Err(self.src.error(at("sni_routes"), format!("invalid server name \"{bad}\"")));
+                }
+                if r.names.is_empty() {
+                    return Err(self.src.error(at("sni_routes"), "a route needs at least one name"));
+                }
+                sni_routes.push(SniRoute { names: r.names.iter().map(|n| n.to_ascii_lowercase()).collect(), pool });
+            }
             let mut front = self.frontend(name, listen, pool, &global, trusted, f);
             front.tls = tls;
+            front.sni_routes = sni_routes;
             frontends.push(front);
         }
         Ok(ServerConfig { global, frontends, pools })
@@ -521,6 +549,7 @@ impl Checker<'_> {
         let d = FrontendConfig::default();
         FrontendConfig {
             tls: None,
+            sni_routes: Vec::new(),
             accept_proxy: AcceptProxy { mode: f.accept_proxy.unwrap_or(d.accept_proxy.mode), trusted },
             name,
             listen,
@@ -633,6 +662,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "accept_proxy",
             "trusted_proxies",
             "tls",
+            "sni_routes",
             "access_log",
             "redirect_code",
         ],

@@ -32,7 +32,7 @@ use crate::policy::{PolicyKind, PolicyParams};
 pub use cli::Args;
 pub use error::ConfigError;
 pub use server::{
-    DEFAULT_NAME, DEFAULT_RESOLVE_INTERVAL, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig, TOKEN_ENV,
+    DEFAULT_NAME, DEFAULT_RESOLVE_INTERVAL, FrontendConfig, GlobalConfig, PoolConfig, ServerConfig, SniRoute, TOKEN_ENV,
 };
 pub use values::*;
 
@@ -94,6 +94,10 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsSettings>,
     /// TLS towards the pool's backends (HTTP mode).
     pub backend_tls: Option<crate::tls::BackendTls>,
+    /// TCP mode: server names and the (hidden) frontend that serves them.
+    pub sni_routes: Vec<(Vec<String>, String)>,
+    /// A hidden frontend serving an SNI route: no listener of its own.
+    pub routed: bool,
     pub backend_timeout: Duration,
     pub request_timeout: Duration,
     pub keepalive_timeout: Option<Duration>,

@@ -36,7 +36,7 @@ impl ServerConfig {
         let mut out = String::from("# lbproxy configuration: every key with its value, defaults filled in.\n");
         global(&mut out, &self.global);
         for f in &self.frontends {
-            frontend(&mut out, f, &self.pools[f.pool].name);
+            frontend(&mut out, f, &self.pools[f.pool].name, &self.pools);
         }
         for p in &self.pools {
             pool(&mut out, p);
@@ -67,7 +67,7 @@ fn global(out: &mut String, g: &GlobalConfig) {
     );
 }
 
-fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
+fn frontend(out: &mut String, f: &FrontendConfig, pool: &str, pools: &[PoolConfig]) {
     let p = &f.params;
     let _ = write!(
         out,
@@ -125,6 +125,18 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str) {
             })
             .collect();
         let _ = writeln!(out, "tls = [{}]", entries.join(", "));
+    }
+    if !f.sni_routes.is_empty() {
+        let routes: Vec<String> = f
+            .sni_routes
+            .iter()
+            .map(|r| {
+                let names: Vec<String> = r.names.iter().map(|n| q(n)).collect();
+                let pool = pools.get(r.pool).map_or("?", |p| p.name.as_str());
+                format!("{{ names = [{}], pool = {} }}", names.join(", "), q(pool))
+            })
+            .collect();
+        let _ = writeln!(out, "sni_routes = [{}]", routes.join(", "));
     }
     opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);

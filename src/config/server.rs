@@ -104,6 +104,9 @@ pub struct FrontendConfig {
     /// TLS termination (HTTP and redirect modes): certificates, read when
     /// the configuration is.
     pub tls: Option<TlsSettings>,
+    /// TCP mode: pools chosen by the TLS ClientHello's server name; `pool`
+    /// takes the rest (no name, another name, not TLS).
+    pub sni_routes: Vec<SniRoute>,
     pub access_log: Option<PathBuf>,
     pub redirect_code: u16,
 }
@@ -133,6 +136,14 @@ pub struct PoolConfig {
     pub send_proxy: Option<ProxyVersion>,
     /// TLS towards the backends (HTTP mode; off by default).
     pub backend_tls: Option<BackendTls>,
+}
+
+/// One SNI route of a TCP frontend: server names (`a.test`, `*.a.test`) and the pool they go to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SniRoute {
+    pub names: Vec<String>,
+    /// Index into [`ServerConfig::pools`].
+    pub pool: usize,
 }
 
 /// How often names are looked up again when only SRV names ask for it.
@@ -194,6 +205,7 @@ impl Default for FrontendConfig {
             per_ip: PerIpLimits::default(),
             accept_proxy: AcceptProxy::default(),
             tls: None,
+            sni_routes: Vec::new(),
             access_log: None,
             redirect_code: 301,
         }
@@ -375,6 +387,7 @@ impl ServerConfig {
             per_ip: PerIpLimits { max_conns: none_if_zero(a.max_conns_per_ip), rate: none_if_zero(a.rate_per_ip) },
             accept_proxy: AcceptProxy { mode: a.accept_proxy.0, trusted: a.trusted_proxies },
             tls: None,
+            sni_routes: Vec::new(),
             access_log: a.access_log,
             redirect_code: a.redirect_code,
         };
@@ -404,8 +417,19 @@ impl ServerConfig {
     /// into `frontends`) with its pool's servers, so the existing reactor can
     /// run any one frontend. Panics if the index is out of range.
     pub fn to_config(&self, frontend: usize) -> Config {
+        self.to_config_with_pool(frontend, self.frontends[frontend].pool)
+    }
+
+    /// The name of the hidden frontend that serves SNI route `route` of `frontend`.
+    pub fn sni_frontend_name(&self, frontend: usize, route: usize) -> String {
+        format!("{}/sni{route}", self.frontends[frontend].name)
+    }
+
+    /// Frontend `frontend`'s settings with pool `pool`'s servers (its own
+    /// pool, or one of its SNI routes' pools).
+    pub fn to_config_with_pool(&self, frontend: usize, pool: usize) -> Config {
         let f = &self.frontends[frontend];
-        let p = self.pool_of(frontend);
+        let p = &self.pools[pool];
         let g = &self.global;
         Config {
             listen: f.listen,
@@ -434,6 +458,13 @@ impl ServerConfig {
             keepalive_timeout: f.keepalive_timeout,
             access_log: f.access_log.clone(),
             redirect_code: f.redirect_code,
+            sni_routes: f
+                .sni_routes
+                .iter()
+                .enumerate()
+                .map(|(r, route)| (route.names.clone(), self.sni_frontend_name(frontend, r)))
+                .collect(),
+            routed: false,
             fail_policy: p.fail_policy,
             health: p.health(),
             admin: g.admin,

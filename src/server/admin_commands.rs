@@ -87,7 +87,7 @@ impl Server {
                     policy: f.config.policy.name(),
                     pool: self.pools[f.pool].name.clone(),
                     open_clients: f.mode.open_clients(),
-                    accepting: f.listener.is_some(),
+                    accepting: f.is_live(),
                 })
                 .collect(),
             pools: self.pools.iter().map(|p| (p.name.as_str(), p.backends.as_slice(), dns_json(p, self.now))).collect(),

@@ -30,13 +30,15 @@ pub(super) struct Frontend {
     pub config: Config,
     /// This frontend's index in the server, for its sockets' tokens.
     index: usize,
+    /// A routed frontend (no listener) that a reload removed.
+    pub retired: bool,
 }
 
 impl Frontend {
     /// `slots`: how many backend slots its pool has now (the mode makes room for them).
     pub fn new(
         name: String,
-        (listener, local_addr): (TcpListener, SocketAddr),
+        (listener, local_addr): (Option<TcpListener>, SocketAddr),
         mut mode: Box<dyn Mode>,
         (pool, slots): (usize, usize),
         config: Config,
@@ -47,7 +49,8 @@ impl Frontend {
         let mut f = Frontend {
             name,
             local_addr,
-            listener: Some(listener),
+            listener,
+            retired: false,
             mode,
             policy: config.policy.build(&config.params),
             prober: None,
@@ -74,6 +77,12 @@ impl Frontend {
         self.policy = kind.build(&self.config.params);
         self.config.policy = kind;
         self.update_prober(now, timers);
+    }
+
+    /// Taking new clients: through its listener, or (an SNI route's
+    /// frontend) through its parent's until a reload retires it.
+    pub fn is_live(&self) -> bool {
+        self.listener.is_some() || (self.config.routed && !self.retired)
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {

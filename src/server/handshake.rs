@@ -1,9 +1,14 @@
-//! Client connections of frontends with `accept_proxy`, between accept and
-//! their mode: their first bytes are peeked until a PROXY protocol header is
-//! complete, exactly the header is read, and the connection goes to its
-//! mode as if it came from the address the header names (what follows the
-//! header stays in the socket for the mode). Bounded: a header must arrive
-//! within `TIMEOUT`, and it is at most `proxy_protocol::MAX_HEADER` bytes.
+//! Client connections between accept and their mode, for frontends that
+//! must look at the first bytes first:
+//! - `accept_proxy`: peeked until a PROXY protocol header is complete,
+//!   exactly the header is read, and the connection goes on as if it came
+//!   from the address the header names;
+//! - `sni_routes` (TCP mode): the TLS ClientHello is peeked, never
+//!   consumed, and the connection goes to the frontend of the route whose
+//!   names cover its server name (the frontend's own pool otherwise).
+//!
+//! Bounded: the bytes must arrive within `TIMEOUT`, and at most
+//! `proxy_protocol::MAX_HEADER` or `client_hello::MAX_PEEK` are looked at.
 
 use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
@@ -16,6 +21,7 @@ use slab::Slab;
 
 use super::Server;
 use super::tokens::Owner;
+use crate::client_hello::{self, Sni};
 use crate::config::Mode as ModeKind;
 use crate::proxy_protocol::{self, AcceptMode, MAX_HEADER};
 
@@ -24,9 +30,17 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) struct Pending {
     sock: TcpStream,
+    /// The connection's source (the PROXY header's, once read).
     peer: SocketAddr,
     frontend: usize,
     deadline: Instant,
+    stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Proxy,
+    Sni,
 }
 
 /// Connections waiting for their header.
@@ -68,28 +82,84 @@ fn judge(bytes: &[u8], mode: AcceptMode, eof: bool) -> Verdict {
 impl Server {
     /// A client accepted on a frontend with `accept_proxy`: wait for its
     /// header if its source may send one; else decide now.
-    pub(super) fn start_handshake(&mut self, i: usize, mut sock: TcpStream, peer: SocketAddr) {
+    pub(super) fn start_handshake(&mut self, i: usize, sock: TcpStream, peer: SocketAddr) {
         let ap = &self.frontends[i].config.accept_proxy;
-        let Some(mode) = ap.mode else { return self.admit(i, sock, peer) };
+        let Some(mode) = ap.mode else { return self.route(i, sock, peer) };
         if !ap.trusts(peer.ip()) {
             if mode == AcceptMode::Required {
                 debug!("client {peer}: not a trusted PROXY source (trusted_proxies), closed");
                 return;
             }
-            return self.admit(i, sock, peer);
+            return self.route(i, sock, peer);
         }
+        self.wait_for_bytes(i, sock, peer, Stage::Proxy);
+    }
+
+    fn wait_for_bytes(&mut self, i: usize, mut sock: TcpStream, peer: SocketAddr, stage: Stage) {
         let entry = self.handshakes.conns.vacant_entry();
         let token = Owner::Handshake(entry.key()).token();
         if let Err(e) = self.poll.registry().register(&mut sock, token, Interest::READABLE) {
             warn!("cannot register client {peer}: {e}");
             return;
         }
-        entry.insert(Pending { sock, peer, frontend: i, deadline: self.now + TIMEOUT });
+        entry.insert(Pending { sock, peer, frontend: i, deadline: self.now + TIMEOUT, stage });
+    }
+
+    /// A client of frontend `i` whose address is known: to the frontend of
+    /// its SNI route once its ClientHello says, or straight to `i`'s mode.
+    fn route(&mut self, i: usize, sock: TcpStream, client: SocketAddr) {
+        if self.frontends[i].config.sni_routes.is_empty() {
+            return self.admit(i, sock, client);
+        }
+        self.wait_for_bytes(i, sock, client, Stage::Sni);
+    }
+
+    /// The frontend serving server name `name` for frontend `i`: its route's, or `i`.
+    fn sni_target(&self, i: usize, name: Option<&str>) -> usize {
+        let Some(name) = name else { return i };
+        let routes = &self.frontends[i].config.sni_routes;
+        let Some((_, target)) =
+            routes.iter().find(|(names, _)| names.iter().any(|p| client_hello::name_matches(p, name)))
+        else {
+            return i;
+        };
+        self.frontends.iter().position(|f| f.is_live() && &f.name == target).unwrap_or(i)
+    }
+
+    /// The ClientHello of a client waiting in `key` came (or enough to tell).
+    fn on_client_hello(&mut self, key: usize) {
+        let Some(p) = self.handshakes.conns.get_mut(key) else { return };
+        let mut buf = vec![0u8; client_hello::MAX_PEEK];
+        let name = match p.sock.peek(&mut buf) {
+            Ok(0) => {
+                self.handshakes.conns.remove(key);
+                return;
+            }
+            Ok(n) => match client_hello::server_name(&buf[..n]) {
+                Sni::Incomplete if n < buf.len() => return,
+                Sni::Name(name) => Some(name),
+                _ => None,
+            },
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => return,
+            Err(e) => {
+                debug!("client {}: {e}; closed", p.peer);
+                self.handshakes.conns.remove(key);
+                return;
+            }
+        };
+        let Pending { mut sock, peer, frontend, .. } = self.handshakes.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut sock);
+        let target = self.sni_target(frontend, name.as_deref());
+        debug!("client {peer}: server name {name:?} -> frontend {}", self.frontends[target].name);
+        self.admit(target, sock, peer);
     }
 
     /// Bytes arrived on a waiting connection: look at them.
     pub(super) fn on_handshake(&mut self, key: usize) {
         let Some(p) = self.handshakes.conns.get_mut(key) else { return };
+        if p.stage == Stage::Sni {
+            return self.on_client_hello(key);
+        }
         let Some(mode) = self.frontends.get(p.frontend).and_then(|f| f.config.accept_proxy.mode) else {
             self.handshakes.conns.remove(key);
             return;
@@ -121,7 +191,7 @@ impl Server {
         if client != peer {
             debug!("client {client} via PROXY header from {peer}");
         }
-        self.admit(frontend, sock, client);
+        self.route(frontend, sock, client);
     }
 
     /// Close connections whose header did not come in time (housekeeping tick).

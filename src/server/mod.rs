@@ -86,9 +86,18 @@ pub struct Plan {
 impl Plan {
     /// Every frontend of `config`, with its settings and its pool's name.
     pub fn from_config(config: &crate::config::ServerConfig) -> Plan {
-        let frontends = (0..config.frontends.len())
-            .map(|i| (config.frontends[i].name.clone(), config.to_config(i), config.pool_of(i).name.clone()))
-            .collect();
+        let mut frontends = Vec::new();
+        for i in 0..config.frontends.len() {
+            frontends.push((config.frontends[i].name.clone(), config.to_config(i), config.pool_of(i).name.clone()));
+            // Each SNI route is served by a frontend of its own (its pool and
+            // policy) without a listener: the parent hands it the connections.
+            for (r, route) in config.frontends[i].sni_routes.iter().enumerate() {
+                let mut routed = config.to_config_with_pool(i, route.pool);
+                routed.routed = true;
+                routed.sni_routes.clear();
+                frontends.push((config.sni_frontend_name(i, r), routed, config.pools[route.pool].name.clone()));
+            }
+        }
         Plan { frontends, upgrade_socket: config.global.upgrade_socket.clone() }
     }
 
@@ -194,15 +203,20 @@ impl Server {
             };
             let pooled = if config.mode == crate::config::Mode::Tcp { 0 } else { config.pool_size };
             reserved += ((pooled + 2) * config.backends.len()) as u64;
-            let mut listener = match handover.as_mut().and_then(|(_, h)| take_listener(h, config.listen)) {
-                Some(l) => l,
-                None => listen(config.listen, config.backlog)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?,
+            let (listener, addr) = if config.routed {
+                (None, config.listen)
+            } else {
+                let mut listener = match handover.as_mut().and_then(|(_, h)| take_listener(h, config.listen)) {
+                    Some(l) => l,
+                    None => listen(config.listen, config.backlog)
+                        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?,
+                };
+                poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
+                let addr = listener.local_addr()?;
+                (Some(listener), addr)
             };
-            poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
             let mode = mode::build(&config)?;
             let slots = pools[pool].backends.len();
-            let addr = listener.local_addr()?;
             frontends.push(Frontend::new(name, (listener, addr), mode, (pool, slots), config, i, (now, &mut timers)));
         }
         global.max_connections = crate::limits::cap_connections(global.max_connections, reserved);

@@ -38,6 +38,8 @@ enum Listener {
     Fresh(TcpListener, SocketAddr),
     /// Handed over from the frontend it replaces (same address).
     From(usize),
+    /// An SNI route's frontend: its parent's listener serves it.
+    None,
 }
 
 /// One frontend of the new plan, prepared.
@@ -63,7 +65,7 @@ impl Server {
         let now = self.now;
         let mut changes = Changes::default();
         let first_new = self.frontends.len();
-        let active = |f: &Frontend, name: &str| f.listener.is_some() && f.name == name;
+        let active = |f: &Frontend, name: &str| f.is_live() && f.name == name;
 
         // Prepare.
         let mut steps = Vec::new();
@@ -90,6 +92,7 @@ impl Server {
                 return Err(format!("at most {MAX_INDEX} frontends and pools over a process's life"));
             }
             let listener = match same_addr {
+                _ if config.routed => Listener::None,
                 Some(i) => Listener::From(i),
                 None => {
                     let mut l = listen(config.listen, config.backlog)
@@ -138,7 +141,7 @@ impl Server {
             })
             .collect::<Vec<_>>();
         let leaving: Vec<usize> = (0..first_new)
-            .filter(|&i| self.frontends[i].listener.is_some() && !named.contains(&self.frontends[i].name.as_str()))
+            .filter(|&i| self.frontends[i].is_live() && !named.contains(&self.frontends[i].name.as_str()))
             .collect();
         for i in leaving {
             self.retire(i, None, &mut changes);
@@ -161,13 +164,14 @@ impl Server {
                     let index = self.frontends.len();
                     let pool = self.pools.iter().position(|p| p.name == pool).expect("prepared above");
                     let (listener, addr) = match listener {
-                        Listener::Fresh(l, addr) => (l, addr),
-                        Listener::From(i) => {
-                            let (l, addr) = self.retire(i, Some(index), &mut changes).expect("active frontend");
-                            (l, addr)
-                        }
+                        Listener::Fresh(l, addr) => (Some(l), addr),
+                        Listener::From(i) => match self.retire(i, Some(index), &mut changes) {
+                            Some((l, addr)) => (Some(l), addr),
+                            None => (None, config.listen),
+                        },
+                        Listener::None => (None, config.listen),
                     };
-                    if let Some(i) = old.filter(|&i| self.frontends[i].listener.is_some()) {
+                    if let Some(i) = old.filter(|&i| self.frontends[i].is_live()) {
                         self.retire(i, None, &mut changes);
                     }
                     changes.0.push(format!("frontend {name} listening on {addr}, mode {}", config.mode.name()));
@@ -189,6 +193,13 @@ impl Server {
     /// between) and returned; otherwise it is closed.
     fn retire(&mut self, i: usize, to: Option<usize>, changes: &mut Changes) -> Option<(TcpListener, SocketAddr)> {
         let f = &mut self.frontends[i];
+        if f.config.routed {
+            f.retired = true;
+            f.prober = None;
+            f.mode.start_drain();
+            changes.0.push(format!("SNI route {} stopped taking clients ({} open)", f.name, f.mode.open_clients()));
+            return None;
+        }
         let mut l = f.listener.take()?;
         f.prober = None;
         f.mode.start_drain();
