@@ -140,3 +140,73 @@ fn lbproxy_sends_v1_and_v2_headers_that_haproxy_reads() {
         }
     }
 }
+
+/// nginx behind lbproxy with `listen ... proxy_protocol`, answering with
+/// `$proxy_protocol_addr` (the address the header named).
+fn nginx_behind(dir: &std::path::Path) -> (Child, SocketAddr) {
+    let port = dead_addr().port();
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes 1;\npid {0}/nginx.pid;\nerror_log {0}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {0};\n  proxy_temp_path {0};\n  fastcgi_temp_path {0};\n\
+               uwsgi_temp_path {0};\n  scgi_temp_path {0};\n\
+               server {{\n    listen 127.0.0.1:{port} proxy_protocol;\n\
+                 location / {{ return 200 \"pp=$proxy_protocol_addr\\n\"; }}\n  }}\n}}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (apt-get install nginx)");
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[test]
+fn nginx_reads_the_v1_and_v2_headers_lbproxy_sends() {
+    let dir = std::env::temp_dir().join(format!("lbproxy-pp-nginx-{}", std::process::id()));
+    let (mut nginx, backend) = nginx_behind(&dir);
+    for (mode, version) in [("tcp", "v1"), ("tcp", "v2"), ("http", "v1"), ("http", "v2")] {
+        let lb = lbproxy("round_robin", &[backend], &["--mode", mode, "--send-proxy", version]);
+        let r = Conn::open_from(lb.addr, [127, 0, 0, 31]).get("/");
+        assert_eq!(r.text(), "pp=127.0.0.31\n", "{mode} mode, {version}");
+    }
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn behind_haproxy_ip_hash_keys_on_the_real_client_addresses() {
+    let backends: Vec<_> = (1..=3).map(stream_backend).collect();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let lb = lbproxy("ip_hash", &addrs, &["--accept-proxy", "required", "--trusted-proxies", "127.0.0.1"]);
+    let (_h, front) = haproxy_in_front(lb.addr, "send-proxy-v2");
+    let who_from = |src: [u8; 4]| {
+        let mut s = connect_from(front, src);
+        server_of(&ask(&mut s, "WHO"))
+    };
+    // Every source keeps its backend; together they use more than one.
+    let first: Vec<u32> = (40..60).map(|o| who_from([127, 0, 0, o])).collect();
+    let again: Vec<u32> = (40..60).map(|o| who_from([127, 0, 0, o])).collect();
+    assert_eq!(first, again, "a client moved");
+    let mut used = first.clone();
+    used.sort_unstable();
+    used.dedup();
+    assert!(used.len() >= 2, "20 client addresses all hashed to {used:?}: the proxy's own address was used");
+}
