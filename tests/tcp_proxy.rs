@@ -248,7 +248,8 @@ fn sigterm_drains_open_sessions_then_exits_zero() {
     let mut s = connect(lb.addr);
     assert!(ask(&mut s, "MSG before").contains("count=1"));
     lb.signal(libc::SIGTERM);
-    lb.wait_for_line("stopped accepting");
+    let line = lb.wait_for_line("stopped accepting");
+    assert!(line.contains("for 1 sessions [default (tcp): 1]"), "{line}");
     // New clients are refused, the open session still works.
     assert!(TcpStream::connect(lb.addr).is_err(), "listener still open after SIGTERM");
     assert!(ask(&mut s, "MSG after").contains("count=2 echo=after"));

@@ -542,7 +542,14 @@ impl Server {
             }
         }
         let drain = self.global.drain_timeout;
-        info!("{why}: stopped accepting; waiting up to {drain:?} for {} sessions", self.open_clients());
+        let per_frontend: Vec<String> = self
+            .frontends
+            .iter()
+            .filter(|f| f.mode.open_clients() > 0)
+            .map(|f| format!("{} ({}): {}", f.name, f.config.mode.name(), f.mode.open_clients()))
+            .collect();
+        let detail = if per_frontend.is_empty() { String::new() } else { format!(" [{}]", per_frontend.join(", ")) };
+        info!("{why}: stopped accepting; waiting up to {drain:?} for {} sessions{detail}", self.open_clients());
         self.drain_until = Some(self.now + drain);
         for i in 0..self.frontends.len() {
             self.frontends[i].mode.start_drain();
