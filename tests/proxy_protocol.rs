@@ -6,60 +6,23 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::net::SocketAddr;
 
 use util::http::Conn;
+use util::peers::{Peer, haproxy, nginx};
 use util::*;
-
-struct Haproxy {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// HAProxy with `config`, ready once `port` accepts connections.
-fn haproxy(tag: &str, config: &str, port: u16) -> Haproxy {
-    let dir = std::env::temp_dir().join(format!("lbproxy-pp-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("haproxy.cfg");
-    std::fs::write(&file, config).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy (apt-get install haproxy)");
-    let deadline = Instant::now() + PATIENCE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "haproxy did not listen on {port}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    Haproxy { child, dir }
-}
 
 const DEFAULTS: &str = "defaults\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n";
 
 /// HAProxy on a free port forwarding TCP to `to`, with `send` (`send-proxy`
 /// or `send-proxy-v2`) on its server line.
-fn haproxy_in_front(to: SocketAddr, send: &str) -> (Haproxy, SocketAddr) {
+fn haproxy_in_front(to: SocketAddr, send: &str) -> (Peer, SocketAddr) {
     let port = dead_addr().port();
     let cfg = format!(
         "{DEFAULTS}  mode tcp\nfrontend f\n  bind 127.0.0.1:{port}\n  default_backend b\n\
          backend b\n  server lb {to} {send}\n"
     );
-    (haproxy(send, &cfg, port), SocketAddr::from(([127, 0, 0, 1], port)))
+    (haproxy(send, &cfg, &[port]), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// The X-Forwarded-For a request through `proxy` from source `src` reached the backend with.
@@ -118,13 +81,13 @@ fn optional_mode_serves_plain_clients_and_reads_headers_in_tcp_mode() {
 
 /// HAProxy behind lbproxy with `accept-proxy`, answering every request
 /// with the source address it learned from the header.
-fn haproxy_behind() -> (Haproxy, SocketAddr) {
+fn haproxy_behind() -> (Peer, SocketAddr) {
     let port = dead_addr().port();
     let cfg = format!(
         "{DEFAULTS}  mode http\nfrontend f\n  bind 127.0.0.1:{port} accept-proxy\n\
          http-request return status 200 content-type text/plain lf-string \"src=%[src]\\n\"\n"
     );
-    (haproxy("behind", &cfg, port), SocketAddr::from(([127, 0, 0, 1], port)))
+    (haproxy("behind", &cfg, &[port]), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 #[test]
@@ -143,52 +106,23 @@ fn lbproxy_sends_v1_and_v2_headers_that_haproxy_reads() {
 
 /// nginx behind lbproxy with `listen ... proxy_protocol`, answering with
 /// `$proxy_protocol_addr` (the address the header named).
-fn nginx_behind(dir: &std::path::Path) -> (Child, SocketAddr) {
+fn nginx_behind() -> (Peer, SocketAddr) {
     let port = dead_addr().port();
-    std::fs::create_dir_all(dir).unwrap();
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off;\nworker_processes 1;\npid {0}/nginx.pid;\nerror_log {0}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {0};\n  proxy_temp_path {0};\n  fastcgi_temp_path {0};\n\
-               uwsgi_temp_path {0};\n  scgi_temp_path {0};\n\
-               server {{\n    listen 127.0.0.1:{port} proxy_protocol;\n\
-                 location / {{ return 200 \"pp=$proxy_protocol_addr\\n\"; }}\n  }}\n}}\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx (apt-get install nginx)");
-    let deadline = Instant::now() + PATIENCE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not listen on {port}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+    let http = format!(
+        "  server {{\n    listen 127.0.0.1:{port} proxy_protocol;\n\
+             location / {{ return 200 \"pp=$proxy_protocol_addr\\n\"; }}\n  }}"
+    );
+    (nginx("pp", &http, port), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 #[test]
 fn nginx_reads_the_v1_and_v2_headers_lbproxy_sends() {
-    let dir = std::env::temp_dir().join(format!("lbproxy-pp-nginx-{}", std::process::id()));
-    let (mut nginx, backend) = nginx_behind(&dir);
+    let (_nginx, backend) = nginx_behind();
     for (mode, version) in [("tcp", "v1"), ("tcp", "v2"), ("http", "v1"), ("http", "v2")] {
         let lb = lbproxy("round_robin", &[backend], &["--mode", mode, "--send-proxy", version]);
         let r = Conn::open_from(lb.addr, [127, 0, 0, 31]).get("/");
         assert_eq!(r.text(), "pp=127.0.0.31\n", "{mode} mode, {version}");
     }
-    let _ = nginx.kill();
-    let _ = nginx.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -7,16 +7,16 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 
+use util::peers::{Peer, haproxy};
 use util::pki::{Pki, pki};
 use util::*;
 
 /// One HAProxy with three TLS frontends: pool A (a.test's certificate),
 /// pool B (b.test's) and the default pool (a.test's), each answering its name.
-fn tls_backends(p: &Pki) -> (Child, [SocketAddr; 3]) {
+fn tls_backends(p: &Pki) -> (Peer, [SocketAddr; 3]) {
     let combined = |n: &str| {
         let path = p.dir.join(format!("{n}.combined.pem"));
         let mut pem = std::fs::read(p.dir.join(format!("{n}.pem"))).unwrap();
@@ -34,24 +34,8 @@ fn tls_backends(p: &Pki) -> (Child, [SocketAddr; 3]) {
              http-request return status 200 content-type text/plain lf-string \"pool={name}\\n\"\n"
         );
     }
-    let file = p.dir.join("haproxy.cfg");
-    std::fs::write(&file, cfg).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy");
-    let deadline = Instant::now() + PATIENCE;
-    for port in ports {
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "haproxy did not listen on {port}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-    (child, ports.map(|port| SocketAddr::from(([127, 0, 0, 1], port))))
+    let peer = haproxy("sni", &cfg, &ports);
+    (peer, ports.map(|port| SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
 fn config(backends: &[SocketAddr; 3], a_pool: &str, admin: SocketAddr) -> String {
@@ -84,7 +68,7 @@ fn s_client(proxy: SocketAddr, name: Option<&str>) -> String {
 #[test]
 fn the_client_hello_picks_the_pool_and_tls_goes_through_to_the_backend() {
     let p = pki("sni");
-    let (mut haproxy, backends) = tls_backends(&p);
+    let (_haproxy, backends) = tls_backends(&p);
     let admin = dead_addr();
     let file = p.dir.join("lb.toml");
     std::fs::write(&file, config(&backends, "pa", admin)).unwrap();
@@ -125,6 +109,4 @@ fn the_client_hello_picks_the_pool_and_tls_goes_through_to_the_backend() {
     assert_eq!(s_client(lb.addr, Some("a.test")), "pool=B");
     assert_eq!(s_client(lb.addr, Some("b.test")), "pool=B");
     assert_eq!(s_client(lb.addr, None), "pool=default");
-    let _ = haproxy.kill();
-    let _ = haproxy.wait();
 }

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use util::peers::{Peer, haproxy};
 use util::pki::{Pki, pki};
 use util::*;
 
@@ -258,43 +259,26 @@ fn certificates_reload_with_sighup_and_open_tls_sessions_go_on() {
 
 /// HAProxy as a TLS backend with a.test's certificate, answering with the
 /// SNI and protocol it saw.
-fn haproxy_tls_backend(p: &Pki) -> (std::process::Child, std::net::SocketAddr) {
+fn haproxy_tls_backend(p: &Pki) -> (Peer, std::net::SocketAddr) {
     let combined = p.dir.join("a.test.combined.pem");
     let mut pem = std::fs::read(p.dir.join("a.test.pem")).unwrap();
     pem.extend(std::fs::read(p.dir.join("a.test.key")).unwrap());
     std::fs::write(&combined, pem).unwrap();
     let port = dead_addr().port();
-    let cfg = p.dir.join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
              frontend f\n  bind 127.0.0.1:{port} ssl crt {}\n\
              http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] tls=%[ssl_fc]\\n\"\n",
-            combined.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy");
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "haproxy did not listen");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    (child, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        combined.display()
+    );
+    let peer = haproxy("tls-backend", &cfg, &[port]);
+    (peer, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 #[test]
 fn backend_tls_verifies_against_the_ca_file_or_explicitly_not() {
     let p = pki("backend");
-    let (mut haproxy, backend) = haproxy_tls_backend(&p);
+    let (_haproxy, backend) = haproxy_tls_backend(&p);
     let ca = p.dir.join("ca.pem").display().to_string();
     let body = |lb: &Proc| util::http::Conn::open(lb.addr).get("/");
     // verify, for the name on the certificate: served over TLS, SNI sent.
@@ -327,6 +311,4 @@ fn backend_tls_verifies_against_the_ca_file_or_explicitly_not() {
         let r = c.get("/");
         assert_eq!((r.status, r.text()), (200, "sni= tls=1\n".to_string()));
     }
-    let _ = haproxy.kill();
-    let _ = haproxy.wait();
 }

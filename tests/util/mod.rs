@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod peers;
 pub mod pki;
 
 use std::io::{BufRead, BufReader, Read, Write};
