@@ -17,11 +17,9 @@ for t in strace wrk haproxy; do command -v "$t" >/dev/null || { echo "$t is miss
 (cd "$root" && cargo build --release --quiet --bin lbproxy --example http_backend)
 bin=$root/target/release
 work=$(mktemp -d)
-pids=()
-trap '{ for p in "${pids[@]}"; do kill "$p"; done; } 2>/dev/null; rm -rf "$work"' EXIT
+# pids, the cleanup trap, free_port, wait_port.
+source "$root/tools/bench-lib.sh"
 mkdir -p "$out"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 "$bin/examples/http_backend" --port 0 --id 1 >"$work/backend.log" 2>&1 &
 pids+=($!)

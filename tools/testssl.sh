@@ -16,8 +16,8 @@ command -v testssl >/dev/null || { echo "testssl is missing: apt-get install tes
 (cd "$root" && cargo build --release --quiet --bin lbproxy --example http_backend)
 bin=$root/target/release
 work=$(mktemp -d)
-pids=()
-trap '{ for p in "${pids[@]}"; do kill "$p"; done; } 2>/dev/null; rm -rf "$work"' EXIT
+# pids, the cleanup trap, free_port, wait_port.
+source "$root/tools/bench-lib.sh"
 mkdir -p "$out"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=lbproxy test CA" \
@@ -32,7 +32,7 @@ openssl x509 -req -days 2 -in "$work/a.csr" -CA "$work/ca.pem" -CAkey "$work/ca.
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$work/backend.log" && break; sleep 0.05; done
 backend=$(sed -n 's/^listening on //p' "$work/backend.log")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin/lbproxy" --mode http --bind 127.0.0.1 --port "$port" --backend "$backend" --stats-interval 0 \
     --tls-cert "$work/a.pem" --tls-key "$work/a.key" >"$work/lb.log" 2>&1 &
 pids+=($!)
