@@ -9,26 +9,30 @@
 //! to take the answer.
 //!
 //! Layout: `routes` checks a request and names the `Command`; `render`
-//! turns state into JSON and Prometheus text; this file is the transport
-//! (accept, read, answer, linger, deadlines); `dashboard.html` is the page.
+//! turns state into JSON and Prometheus text; `resolver` looks host names
+//! up on a thread of its own; this file is the transport (accept, read,
+//! answer, linger, deadlines); `dashboard.html` is the page.
 
 mod render;
+mod resolver;
 mod routes;
 
 pub use render::{FrontendView, StatsView, metrics_text, replicas, stats_json};
-pub use routes::{Command, Reply, route};
+pub use routes::{Command, Reply, membership_of, route};
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry};
+use mio::{Interest, Registry, Waker};
 use slab::Slab;
 
 use crate::http::head;
 use crate::server::tokens::Owner;
+use resolver::{Job, Resolver};
 
 /// Largest admin request (head and body); larger ones get 413.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -58,11 +62,16 @@ struct AdminConn {
     read_all: bool,
     /// Closed then, whatever its phase.
     deadline: Instant,
+    /// Unique in the process: a lookup's answer goes to this connection
+    /// only, not to a later one that got the same slab key.
+    serial: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Reading,
+    /// Request read; a host-name lookup is under way for it.
+    Waiting,
     Answering,
     /// Answer sent and write side shut: discarding input until the client closes.
     Lingering {
@@ -73,6 +82,7 @@ enum Phase {
 /// A request read off an admin connection.
 pub struct AdminRequest {
     pub conn: usize,
+    pub serial: u64,
     pub method: String,
     pub path: String,
     pub body: Vec<u8>,
@@ -85,11 +95,14 @@ pub struct AdminServer {
     token: Option<String>,
     /// The cap was hit and logged; logged again only after it was left.
     full_logged: bool,
+    next_serial: u64,
+    /// Started on the first host-name lookup.
+    resolver: Option<Resolver>,
 }
 
 impl AdminServer {
     pub fn new(listener: TcpListener, token: Option<String>) -> AdminServer {
-        AdminServer { listener, conns: Slab::new(), token, full_logged: false }
+        AdminServer { listener, conns: Slab::new(), token, full_logged: false, next_serial: 0, resolver: None }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -117,6 +130,7 @@ impl AdminServer {
                 }
                 Ok((mut sock, _)) => {
                     self.full_logged = false;
+                    self.next_serial += 1;
                     let entry = self.conns.vacant_entry();
                     let token = Owner::Admin(entry.key()).token();
                     if registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE).is_ok() {
@@ -128,6 +142,7 @@ impl AdminServer {
                             phase: Phase::Reading,
                             read_all: false,
                             deadline: now + TIMEOUT,
+                            serial: self.next_serial,
                         });
                     }
                 }
@@ -147,6 +162,8 @@ impl AdminServer {
         let c = self.conns.get_mut(key)?;
         match c.phase {
             Phase::Reading => {}
+            // Whatever the client does meanwhile waits for the answer (or the deadline).
+            Phase::Waiting => return None,
             Phase::Answering => {
                 self.flush(key);
                 return None;
@@ -193,6 +210,7 @@ impl AdminServer {
         c.read_all = c.input.len() == head_len + length;
         let request = AdminRequest {
             conn: key,
+            serial: c.serial,
             method: head.method,
             path: head.path,
             body: c.input[head_len..head_len + length].to_vec(),
@@ -217,6 +235,66 @@ impl AdminServer {
             c.deadline = now + TIMEOUT;
             self.flush(key);
         }
+    }
+
+    /// Look `hostnames` up on the resolver thread for request `req`; the
+    /// connection waits, within its deadline, for [`Self::finished_lookups`].
+    pub fn look_up(
+        &mut self,
+        waker: &Arc<Waker>,
+        req: &AdminRequest,
+        (remove, n, hostnames): (bool, usize, Vec<String>),
+        now: Instant,
+    ) {
+        if self.resolver.is_none() {
+            match Resolver::start(Arc::clone(waker)) {
+                Ok(r) => self.resolver = Some(r),
+                Err(e) => {
+                    warn!("cannot start the resolver thread: {e}");
+                    let reply = Reply::failure(503, &format!("cannot start the resolver thread: {e}"));
+                    return self.answer(req.conn, &reply, now);
+                }
+            }
+        }
+        let Some(resolver) = self.resolver.as_ref() else { return };
+        let job = Job { conn: req.conn, serial: req.serial, remove, n, hostnames };
+        match resolver.submit(job) {
+            Ok(()) => {
+                if let Some(c) = self.conns.get_mut(req.conn) {
+                    c.phase = Phase::Waiting;
+                }
+            }
+            Err(_) => {
+                let reply = Reply::failure(503, &format!("{} host-name lookups are queued already", MAX_CONNS));
+                self.answer(req.conn, &reply, now);
+            }
+        }
+    }
+
+    /// Lookups finished since the last call, each with the connection that
+    /// asked: the membership command to carry out, or the error to answer.
+    /// A lookup whose connection is gone (deadline, client closed) is
+    /// dropped unapplied: nobody would learn what it changed.
+    pub fn finished_lookups(&mut self) -> Vec<(usize, Result<Command, Reply>)> {
+        let mut out = Vec::new();
+        let Some(resolver) = self.resolver.as_ref() else { return out };
+        // Bounded: a result per waiting connection (MAX_CONNS) and per
+        // queued job of a closed one (QUEUE), give or take the one in flight.
+        for _ in 0..=2 * MAX_CONNS {
+            let Some(done) = resolver.next_done() else { break };
+            let job = done.job;
+            let waiting = self.conns.get(job.conn).is_some_and(|c| c.serial == job.serial && c.phase == Phase::Waiting);
+            if !waiting {
+                info!("lookup of {:?} finished after its admin connection closed: not applied", job.hostnames);
+                continue;
+            }
+            let result = match done.result {
+                Ok(addrs) => Ok(membership_of(job.remove, job.n, job.hostnames.len(), addrs)),
+                Err(e) => Err(Reply::failure(400, &e)),
+            };
+            out.push((job.conn, result));
+        }
+        out
     }
 
     fn flush(&mut self, key: usize) {

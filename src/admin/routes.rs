@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::backend::AdminState;
-use crate::config::parse_backend_list;
+use crate::config::{Target, parse_backend, parse_target};
 use crate::http::head;
 use crate::policy::PolicyKind;
 
@@ -25,6 +25,13 @@ pub enum Command {
     Remove {
         n: usize,
         hostnames: Vec<SocketAddr>,
+    },
+    /// `Add` or `Remove` of backends given by host name: looked up on the
+    /// resolver thread (a lookup can block for seconds), then carried out.
+    Lookup {
+        remove: bool,
+        n: usize,
+        hostnames: Vec<String>,
     },
     SetState {
         addr: SocketAddr,
@@ -91,26 +98,48 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Reply> {
     serde_json::from_slice(body).map_err(|e| Reply::failure(400, &format!("malformed JSON body: {e}")))
 }
 
-/// `{"n": N, "hostnames": [...]}`: N, and the hostnames as addresses (at most N).
-/// A backend named twice (in any spelling of its address) is one instance:
-/// it is listed once and counts once toward N, so it neither gets double
-/// weight nor makes /add spawn or /rm take one more.
-fn membership(body: &[u8], which: &str) -> Result<(usize, Vec<SocketAddr>), Reply> {
+/// `{"n": N, "hostnames": [...]}` checked: at most N names, each `HOST:PORT`.
+/// All literal addresses give `Add` or `Remove` at once; any host name gives
+/// `Lookup`, so no lookup runs on the reactor thread.
+fn membership(body: &[u8], remove: bool) -> Result<Command, Reply> {
     let m: Membership = parse_json(body)?;
     if m.hostnames.len() > m.n {
+        let which = if remove { "removable" } else { "newly added" };
         return Err(Reply::failure(400, &format!("Length of hostname list is more than {which} instances")));
     }
-    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(m.hostnames.len());
-    for a in parse_addrs(&m.hostnames)? {
-        if !addrs.contains(&a) {
-            addrs.push(a);
+    let mut addrs = Vec::with_capacity(m.hostnames.len());
+    let mut named = false;
+    for name in &m.hostnames {
+        match parse_target(name).map_err(|e| Reply::failure(400, &e))? {
+            Target::Addr(a) => addrs.push(a),
+            Target::Name { .. } => named = true,
         }
     }
-    Ok((m.n - (m.hostnames.len() - addrs.len()), addrs))
+    if named {
+        return Ok(Command::Lookup { remove, n: m.n, hostnames: m.hostnames });
+    }
+    Ok(membership_of(remove, m.n, m.hostnames.len(), addrs))
 }
 
-fn parse_addrs(names: &[String]) -> Result<Vec<SocketAddr>, Reply> {
-    names.iter().map(|n| parse_backend_list(n).map(|l| l.0[0].addr).map_err(|e| Reply::failure(400, &e))).collect()
+/// The `Add` or `Remove` for `given` names that came to `addrs`. A backend
+/// named twice (in any spelling of its address) is one instance: it is
+/// listed once and counts once toward N, so it neither gets double weight
+/// nor makes /add spawn or /rm take one more.
+pub fn membership_of(remove: bool, n: usize, given: usize, addrs: Vec<SocketAddr>) -> Command {
+    let mut unique: Vec<SocketAddr> = Vec::with_capacity(addrs.len());
+    for a in addrs {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    let n = n - (given - unique.len());
+    if remove { Command::Remove { n, hostnames: unique } } else { Command::Add { n, hostnames: unique } }
+}
+
+/// Look every name up, in order (this blocks: the resolver thread's job).
+/// The error names the host that failed.
+pub fn lookup(hostnames: &[String]) -> Result<Vec<SocketAddr>, String> {
+    hostnames.iter().map(|h| parse_backend(h)).collect()
 }
 
 /// Check one request and name what it asks for.
@@ -131,13 +160,11 @@ pub fn route(method: &str, path: &str, body: &[u8]) -> Result<Command, Reply> {
         "/reload" => allow(&["POST"]).map(|_| Command::Reload),
         "/add" => {
             allow(&["POST"])?;
-            let (n, hostnames) = membership(body, "newly added")?;
-            Ok(Command::Add { n, hostnames })
+            membership(body, false)
         }
         "/rm" => {
             allow(&["DELETE", "POST"])?;
-            let (n, hostnames) = membership(body, "removable")?;
-            Ok(Command::Remove { n, hostnames })
+            membership(body, true)
         }
         "/policy" => {
             allow(&["PUT", "POST"])?;
@@ -154,8 +181,12 @@ pub fn route(method: &str, path: &str, body: &[u8]) -> Result<Command, Reply> {
                 _ => return Err(not_found(path)),
             };
             allow(&["POST"])?;
-            let addr = parse_addrs(&[addr.to_string()])?[0];
-            Ok(Command::SetState { addr, state })
+            match parse_target(addr).map_err(|e| Reply::failure(400, &e))? {
+                Target::Addr(addr) => Ok(Command::SetState { addr, state }),
+                Target::Name { .. } => {
+                    Err(Reply::failure(400, &format!("backend \"{addr}\": use its IP:PORT as /rep lists it")))
+                }
+            }
         }
         _ => Err(not_found(path)),
     }
@@ -190,7 +221,25 @@ mod tests {
             Ok(Command::SetState { addr: "127.0.0.1:8001".parse().unwrap(), state: AdminState::Draining })
         );
         assert_eq!(route("POST", "/backends/127.0.0.1:8001/explode", b"").unwrap_err().status, 404);
+        assert!(route("POST", "/backends/db.example:80/drain", b"").unwrap_err().body.contains("db.example:80"));
         assert_eq!(route("PUT", "/policy", br#"{"policy":"source"}"#), Ok(Command::SetPolicy(PolicyKind::IpHash)));
         assert_eq!(route("PUT", "/policy", br#"{"policy":"fastest"}"#).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn names_are_looked_up_later_and_literals_at_once() {
+        let named = route("POST", "/add", br#"{"n":2,"hostnames":["127.0.0.1:1","web.example:80"]}"#).unwrap();
+        let hostnames = vec!["127.0.0.1:1".to_string(), "web.example:80".to_string()];
+        assert_eq!(named, Command::Lookup { remove: false, n: 2, hostnames });
+        let rm = route("DELETE", "/rm", br#"{"n":1,"hostnames":["web.example:80"]}"#).unwrap();
+        assert!(matches!(rm, Command::Lookup { remove: true, n: 1, .. }));
+        // A bad port is answered at once, name or not.
+        let bad = route("POST", "/add", br#"{"n":1,"hostnames":["web.example:0"]}"#).unwrap_err();
+        assert!(bad.body.contains("web.example:0"), "{}", bad.body);
+        // What the lookup gave is deduplicated like literal addresses.
+        let a: SocketAddr = "127.0.0.1:5".parse().unwrap();
+        assert_eq!(membership_of(false, 3, 2, vec![a, a]), Command::Add { n: 2, hostnames: vec![a] });
+        assert_eq!(lookup(&["127.0.0.1:5".to_string()]), Ok(vec![a]));
+        assert!(lookup(&["127.0.0.1:x".to_string()]).unwrap_err().contains("127.0.0.1:x"));
     }
 }

@@ -227,9 +227,26 @@ pub fn parse_weight(w: &str) -> Result<u32, String> {
 
 /// One `HOST:PORT`, resolved now (its first address).
 pub fn parse_backend(s: &str) -> Result<SocketAddr, String> {
+    match parse_target(s)? {
+        Target::Addr(addr) => Ok(addr),
+        Target::Name { host, port } => resolve(s.trim(), &host, port),
+    }
+}
+
+/// A backend address as written: a literal socket address, or a host name
+/// still to be looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Addr(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+/// Check `HOST:PORT` without looking anything up, so a caller that must not
+/// block (the reactor) can answer bad input at once and hand names elsewhere.
+pub fn parse_target(s: &str) -> Result<Target, String> {
     let s = s.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
-        return check_port(s, addr);
+        return check_port(s, addr).map(Target::Addr);
     }
     let (host, port) =
         s.rsplit_once(':').ok_or_else(|| format!("invalid backend address \"{s}\": expected HOST:PORT"))?;
@@ -239,6 +256,14 @@ pub fn parse_backend(s: &str) -> Result<SocketAddr, String> {
     let port: u16 = port
         .parse()
         .map_err(|_| format!("invalid backend address \"{s}\": port \"{port}\" is not a number 1-65535"))?;
+    if port == 0 {
+        return Err(format!("invalid backend address \"{s}\": port 0"));
+    }
+    Ok(Target::Name { host: host.to_string(), port })
+}
+
+/// Look `host` up (this blocks: the system resolver) and take its first address.
+pub fn resolve(s: &str, host: &str, port: u16) -> Result<SocketAddr, String> {
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("invalid backend address \"{s}\": cannot resolve \"{host}\": {e}"))?
@@ -400,6 +425,18 @@ pub fn fmt_size(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_checked_without_a_lookup() {
+        let a: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert_eq!(parse_target(" 127.0.0.1:80 "), Ok(Target::Addr(a)));
+        assert_eq!(parse_target("web.example:8080"), Ok(Target::Name { host: "web.example".into(), port: 8080 }));
+        assert!(parse_target("web.example").unwrap_err().contains("expected HOST:PORT"));
+        assert!(parse_target(":80").unwrap_err().contains("empty host"));
+        assert!(parse_target("web.example:x").unwrap_err().contains("port \"x\""));
+        assert!(parse_target("web.example:0").unwrap_err().contains("port 0"));
+        assert!(parse_target("127.0.0.1:0").unwrap_err().contains("port 0"));
+    }
 
     #[test]
     fn durations_need_units() {

@@ -6,12 +6,48 @@ use log::{info, warn};
 use serde_json::json;
 
 use super::Server;
-use crate::admin::{Command, DASHBOARD_HTML, FrontendView, Reply, StatsView, metrics_text, replicas, stats_json};
+use crate::admin::{
+    AdminRequest, Command, DASHBOARD_HTML, FrontendView, Reply, StatsView, metrics_text, replicas, route, stats_json,
+};
 
 /// The pool admin commands change.
 const ADMIN_POOL: usize = 0;
 
 impl Server {
+    /// Answer one admin request, or start the host-name lookup it needs
+    /// (answered in [`Self::on_lookups_done`]).
+    pub(super) fn serve_admin(&mut self, req: AdminRequest) {
+        let now = self.now;
+        let reply = match route(&req.method, &req.path, &req.body) {
+            Ok(Command::Lookup { remove, n, hostnames }) => {
+                if let Some(a) = self.admin.as_mut() {
+                    a.look_up(&self.waker, &req, (remove, n, hostnames), now);
+                }
+                return;
+            }
+            Ok(cmd) => self.execute(cmd),
+            Err(reply) => reply,
+        };
+        if let Some(a) = self.admin.as_mut() {
+            a.answer(req.conn, &reply, now);
+        }
+    }
+
+    /// The resolver thread finished lookups: carry out what they asked for
+    /// and answer the connections that wait.
+    pub(super) fn on_lookups_done(&mut self) {
+        let Some(done) = self.admin.as_mut().map(|a| a.finished_lookups()) else { return };
+        for (conn, result) in done {
+            let reply = match result {
+                Ok(cmd) => self.execute(cmd),
+                Err(reply) => reply,
+            };
+            if let Some(a) = self.admin.as_mut() {
+                a.answer(conn, &reply, self.now);
+            }
+        }
+    }
+
     /// Carry out one admin command.
     pub(super) fn execute(&mut self, cmd: Command) -> Reply {
         match cmd {

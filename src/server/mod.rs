@@ -38,7 +38,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::admin::{self, AdminServer, route};
+use crate::admin::{self, AdminServer};
 use crate::backend::usage_table;
 use crate::buffer::BufferPool;
 use crate::config::Config;
@@ -377,7 +377,12 @@ impl Server {
             SIGNALS => self.on_signals(),
             UPGRADE_LISTENER => self.on_upgrade_request(),
             UPGRADE_STREAM => self.on_upgrade_ready(),
-            WAKER => self.on_dns_answers(),
+            // One waker for every helper thread (mio allows one per poll):
+            // each side takes what is ready for it.
+            WAKER => {
+                self.on_dns_answers();
+                self.on_lookups_done();
+            }
             ADMIN_LISTENER => {
                 if let Some(a) = self.admin.as_mut() {
                     a.accept(self.poll.registry(), self.now);
@@ -506,13 +511,7 @@ impl Server {
     fn on_admin(&mut self, key: usize) {
         let now = self.now;
         let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key, now)) else { return };
-        let reply = match route(&req.method, &req.path, &req.body) {
-            Ok(cmd) => self.execute(cmd),
-            Err(reply) => reply,
-        };
-        if let Some(a) = self.admin.as_mut() {
-            a.answer(req.conn, &reply, now);
-        }
+        self.serve_admin(req);
     }
 
     fn on_signals(&mut self) {

@@ -12,7 +12,7 @@ pub const SIGNALS: Token = Token(usize::MAX);
 pub const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 pub const UPGRADE_LISTENER: Token = Token(usize::MAX - 3);
 pub const UPGRADE_STREAM: Token = Token(usize::MAX - 4);
-/// Another thread has something for the reactor (DNS answers).
+/// Another thread has something for the reactor (DNS answers, admin host-name lookups).
 pub const WAKER: Token = Token(usize::MAX - 5);
 
 /// Most frontends, and most pools, one process serves.
