@@ -155,6 +155,13 @@ fn admin_token_is_required_when_set() {
     assert_eq!(json(&body)["status"], "failure");
     assert_eq!(admin_with(a, "GET", "/rep", "", Some("wrong")).0, 401);
     assert_eq!(admin_with(a, "GET", "/rep", "", Some("s3cret")).0, 200);
+    // Only the header counts: a token in the URL leaks into logs and history.
+    assert_eq!(admin(a, "GET", "/rep?token=s3cret", "").0, 401);
+    // The dashboard page is static and asks for the token itself.
+    let (st, page) = admin(a, "GET", "/", "");
+    assert_eq!(st, 200);
+    assert!(page.contains("sessionStorage"), "{page}");
+    assert_eq!(admin(a, "GET", "/stats", "").0, 401);
 }
 
 #[test]

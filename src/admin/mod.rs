@@ -47,7 +47,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// discarded while waiting for the client to close, at most.
 const LINGER_MAX: usize = 1 << 20;
 
-/// A page that polls `/stats` once a second and draws a table and bars.
+/// A page that polls `/stats` once a second, keeps minutes of history and
+/// draws charts, tables and drain/enable/disable buttons.
 pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 
 /// One admin connection: read a request, answer, close.
@@ -216,10 +217,13 @@ impl AdminServer {
             body: c.input[head_len..head_len + length].to_vec(),
             authorization: head.authorization,
         };
-        if let Some(expected) = &self.token {
-            let query_token = request.path.split_once("?token=").map(|(_, t)| t.to_string());
-            let bearer = request.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
-            if bearer.as_deref() != Some(expected.as_str()) && query_token.as_deref() != Some(expected.as_str()) {
+        if let Some(expected) = &self.token
+            && !is_open_route(&request.method, &request.path)
+        {
+            // Only the header: a token in the URL would end up in browser
+            // history, proxies' logs and Referer headers.
+            let bearer = request.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+            if bearer != Some(expected.as_str()) {
                 self.answer(key, &Reply::failure(401, "missing or wrong bearer token"), now);
                 return None;
             }
@@ -349,6 +353,13 @@ impl AdminServer {
             debug!("admin connection {key}: {:?} past its deadline, closing", c.phase);
         }
     }
+}
+
+/// The dashboard page itself needs no token: it is static and holds no
+/// data, and a browser cannot send the header when the page is typed in.
+/// The page then asks for the token and sends it with each request it makes.
+fn is_open_route(method: &str, path: &str) -> bool {
+    method == "GET" && matches!(path.split('?').next(), Some("/" | "/dashboard"))
 }
 
 struct Head {

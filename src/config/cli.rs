@@ -248,7 +248,8 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", value_parser = parse_admin_addr)]
     pub admin: Option<SocketAddr>,
 
-    /// Require `Authorization: Bearer TOKEN` on every admin request. A flag
+    /// Require `Authorization: Bearer TOKEN` on every admin request but the
+    /// dashboard page (which asks for the token itself). A flag
     /// shows in `ps`: prefer --admin-token-file or the LBPROXY_ADMIN_TOKEN
     /// environment variable (used when neither flag is given; a --config
     /// file names its own: admin_token_file).
