@@ -165,6 +165,21 @@ fn admin_token_is_required_when_set() {
 }
 
 #[test]
+fn read_only_routes_can_be_open_while_changes_need_the_token() {
+    let b = stream_backend(1);
+    let extra = ["--admin-token", "s3cret", "--admin-read-only-open"];
+    let (_lb, a) = proxy_with_admin("round_robin", &[b.addr], &extra);
+    for path in ["/stats", "/metrics", "/rep", "/"] {
+        assert_eq!(admin(a, "GET", path, "").0, 200, "{path}");
+    }
+    let drain = format!("/backends/{}/drain", b.addr);
+    assert_eq!(admin(a, "POST", &drain, "").0, 401);
+    assert_eq!(admin(a, "PUT", "/policy", r#"{"policy":"ip_hash"}"#).0, 401);
+    assert_eq!(admin(a, "POST", "/reload", "").0, 401);
+    assert_eq!(admin_with(a, "POST", &drain, "", Some("s3cret")).0, 200);
+}
+
+#[test]
 fn metrics_are_valid_prometheus_text() {
     let (b1, b2) = (stream_backend(1), stream_backend(2));
     let (lb, a) = proxy_with_admin("round_robin", &[b1.addr, b2.addr], &[]);

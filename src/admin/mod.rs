@@ -94,6 +94,8 @@ pub struct AdminServer {
     listener: TcpListener,
     conns: Slab<AdminConn>,
     token: Option<String>,
+    /// Read-only routes answer without the token.
+    read_only_open: bool,
     /// The cap was hit and logged; logged again only after it was left.
     full_logged: bool,
     next_serial: u64,
@@ -102,8 +104,16 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    pub fn new(listener: TcpListener, token: Option<String>) -> AdminServer {
-        AdminServer { listener, conns: Slab::new(), token, full_logged: false, next_serial: 0, resolver: None }
+    pub fn new(listener: TcpListener, token: Option<String>, read_only_open: bool) -> AdminServer {
+        AdminServer {
+            listener,
+            conns: Slab::new(),
+            token,
+            read_only_open,
+            full_logged: false,
+            next_serial: 0,
+            resolver: None,
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -218,7 +228,7 @@ impl AdminServer {
             authorization: head.authorization,
         };
         if let Some(expected) = &self.token
-            && !is_open_route(&request.method, &request.path)
+            && !is_open_route(&request.method, &request.path, self.read_only_open)
         {
             // Only the header: a token in the URL would end up in browser
             // history, proxies' logs and Referer headers.
@@ -358,8 +368,11 @@ impl AdminServer {
 /// The dashboard page itself needs no token: it is static and holds no
 /// data, and a browser cannot send the header when the page is typed in.
 /// The page then asks for the token and sends it with each request it makes.
-fn is_open_route(method: &str, path: &str) -> bool {
-    method == "GET" && matches!(path.split('?').next(), Some("/" | "/dashboard"))
+/// With `read_only_open`, so do the routes that only read.
+fn is_open_route(method: &str, path: &str, read_only_open: bool) -> bool {
+    let path = path.split('?').next().unwrap_or("/");
+    method == "GET"
+        && (matches!(path, "/" | "/dashboard") || (read_only_open && matches!(path, "/stats" | "/metrics" | "/rep")))
 }
 
 struct Head {

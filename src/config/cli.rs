@@ -28,7 +28,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 56] = [
+const SERVER_FLAGS: [&str; 57] = [
     "policy",
     "port",
     "bind",
@@ -71,6 +71,7 @@ const SERVER_FLAGS: [&str; 56] = [
     "admin_token",
     "admin_token_file",
     "admin_insecure",
+    "admin_read_only_open",
     "upgrade_socket",
     "spawn_cmd",
     "replicas",
@@ -265,6 +266,12 @@ pub struct Args {
     /// such an --admin is refused; with it, a warning is logged at start.
     #[arg(long)]
     pub admin_insecure: bool,
+
+    /// With a token, let the read-only admin routes (GET /stats, /metrics,
+    /// /rep and the dashboard) answer without it, e.g. for a Prometheus
+    /// scraper; everything that changes state still needs the token.
+    #[arg(long)]
+    pub admin_read_only_open: bool,
 
     /// Binary upgrade: if an lbproxy serves handovers at PATH, take its
     /// listening sockets (it then drains and exits); then serve handovers at

@@ -5,6 +5,7 @@
 //! admin = "127.0.0.1:9100"
 //! admin_token_file = "token"     # or admin_token = "..."
 //! # admin_insecure = true        # needed for an admin beyond loopback without a token
+//! # admin_read_only_open = true  # GET /stats, /metrics, /rep without the token
 //! log_level = "info"             # used when RUST_LOG is not set
 //! max_connections = 10000
 //!
@@ -75,6 +76,7 @@ struct RawGlobal {
     admin_token: Option<String>,
     admin_token_file: Option<PathBuf>,
     admin_insecure: Option<bool>,
+    admin_read_only_open: Option<bool>,
     upgrade_socket: Option<PathBuf>,
     #[serde(deserialize_with = "via::log_level")]
     log_level: Option<LevelFilter>,
@@ -436,6 +438,7 @@ impl Checker<'_> {
             admin: g.admin.or(d.admin),
             admin_token,
             admin_insecure: g.admin_insecure.unwrap_or(d.admin_insecure),
+            admin_read_only_open: g.admin_read_only_open.unwrap_or(d.admin_read_only_open),
             log_level: g.log_level.unwrap_or(d.log_level),
             max_connections: g.max_connections.unwrap_or(d.max_connections),
             buffer_size: g.buffer_size.unwrap_or(d.buffer_size),
@@ -620,6 +623,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "admin_token",
             "admin_token_file",
             "admin_insecure",
+            "admin_read_only_open",
             "upgrade_socket",
             "log_level",
             "max_connections",

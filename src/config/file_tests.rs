@@ -335,6 +335,16 @@ fn section_key_lists_match_the_raw_structs() {
     }
 }
 
+/// `admin_read_only_open` is the file's spelling of --admin-read-only-open.
+#[test]
+fn admin_read_only_open_is_a_global_key() {
+    assert!(!load(&with_frontend("[global]\nadmin = \"9100\"\n")).unwrap().global.admin_read_only_open);
+    let s = load(&with_frontend("[global]\nadmin = \"9100\"\nadmin_read_only_open = true\n")).unwrap();
+    assert!(s.global.admin_read_only_open);
+    let e = error(&with_frontend("[global]\nadmin_read_only_open = \"yes\"\n"), 9, "admin_read_only_open");
+    assert!(e.message.contains("bool"), "{e}");
+}
+
 /// An admin API beyond loopback needs a token or `admin_insecure = true`.
 #[test]
 fn an_exposed_admin_needs_a_token_or_admin_insecure() {

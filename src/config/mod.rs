@@ -107,6 +107,7 @@ pub struct Config {
     pub health: Option<HealthConfig>,
     pub admin: Option<SocketAddr>,
     pub admin_token: Option<String>,
+    pub admin_read_only_open: bool,
     pub upgrade_socket: Option<PathBuf>,
     pub spawn_cmd: Option<String>,
     pub replicas: Option<usize>,

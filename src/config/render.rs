@@ -51,6 +51,7 @@ fn global(out: &mut String, g: &GlobalConfig) {
     let token = if g.admin_token.is_some() { "set (not shown)" } else { "none" };
     writeln!(out, "# admin_token: {token}").expect("writing to a String");
     writeln!(out, "admin_insecure = {}", g.admin_insecure).expect("writing to a String");
+    writeln!(out, "admin_read_only_open = {}", g.admin_read_only_open).expect("writing to a String");
     opt(out, "upgrade_socket", g.upgrade_socket.as_ref().map(|p| q(&p.display().to_string())), "off");
     // A seed above i64::MAX is no TOML integer; its text parses the same.
     let seed = if i64::try_from(g.seed).is_ok() { g.seed.to_string() } else { q(&g.seed.to_string()) };

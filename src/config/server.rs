@@ -58,6 +58,8 @@ pub struct GlobalConfig {
     /// The user accepts an admin API beyond loopback without a token; without
     /// it such a configuration is refused (see [`GlobalConfig::admin_exposed`]).
     pub admin_insecure: bool,
+    /// GET /stats, /metrics and /rep answer without the token (changes still need it).
+    pub admin_read_only_open: bool,
     /// Used when `RUST_LOG` is not set.
     pub log_level: LevelFilter,
     pub max_connections: usize,
@@ -155,6 +157,7 @@ impl Default for GlobalConfig {
             admin: None,
             admin_token: None,
             admin_insecure: false,
+            admin_read_only_open: false,
             log_level: LevelFilter::Info,
             max_connections: 10_000,
             buffer_size: 64 * 1024,
@@ -347,6 +350,7 @@ impl ServerConfig {
             admin: a.admin,
             admin_token: a.admin_token,
             admin_insecure: a.admin_insecure,
+            admin_read_only_open: a.admin_read_only_open,
             log_level: GlobalConfig::default().log_level,
             max_connections: a.max_connections,
             buffer_size: a.buffer_size,
@@ -469,6 +473,7 @@ impl ServerConfig {
             health: p.health(),
             admin: g.admin,
             admin_token: g.admin_token.clone(),
+            admin_read_only_open: g.admin_read_only_open,
             upgrade_socket: g.upgrade_socket.clone(),
             spawn_cmd: p.spawn_cmd.clone(),
             replicas: p.replicas,

@@ -235,7 +235,7 @@ impl Server {
                 };
                 poll.registry().register(&mut l, ADMIN_LISTENER, Interest::READABLE)?;
                 info!("admin API on http://{}/ (dashboard), /stats, /metrics", l.local_addr()?);
-                Some(AdminServer::new(l, global.admin_token.clone()))
+                Some(AdminServer::new(l, global.admin_token.clone(), global.admin_read_only_open))
             }
         };
         // Our own upgrade socket is bound (beside the old one's path) before we
