@@ -2,7 +2,7 @@
 # Before/after check of a change: the same wrk lines (TCP mode keep-alive and
 # Connection: close, HTTP mode keep-alive) through an older lbproxy build,
 # this build and HAProxy, interleaved over ROUNDS rounds; medians and every
-# round go to measurements/before-after/. Single runs on this 2-core VM move
+# round go to measurements/before-after/<YYYY-MM-DD-HHMM>/. Single runs on this 2-core VM move
 # by 10-20%, more than the differences looked for, hence the interleaving.
 #   OLD_BIN=/path/to/old/lbproxy bash tools/bench-ab.sh
 #   OLD_BIN=... ROUNDS=5 DURATION=10s bash tools/bench-ab.sh
@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 : "${OLD_BIN:?set OLD_BIN to the lbproxy build to compare with (e.g. a release build of an older commit)}"
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-3}
-OUT=${OUT:-measurements/before-after}
+# A new dated folder per run (measurements/NAME/YYYY-MM-DD-HHMM/, `latest` points at
+# the newest) unless OUT names one.
+OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/before-after)}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 work=$(mktemp -d)
@@ -104,5 +106,8 @@ for test, v in by.items():
     old, new, ha = v.get("old", 0), v.get("new", 0), v.get("haproxy", 0)
     print(f"| {test} req/s | {old:.0f} | {new:.0f} | {ha:.0f} | {new / old:.2f} | {new / ha:.2f} |")
 PY
+  echo
+  python3 tools/provenance.py --note "older build: $OLD_BIN"
 } >"$OUT/report.md"
 cat "$OUT/report.md"
+python3 tools/provenance.py --publish "$OUT"

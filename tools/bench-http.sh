@@ -2,7 +2,7 @@
 # HTTP mode benchmark: lbproxy --mode http (persistent and per-request backend
 # connections) next to HAProxy (mode http, http-reuse always, nbthread 1) and
 # nginx (worker_processes 1, upstream keepalive on and off), same run.
-# Writes measurements/http-mode/{report.md,results.csv}.
+# Writes measurements/http-mode/<YYYY-MM-DD-HHMM>/{report.md,results.csv} (or OUT=DIR).
 #   bash tools/bench-http.sh                 # full run, 3 rounds (about 4 minutes)
 #   DURATION=3s bash tools/bench-http.sh     # quick look
 #   BACKEND_KIND=nginx OUT=measurements/http-mode-nginx-origin bash tools/bench-http.sh
@@ -12,7 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
-OUT=${OUT:-measurements/http-mode}
+# A new dated folder per run (measurements/NAME/YYYY-MM-DD-HHMM/, `latest` points at
+# the newest) unless OUT names one.
+OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/http-mode)}
 BACKEND_KIND=${BACKEND_KIND:-example}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -149,3 +151,4 @@ python3 tools/bench_report.py "$OUT/results.csv" "HTTP mode: lbproxy vs HAProxy 
   "$work/commands.md" lbproxy_persistent/haproxy_reuse lbproxy_persistent/nginx_keepalive \
   lbproxy_per_request/nginx_no_keepalive >"$OUT/report.md"
 echo "wrote $OUT/report.md"
+python3 tools/provenance.py --publish "$OUT"

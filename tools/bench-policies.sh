@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Policy adaptivity: three http_backends answering after 1, 5 and 20 ms, lbproxy
 # --mode http in front with each policy in turn, wrk -c30 closed-loop load.
-# Writes measurements/policy-adaptivity/{report.md,results.csv}.
+# Writes measurements/policy-adaptivity/<YYYY-MM-DD-HHMM>/{report.md,results.csv} (or OUT=DIR).
 #   bash tools/bench-policies.sh                    # all policies, 10 s each (about 3 minutes)
 #   DURATION=3s POLICIES="round_robin ewma" bash tools/bench-policies.sh
 set -euo pipefail
@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-30}
-OUT=${OUT:-measurements/policy-adaptivity}
+# A new dated folder per run (measurements/NAME/YYYY-MM-DD-HHMM/, `latest` points at
+# the newest) unless OUT names one.
+OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/policy-adaptivity)}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 POLICIES=${POLICIES:-"round_robin fewest_connections ip_hash weighted_round_robin random weighted_random least_requests consistent_hash maglev sma ewma p2c_peak_ewma"}
@@ -55,7 +57,9 @@ print(",".join(f"{r / total:.3f}" for r in req))')
 done
 
 python3 - "$OUT/results.csv" "$DURATION" "$CONNS" >"$OUT/report.md" <<'PY'
-import csv, platform, subprocess, sys
+import csv, sys
+sys.path.insert(0, "tools")
+from provenance import section
 path, duration, conns = sys.argv[1:4]
 rows = list(csv.DictReader(open(path)))
 rr = next((r for r in rows if r["policy"] == "round_robin"), None)
@@ -69,7 +73,8 @@ for r in rows:
     ratio = f"{float(r['rps']) / float(rr['rps']):.2f}" if rr else ""
     print(f"| {r['policy']} | {float(r['rps']):.0f} | {ratio} | {r['mean_us']} | {r['p50_us']} | {r['p99_us']} | "
           f"{r['p999_us']} | {r['errors']} | {r['share_1ms']} | {r['share_5ms']} | {r['share_20ms']} |")
-print(f"\nMachine: {platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
-      f"kernel {platform.release()}.")
+print("\nOne run per policy (no rounds, so no spread).\n")
+print(section())
 PY
 echo "wrote $OUT/report.md"
+python3 tools/provenance.py --publish "$OUT"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TCP pass-through benchmark: direct vs lbproxy vs HAProxy (mode tcp, nbthread 1),
-# same run, same machine. Writes measurements/tcp-baseline/{report.md,results.csv}.
+# same run, same machine. Writes measurements/tcp-baseline/<YYYY-MM-DD-HHMM>/{report.md,results.csv} (or OUT=DIR).
 #   bash tools/bench-tcp.sh            # full run (about 3 minutes)
 #   DURATION=3s IDLE_CONNS=500 bash tools/bench-tcp.sh   # quick look
 # Proxies are pinned to CPU 1 with taskset; load generators and backends to CPU 0.
@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 IDLE_CONNS=${IDLE_CONNS:-3000}
-OUT=${OUT:-measurements/tcp-baseline}
+# A new dated folder per run (measurements/NAME/YYYY-MM-DD-HHMM/, `latest` points at
+# the newest) unless OUT names one.
+OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/tcp-baseline)}
 BIG=${BIG:-1GiB}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -150,3 +152,4 @@ MD
 python3 tools/bench_report.py "$OUT/results.csv" "TCP pass-through: direct vs lbproxy vs HAProxy (bash tools/bench-tcp.sh)" \
   "$work/commands.md" lbproxy/direct haproxy/direct lbproxy/haproxy >"$OUT/report.md"
 echo "wrote $OUT/report.md"
+python3 tools/provenance.py --publish "$OUT"

@@ -3,13 +3,16 @@
 
 usage: bench_report.py RESULTS_CSV TITLE COMMANDS_MD RATIO...
   RATIO is "a/b": a column with target a's value divided by target b's.
-Targets become columns in the order they first appear in the CSV.
+Targets become columns in the order they first appear in the CSV. When a
+rounds.csv (every round) sits beside RESULTS_CSV, each cell also shows the
+spread of the rounds: median (min-max).
 """
 import csv
-import platform
-import subprocess
+import os
 import sys
 from collections import OrderedDict
+
+from provenance import section
 
 csv_path, title, commands_path, *ratios = sys.argv[1:]
 rows = OrderedDict()
@@ -22,22 +25,35 @@ for r in csv.DictReader(open(csv_path)):
         targets.append(r["target"])
 
 
-def version(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).splitlines()[0].strip()
-    except (OSError, IndexError, subprocess.TimeoutExpired) as e:
-        return f"{cmd[0]}: unknown ({e})"
+rounds = {}
+rounds_path = os.path.join(os.path.dirname(csv_path), "rounds.csv")
+if os.path.exists(rounds_path):
+    for row in csv.reader(open(rounds_path)):
+        try:
+            rounds.setdefault((row[0], row[1]), []).append(float(row[2]))
+        except (IndexError, ValueError):
+            continue  # a header line, or a round that produced no number
+n_rounds = max((len(v) for v in rounds.values()), default=1)
+
+
+def cell(test, target, v):
+    r = rounds.get((test, target), [])
+    return f"{v:g} ({min(r):g}–{max(r):g})" if len(r) > 1 else f"{v:g}"
 
 
 print(f"# {title}\n")
-print("Made by the script named below; re-run it to reproduce. One run, one machine:")
-print("proxies pinned to CPU 1, load generator and backends to CPU 0 with `taskset`.\n")
+print("Made by the script named below; re-run it to reproduce. One machine:")
+print("proxies pinned to CPU 1, load generator and backends to CPU 0 with `taskset`.")
+if n_rounds > 1:
+    print(f"Each cell is the median of {n_rounds} interleaved rounds, with the lowest and highest "
+          "round in brackets (every round: rounds.csv).\n")
+else:
+    print("One round per cell: no spread to show; run with ROUNDS=3 or more for one.\n")
 print("## Results\n")
 print("| test | unit | " + " | ".join(targets) + " | " + " | ".join(ratios) + " |")
 print("|---|---|" + "---|" * (len(targets) + len(ratios)))
 for test, vals in rows.items():
-    cells = [f"{vals[t]:g}" if t in vals else "" for t in targets]
+    cells = [cell(test, t, vals[t]) if t in vals else "" for t in targets]
     rcells = []
     for spec in ratios:
         a, b = spec.split("/")
@@ -45,8 +61,5 @@ for test, vals in rows.items():
     print(f"| {test} | {units[test]} | " + " | ".join(cells) + " | " + " | ".join(rcells) + " |")
 print()
 print(open(commands_path).read().strip())
-print("\n## Machine\n")
-nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-print(f"- {platform.machine()}, {nproc} cores, kernel {platform.release()}")
-for cmd in (["haproxy", "-v"], ["nginx", "-v"], ["wrk", "-v"], ["iperf3", "-v"], ["rustc", "-V"]):
-    print(f"- {version(cmd)}")
+print()
+print(section())

@@ -7,7 +7,7 @@
 # lbproxy is reloaded (SIGHUP with a changed file) and upgraded (a new
 # process takes the listeners over the upgrade socket).
 #
-#   bash tools/chaos.sh [SECONDS]         (default 120; writes measurements/chaos/)
+#   bash tools/chaos.sh [SECONDS]         (default 120; writes measurements/chaos/<YYYY-MM-DD-HHMM>/)
 #   OUT=DIR SIZE=4MiB FAULTS="reload upgrade" bash tools/chaos.sh 20
 #
 # FAULTS: any of kill slow reset reload upgrade (default all). With only
@@ -28,7 +28,8 @@ set -euo pipefail
 secs=${1:-120}
 [[ $secs =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS]" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${OUT:-$root/measurements/chaos}
+# A new dated folder per run (`latest` points at the newest) unless OUT names one.
+out=${OUT:-$(python3 "$root/tools/provenance.py" --run-dir "$root/measurements/chaos")}
 size=${SIZE:-32MiB}
 if [[ -z ${BIN_DIR:-} ]]; then
     BIN_DIR=$root/target/release
@@ -254,7 +255,10 @@ verdict=PASS
     echo "Faults, in order:"
     echo
     printf -- '- %s\n' "${faults[@]}"
+    echo
+    python3 "$root/tools/provenance.py"
 } >"$out/report.md"
+python3 "$root/tools/provenance.py" --publish "$out"
 echo "wrote $out/report.md: $verdict (transfers $t_completed/$t_attempted, sessions $s_completed/$s_attempted,"
 echo "  corrupted $((t_corrupt + s_corrupt)), buffers $buffers, fds $fds_after vs $fds_before, alive $alive)"
 [[ $verdict == PASS ]]

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One command per experiment; each writes measurements/<experiment>/ with
-# report.md, the raw CSV, cpu_usage.txt and SVG plots.
+# One command per experiment; each writes measurements/<experiment>/<YYYY-MM-DD-HHMM>/
+# (a new folder per run; measurements/<experiment>/latest points at the newest)
+# with report.md (commit, date, machine and tool versions at its end), the raw
+# CSV, cpu_usage.txt and SVG plots. OUT_ROOT=DIR writes DIR/<experiment>/ instead.
 #
 #   bash tools/experiments.sh latency     # fixed-rate latency, 3 policies + direct
 #   bash tools/experiments.sh sessions    # stateful client from two hosts, 3 policies
@@ -19,14 +21,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=0
+# Dated run folders unless told where to write (OUT_ROOT) or smoke-testing.
+DATED=1
+[[ -n ${OUT_ROOT:-} ]] && DATED=0
 OUT_ROOT=${OUT_ROOT:-measurements}
 exps=()
 for a in "$@"; do
   case $a in
     latency | sessions | files | policies | peers) exps+=("$a") ;;
     all) exps+=(latency sessions files policies peers) ;;
-    smoke) SMOKE=1; exps+=(latency sessions files policies peers); OUT_ROOT=${SMOKE_OUT:-target/experiments-smoke} ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    smoke) SMOKE=1; DATED=0; exps+=(latency sessions files policies peers); OUT_ROOT=${SMOKE_OUT:-target/experiments-smoke} ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown experiment \"$a\" (latency, sessions, files, policies, peers, all, smoke)" >&2; exit 2 ;;
   esac
 done
@@ -153,14 +158,23 @@ sampler_stop() {
 }
 plot_cpu() {
   "$rel/plot" lines --csv "$1/cpu_usage.txt" --x timestamp --values total_pct,cpu0_pct,cpu1_pct \
-    --title "CPU during the $2 experiment" --ylabel "% busy" --out "$1/cpu.svg"
+    --names "both CPUs,CPU 0,CPU 1" --xlabel "seconds since the experiment started" \
+    --title "CPU during the $2 experiment" --ylabel "CPU busy (%)" --out "$1/cpu.svg"
 }
+# machine: the report's Provenance section (commit, date, machine, tool versions, hosts).
 machine() {
-  echo "- $(uname -m), $(nproc) cores, kernel $(uname -r); $(rustc -V)"
-  local oha_v; oha_v=$( (command -v oha >/dev/null && oha --version) || ("$HOME/.cargo/bin/oha" --version 2>/dev/null) || echo "oha: not installed")
-  echo "- $(wrk -v 2>&1 | head -1 | cut -c1-60); $oha_v"
-  echo "- hosts: $HOSTS_NOTE"
+  local oha_v; oha_v=$( (command -v oha >/dev/null && oha --version) || ("$HOME/.cargo/bin/oha" --version 2>/dev/null) || echo "not installed")
+  python3 tools/provenance.py --note "oha: $oha_v" --note "hosts: $HOSTS_NOTE"
 }
+# exp_dir NAME: this run's folder for experiment NAME (created).
+exp_dir() {
+  local d
+  if ((DATED)); then d=$(python3 tools/provenance.py --run-dir "$OUT_ROOT/$1"); else d=$OUT_ROOT/$1; fi
+  mkdir -p "$d"
+  echo "$d"
+}
+# publish DIR: point its experiment's `latest` at it (dated folders only).
+publish() { if ((DATED)); then python3 tools/provenance.py --publish "$1"; fi; }
 
 if ((SMOKE)); then
   SAMPLE=200ms; SESSIONS=40; MESSAGES=5; SIZES="1MiB 4MiB"; LAT_DURATION=3s; RATE=500
@@ -172,8 +186,7 @@ setup_hosts
 
 # ------------------------------------------------------------ experiments
 exp_sessions() {
-  local dir=$OUT_ROOT/sessions
-  mkdir -p "$dir"
+  local dir; dir=$(exp_dir sessions)
   start_backends stream_backend
   sampler_start "$dir"
   : >"$work/sessions.raw"
@@ -194,16 +207,18 @@ exp_sessions() {
   sampler_stop
   python3 tools/experiments_report.py sessions "$dir" "$work/sessions.raw" "$SESSIONS" "$MESSAGES" "$(machine)"
   "$rel/plot" bars --csv "$dir/share.csv" --label policy --values host1_server1,host1_server2,host2_server1,host2_server2 \
-    --title "Sessions per backend, per client host" --ylabel "sessions" --out "$dir/share.svg"
+    --names "host 1 to backend 1,host 1 to backend 2,host 2 to backend 1,host 2 to backend 2" \
+    --title "Sessions per backend, per client host (one run)" --ylabel "sessions" --out "$dir/share.svg"
   "$rel/plot" bars --csv "$dir/latency.csv" --label policy_host --values p50_us,p90_us,p99_us \
-    --title "Message round trip through lbproxy" --ylabel "microseconds" --out "$dir/latency.svg"
+    --names "p50 (median),p90,p99" \
+    --title "Message round trip through lbproxy (one run)" --ylabel "round trip (µs)" --out "$dir/latency.svg"
   plot_cpu "$dir" sessions
+  publish "$dir"
   stop_started
 }
 
 exp_files() {
-  local dir=$OUT_ROOT/files
-  mkdir -p "$dir"
+  local dir; dir=$(exp_dir files)
   start_backends stream_backend
   sampler_start "$dir"
   : >"$work/files.raw"
@@ -227,14 +242,16 @@ exp_files() {
   sampler_stop
   python3 tools/experiments_report.py files "$dir" "$work/files.raw" "$SIZES" "$(machine)"
   "$rel/plot" bars --csv "$dir/throughput.csv" --label case --values upload_mbs,download_mbs \
-    --title "File transfer through lbproxy, two hosts x 2 parallel, sum of both hosts" --ylabel "MB/s" --out "$dir/throughput.svg"
+    --names "upload,download" \
+    --title "File transfer through lbproxy, two hosts x 2 parallel, sum of both hosts (one run)" \
+    --ylabel "throughput (MB/s)" --out "$dir/throughput.svg"
   plot_cpu "$dir" files
+  publish "$dir"
   stop_started
 }
 
 exp_latency() {
-  local dir=$OUT_ROOT/latency
-  mkdir -p "$dir"
+  local dir; dir=$(exp_dir latency)
   local tool
   if command -v wrk2 >/dev/null; then
     tool=wrk2
@@ -271,14 +288,15 @@ exp_latency() {
   sampler_stop
   python3 tools/experiments_report.py latency "$dir" "$work/latency.raw" "$RATE" "$LAT_DURATION" "$(machine)"
   "$rel/plot" bars --csv "$dir/latency.csv" --label target --values p50_us,p90_us,p99_us,p999_us \
-    --title "Latency at $RATE requests/s ($tool)" --ylabel "microseconds" --out "$dir/latency.svg"
+    --names "p50 (median),p90,p99,p99.9" \
+    --title "Latency at $RATE requests/s ($tool, one run)" --ylabel "response time (µs)" --out "$dir/latency.svg"
   plot_cpu "$dir" latency
+  publish "$dir"
   stop_started
 }
 
 exp_policies() {
-  local dir=$OUT_ROOT/policy-adaptivity
-  mkdir -p "$dir"
+  local dir; dir=$(exp_dir policy-adaptivity)
   sampler_start "$dir"
   if ((SMOKE)); then
     OUT=$dir DURATION=2s POLICIES="round_robin ewma p2c_peak_ewma" bash tools/bench-policies.sh
@@ -287,18 +305,20 @@ exp_policies() {
   fi
   sampler_stop
   "$rel/plot" bars --csv "$dir/results.csv" --label policy --values share_1ms,share_5ms,share_20ms \
-    --title "Share per backend (backends answer in 1, 5, 20 ms)" --ylabel "share of requests" --out "$dir/share.svg"
+    --names "backend answering in 1 ms,in 5 ms,in 20 ms" \
+    --title "Share of requests per backend (one run per policy)" --ylabel "share of requests (0 to 1)" --out "$dir/share.svg"
   "$rel/plot" bars --csv "$dir/results.csv" --label policy --values p50_us,p99_us,p999_us \
-    --title "Latency per policy" --ylabel "microseconds" --out "$dir/latency.svg"
-  "$rel/plot" bars --csv "$dir/results.csv" --label policy --values rps \
-    --title "Throughput per policy" --ylabel "requests/s" --out "$dir/throughput.svg"
+    --names "p50 (median),p99,p99.9" \
+    --title "Latency per policy (one run per policy)" --ylabel "response time (µs)" --out "$dir/latency.svg"
+  "$rel/plot" bars --csv "$dir/results.csv" --label policy --values rps --names "requests/s" \
+    --title "Throughput per policy (one run per policy)" --ylabel "requests per second" --out "$dir/throughput.svg"
   plot_cpu "$dir" policies
   python3 tools/experiments_report.py append-plots "$dir" share.svg latency.svg throughput.svg cpu.svg
+  publish "$dir"
 }
 
 exp_peers() {
-  local dir=$OUT_ROOT/http-mode
-  mkdir -p "$dir"
+  local dir; dir=$(exp_dir http-mode)
   sampler_start "$dir"
   if ((SMOKE)); then
     OUT=$dir DURATION=2s ROUNDS=1 bash tools/bench-http.sh
@@ -307,10 +327,12 @@ exp_peers() {
   fi
   sampler_stop
   python3 tools/experiments_report.py pivot "$dir/results.csv" wrk_rps "$dir/rps.csv"
-  "$rel/plot" bars --csv "$dir/rps.csv" --label target --values value \
-    --title "Requests/s: direct, lbproxy, HAProxy, nginx" --ylabel "requests/s" --out "$dir/rps.svg"
+  "$rel/plot" bars --csv "$dir/rps.csv" --label target --values value --low min --high max \
+    --names "median of the rounds (whisker: lowest to highest round)" \
+    --title "Requests/s: direct, lbproxy, HAProxy, nginx" --ylabel "requests per second" --out "$dir/rps.svg"
   plot_cpu "$dir" peers
   python3 tools/experiments_report.py append-plots "$dir" rps.svg cpu.svg
+  publish "$dir"
 }
 
 for e in "${exps[@]}"; do

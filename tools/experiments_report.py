@@ -7,12 +7,16 @@
   experiments_report.py append-plots DIR SVG...
   experiments_report.py pivot RESULTS_CSV TEST OUT_CSV
   experiments_report.py check ROOT DIR...
+MACHINE is the Provenance section of tools/provenance.py (commit, date,
+machine, tool versions), written into the report as it is.
 """
 import csv
 import json
 import os
 import re
 import sys
+
+from provenance import check as provenance_missing
 
 
 def write_csv(path, header, rows):
@@ -75,7 +79,7 @@ def sessions(d, raw, n_sessions, n_messages, machine):
                 "# each client host, at the same time\n"
                 f"client --lb LB:P --sessions {n_sessions} --messages {n_messages}\n"
                 "cpu-sampler --interval 1s --output cpu_usage.txt   # for the whole experiment\n```\n")
-        f.write("\n## Machine\n\n" + machine + "\n")
+        f.write("\n" + machine + "\n")
         f.write(plots_md(["share.svg", "latency.svg", "cpu.svg"]))
 
 
@@ -108,7 +112,7 @@ def files(d, raw, sizes, machine):
                 "lbproxy --bind 0.0.0.0 --port P --policy POLICY --stats-interval 0 --backend 127.0.0.1:B1,127.0.0.1:B2\n"
                 "# each client host, at the same time, for each SIZE in " + sizes + "\n"
                 "file_client --lb LB:P --size SIZE --parallel 2 [--seed 43 on host 2]\n```\n")
-        f.write("\n## Machine\n\n" + machine + "\n")
+        f.write("\n" + machine + "\n")
         f.write(plots_md(["throughput.svg", "cpu.svg"]))
 
 
@@ -164,7 +168,7 @@ def latency(d, raw, rate, duration, machine):
                 "lbproxy --mode http --bind 0.0.0.0 --port P --policy POLICY --stats-interval 0 --backend 127.0.0.1:B1,127.0.0.1:B2\n"
                 "# client host 1; URL is http://LB:B1/ for direct, http://LB:P/ through lbproxy\n"
                 f"{load}\n```\n")
-        f.write("\n## Machine\n\n" + machine + "\n")
+        f.write("\n" + machine + "\n")
         f.write(plots_md(["latency.svg", "cpu.svg"]))
 
 
@@ -176,8 +180,22 @@ def append_plots(d, names):
 
 
 def pivot(results, test, out):
-    rows = [[r["target"], r["value"]] for r in csv.DictReader(open(results)) if r["test"] == test]
-    write_csv(out, ["target", "value"], rows)
+    """target,value (the median) and the lowest and highest round from rounds.csv beside RESULTS_CSV."""
+    per = {}
+    rounds = os.path.join(os.path.dirname(results), "rounds.csv")
+    if os.path.exists(rounds):
+        for row in csv.reader(open(rounds)):
+            if len(row) >= 3 and row[0] == test:
+                try:
+                    per.setdefault(row[1], []).append(float(row[2]))
+                except ValueError:
+                    pass
+    rows = []
+    for r in csv.DictReader(open(results)):
+        if r["test"] == test:
+            v = per.get(r["target"]) or [float(r["value"])]
+            rows.append([r["target"], r["value"], f"{min(v):g}", f"{max(v):g}"])
+    write_csv(out, ["target", "value", "min", "max"], rows)
 
 
 def check(root, dirs):
@@ -188,6 +206,9 @@ def check(root, dirs):
         report = os.path.join(d, "report.md")
         if not os.path.exists(report) or os.path.getsize(report) < 200:
             problems.append("report.md missing or nearly empty")
+        missing = provenance_missing(report)
+        if missing:
+            problems.append("report.md does not say " + ", ".join(missing))
         svgs = [f for f in os.listdir(d) if f.endswith(".svg")] if os.path.isdir(d) else []
         if not svgs:
             problems.append("no plots")
@@ -195,6 +216,9 @@ def check(root, dirs):
             body = open(os.path.join(d, s)).read()
             if "<svg" not in body or len(body) < 1000:
                 problems.append(f"{s} is not a drawn SVG")
+            raw = re.search(r">\s*([a-z0-9]+_(?:us|pct|mbs|kib|\d+ms))\s*<", body)
+            if raw:
+                problems.append(f"{s} shows the raw CSV column name {raw.group(1)!r}, not a label with units")
             if os.path.exists(report) and s not in open(report).read():
                 problems.append(f"{s} not linked from report.md")
         cpu = os.path.join(d, "cpu_usage.txt")

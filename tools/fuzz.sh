@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every fuzz target in fuzz/ for a bounded time, one after another, and
-# write measurements/fuzz/report.md (executions, coverage, crashes).
+# write measurements/fuzz/<YYYY-MM-DD-HHMM>/report.md (executions, coverage, crashes; or OUT=DIR).
 #
 #   bash tools/fuzz.sh [SECONDS_PER_TARGET]      (default 60)
 #   bash tools/fuzz.sh --runs N [TARGET...]      (N executions per target; 4 h backstop)
@@ -30,7 +30,9 @@ else
     bound=(-max_total_time="$secs")
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${OUT:-$root/measurements/fuzz}
+# A new dated folder per run (measurements/fuzz/YYYY-MM-DD-HHMM/, `latest` points
+# at the newest) unless OUT names one.
+out=${OUT:-$(python3 "$root/tools/provenance.py" --run-dir "$root/measurements/fuzz")}
 flags=("${bound[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512)
 
 export RUSTC_BOOTSTRAP=1
@@ -96,6 +98,9 @@ done
     echo '```'
     cat "$scratch/lines"
     echo '```'
+    echo
+    python3 "$root/tools/provenance.py" --note "cargo-fuzz: $(cargo fuzz --version 2>/dev/null || echo unknown)"
 } >"$out/report.md"
 echo "wrote $out/report.md"
+python3 "$root/tools/provenance.py" --publish "$out"
 exit "$failed"

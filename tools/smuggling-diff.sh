@@ -3,7 +3,7 @@
 # requests, sent as raw bytes through lbproxy (--mode http), HAProxy (mode
 # http) and nginx (proxy_pass), each in front of examples/lenient_backend,
 # which logs every request it parses (`REQ <id> <METHOD> <TARGET> ...`).
-# Writes measurements/smuggling-differential/report.md.
+# Writes measurements/smuggling-differential/<YYYY-MM-DD-HHMM>/report.md (or OUT=DIR).
 #
 #   bash tools/smuggling-diff.sh
 #
@@ -25,12 +25,14 @@ for tool in haproxy nginx python3; do
 done
 echo "building lbproxy and examples/lenient_backend (release)"
 cargo build --release --quiet --bin lbproxy --example lenient_backend
-mkdir -p measurements/smuggling-differential
+# A new dated folder per run (`latest` points at the newest) unless OUT names one.
+OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/smuggling-differential)}
+mkdir -p "$OUT"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 LBPROXY=$root/target/release/lbproxy BACKEND=$root/target/release/examples/lenient_backend WORK=$work \
-    OUT=$root/measurements/smuggling-differential/report.md \
+    OUT=$OUT/report.md \
     HAPROXY_VERSION="$(haproxy -v | head -1)" NGINX_VERSION="$(nginx -v 2>&1)" \
     timeout 900 python3 - <<'PYEOF'
 import os, re, signal, socket, subprocess, time
@@ -242,3 +244,5 @@ with open(OUT, "w") as f:
         f.write(f"{i}. {name}: `{raw!r}`\n")
 print("wrote", OUT)
 PYEOF
+python3 tools/provenance.py >>"$OUT/report.md"
+python3 tools/provenance.py --publish "$OUT"

@@ -5,13 +5,15 @@
 # by ~1.3 MiB/s at 39k req/s). OLD_BIN=path also runs that build for
 # OLD_DURATION for comparison, in the same run.
 #
-#   bash tools/soak-memory.sh                      # 300 s, writes measurements/memory-soak/
+#   bash tools/soak-memory.sh                      # 300 s, writes measurements/memory-soak/<YYYY-MM-DD-HHMM>/
 #   DURATION=30s OLD_BIN=/tmp/old/target/release/lbproxy OLD_DURATION=60s bash tools/soak-memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-300s}
 OLD_DURATION=${OLD_DURATION:-60s}
-OUT=${OUT:-measurements/memory-soak}
+# A new dated folder per run (measurements/NAME/YYYY-MM-DD-HHMM/, `latest` points at
+# the newest) unless OUT names one.
+OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/memory-soak)}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 work=$(mktemp -d)
@@ -70,6 +72,9 @@ if [[ -n "${OLD_BIN:-}" ]]; then soak old "$OLD_BIN" "$OLD_DURATION"; fi
   echo "|---|---|---|---|---|---|"
   tail -n +2 "$OUT/summary.csv" | awk -F, '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6}'
   echo
-  echo "Samples: [rss.csv](rss.csv); sampler output: cpu_usage_*.txt. Machine: $(nproc) cores, $(uname -r); $(wrk -v 2>&1 | head -1)."
+  echo "Samples: [rss.csv](rss.csv); sampler output: cpu_usage_*.txt."
+  echo
+  python3 tools/provenance.py
 } >"$OUT/report.md"
 cat "$OUT/report.md"
+python3 tools/provenance.py --publish "$OUT"
