@@ -133,6 +133,19 @@ fn dashboard_draws_rates_charts_health_and_codes_from_a_live_proxy() {
     for chart in ["rps", "err", "p50", "p99"] {
         assert!(dom.contains(&format!("data-chart=\"{chart}\"")), "no {chart} chart");
     }
+    // p50/p99 over a window when /metrics has response-time histograms, else since start.
+    let mut metrics = String::new();
+    let mut m = std::net::TcpStream::connect(admin).expect("admin");
+    std::io::Write::write_all(&mut m, b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    std::io::Read::read_to_string(&mut m, &mut metrics).unwrap();
+    let p99 = section(dom, "<h3>p99 response time", "</h3>");
+    if metrics.contains("lbproxy_backend_response_time_seconds_bucket") {
+        assert!(p99.contains("over the last 10 s"), "{p99}");
+        let chart = section(dom, "data-chart=\"p99\"", "</svg>");
+        assert!(chart.contains(&format!("data-backend=\"{}\"", b1.addr)), "no windowed p99 line: {chart}");
+    } else {
+        assert!(p99.contains("since start"), "{p99}");
+    }
     // Status codes: drawn when /stats has them (per backend `status_codes`).
     let stats = admin_stats(admin);
     if stats["backends"][0].get("status_codes").is_some() {
