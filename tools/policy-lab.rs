@@ -2,8 +2,11 @@
 //! from the policies' own code with seeded random keys (no network), so the
 //! numbers are exact and repeatable.
 //!
-//! Run: `cargo run --release --bin policy-lab -- [--out measurements/policy-lab]`
-//! Writes `distribution.csv`, `disruption.csv` and `report.md` there.
+//! Run: `cargo run --release --bin policy-lab -- [--out DIR]`
+//! Writes `distribution.csv`, `disruption.csv` and `report.md` to DIR, by
+//! default a new `measurements/policy-lab/YYYY-MM-DD-HHMM/` (and points
+//! `measurements/policy-lab/latest` at it). The report ends with the
+//! Provenance section of `tools/provenance.py` (commit, date, machine).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -34,12 +37,26 @@ fn summarize(counts: &[usize]) -> (Vec<f64>, f64) {
     (shares, dev)
 }
 
+/// `python3 tools/provenance.py ARGS`: the one place that knows how to date a
+/// run folder and describe the machine. Its output, or why there is none.
+fn provenance(args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("python3")
+        .arg("tools/provenance.py")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run python3 tools/provenance.py: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("tools/provenance.py {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 fn main() {
-    let mut out = PathBuf::from("measurements/policy-lab");
+    let mut out: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--out" => out = PathBuf::from(args.next().expect("--out DIR")),
+            "--out" => out = Some(PathBuf::from(args.next().expect("--out DIR"))),
             "-h" | "--help" => {
                 println!("policy-lab [--out DIR]: distribution and disruption of every policy");
                 return;
@@ -50,6 +67,17 @@ fn main() {
             }
         }
     }
+    let dated = out.is_none();
+    let out = match out {
+        Some(dir) => dir,
+        None => match provenance(&["--run-dir", "measurements/policy-lab"]) {
+            Ok(dir) => PathBuf::from(dir.trim()),
+            Err(e) => {
+                eprintln!("error: {e} (give --out DIR to write elsewhere)");
+                std::process::exit(1);
+            }
+        },
+    };
     fs::create_dir_all(&out).expect("create output dir");
     let params = PolicyParams::default();
     let classic = PolicyParams { vnodes: 9, ring_slots: Some(512), ..params };
@@ -191,8 +219,13 @@ fn main() {
     fs::write(out.join("distribution.csv"), dist_csv).expect("write distribution.csv");
     fs::write(out.join("disruption.csv"), disr_csv).expect("write disruption.csv");
     fs::write(out.join("vnodes.csv"), vn_csv).expect("write vnodes.csv");
+    let origin = provenance(&[]).unwrap_or_else(|e| format!("## Provenance\n\n- unknown: {e}\n"));
+    let report = format!("{report}\n{origin}");
     fs::write(out.join("report.md"), &report).expect("write report.md");
     print!("{report}");
+    if dated && let Err(e) = provenance(&["--publish", &out.display().to_string()]) {
+        eprintln!("warning: {e}");
+    }
 }
 
 /// 2^i mod m without overflow.
