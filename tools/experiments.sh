@@ -31,7 +31,7 @@ for a in "$@"; do
     latency | sessions | files | policies | peers) exps+=("$a") ;;
     all) exps+=(latency sessions files policies peers) ;;
     smoke) SMOKE=1; DATED=0; exps+=(latency sessions files policies peers); OUT_ROOT=${SMOKE_OUT:-target/experiments-smoke} ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown experiment \"$a\" (latency, sessions, files, policies, peers, all, smoke)" >&2; exit 2 ;;
   esac
 done
