@@ -80,8 +80,29 @@ impl Drop for Dns {
     }
 }
 
+/// A loopback port for dnsmasq, which listens there on UDP and on TCP
+/// without SO_REUSEADDR, and is restarted on the same port: a port that a
+/// client connection in TIME_WAIT names (thousands after tests/descriptors.rs,
+/// more under the tests' own load) makes it exit with "Address already in
+/// use". So the port is taken below the kernel's ephemeral range, which
+/// client connections never use, and checked free on both protocols.
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").expect("udp").local_addr().unwrap().port()
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
+    let span = u32::from(low.saturating_sub(10_000)).max(1);
+    // Each call its own sequence: the tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut x = XorShift((u64::from(std::process::id()) << 20) ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for _ in 0..200 {
+        let port = 10_000 + (x.next() % u64::from(span)) as u16;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("tcp socket");
+        if tcp.bind(&addr.into()).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port below {low} free for both UDP and TCP in 200 tries");
 }
 
 /// lbproxy in HTTP mode from a config file whose pool is `servers`.
