@@ -36,7 +36,11 @@ impl Dns {
     fn start(port: u16, hosts: &Path, srv: &[String]) -> Dns {
         let log = hosts.with_extension(format!("log{port}-{}", srv.len()));
         let mut cmd = Command::new("dnsmasq");
+        // --pid-file without a value: none. The default /var/run/dnsmasq.pid
+        // is left behind by a killed instance, and the next one then refuses
+        // to start ("failed to open pidfile ...: File exists").
         cmd.args(["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+            .arg("--pid-file")
             .args(["--listen-address=127.0.0.1", "--user=root", "--local-ttl=1", "--local=/test/"])
             .arg(format!("--log-facility={}", log.display()))
             .arg(format!("--port={port}"))
