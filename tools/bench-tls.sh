@@ -10,13 +10,14 @@
 # report gives each round and the median ratio to HAProxy.
 #
 #   bash tools/bench-tls.sh [SECONDS] [ROUNDS]     (default 10 s, 3 rounds)
-#   writes measurements/tls-bench/report.md (OUT=DIR to write elsewhere)
+#   writes measurements/tls-bench/<YYYY-MM-DD-HHMM>/report.md, a new folder per run with
+#   measurements/tls-bench/latest pointing at it (OUT=DIR to write exactly there)
 set -euo pipefail
 
 secs=${1:-10}
 rounds=${2:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${OUT:-$root/measurements/tls-bench}
+out=${OUT:-$(python3 "$root/tools/provenance.py" --run-dir "$root/measurements/tls-bench")}
 for t in wrk haproxy nginx curl openssl taskset; do command -v "$t" >/dev/null || { echo "$t is missing" >&2; exit 2; }; done
 (cd "$root" && cargo build --release --quiet --bin lbproxy --example http_backend)
 bin=$root/target/release
@@ -139,5 +140,8 @@ row() {
     row "handshakes" "per second" hs
     row "keep-alive requests over TLS" "per second" ka
     row "1 GiB download" "MB/s" bulk
+    echo
+    python3 "$root/tools/provenance.py" --note "openssl: $(openssl version)"
 } >"$out/report.md"
 echo "wrote $out/report.md"
+python3 "$root/tools/provenance.py" --publish "$out"
