@@ -6,13 +6,14 @@
 # the proxy a lot, but what each request costs in calls does not change.
 #
 #   bash tools/syscalls-per-request.sh [SECONDS] [CONNECTIONS]   (default 5 s, 50)
-#   writes measurements/syscalls/report.md (OUT=DIR to write elsewhere)
+#   writes measurements/syscalls/<YYYY-MM-DD-HHMM>/report.md, latest -> newest (OUT=DIR to write exactly there)
 set -euo pipefail
 
 secs=${1:-5}
 conns=${2:-50}
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${OUT:-$root/measurements/syscalls}
+# A new dated folder per run (`latest` points at the newest) unless OUT names one.
+out=${OUT:-$(python3 "$root/tools/provenance.py" --run-dir "$root/measurements/syscalls")}
 for t in strace wrk haproxy; do command -v "$t" >/dev/null || { echo "$t is missing" >&2; exit 2; }; done
 (cd "$root" && cargo build --release --quiet --bin lbproxy --example http_backend)
 bin=$root/target/release
@@ -103,5 +104,8 @@ done
     echo "## The calls, per proxy (strace -c, top lines)"
     echo
     cat "$work/details.md"
+    echo
+    python3 "$root/tools/provenance.py"
 } >"$out/report.md"
 echo "wrote $out/report.md"
+python3 "$root/tools/provenance.py" --publish "$out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # testssl.sh (Debian package testssl.sh) against an lbproxy TLS frontend:
 # protocols, cipher categories, forward secrecy, server defaults and the
-# known vulnerabilities; writes measurements/tls/report.md (the verdict
+# known vulnerabilities; writes measurements/tls/<YYYY-MM-DD-HHMM>/report.md (the verdict
 # lines) and testssl.csv (everything it found).
 #
 #   bash tools/testssl.sh            (OUT=DIR to write elsewhere)
@@ -11,7 +11,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${OUT:-$root/measurements/tls}
+# A new dated folder per run (`latest` points at the newest) unless OUT names one.
+out=${OUT:-$(python3 "$root/tools/provenance.py" --run-dir "$root/measurements/tls")}
 command -v testssl >/dev/null || { echo "testssl is missing: apt-get install testssl.sh" >&2; exit 2; }
 (cd "$root" && cargo build --release --quiet --bin lbproxy --example http_backend)
 bin=$root/target/release
@@ -81,5 +82,8 @@ EOF
     echo "Every finding is in [testssl.csv](testssl.csv)."
     echo
     summary
+    echo
+    python3 "$root/tools/provenance.py"
 } >"$out/report.md"
 echo "wrote $out/report.md"
+python3 "$root/tools/provenance.py" --publish "$out"
