@@ -10,19 +10,34 @@ use hdrhistogram::Histogram;
 use log::{info, warn};
 
 use crate::health::{HealthState, Transition};
+use crate::stats::{StatusCounts, TimeHistogram};
 
 /// Counters for one backend. "up" is client to backend, "down" the reverse.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BackendStats {
-    /// Sessions that reached this backend (connect succeeded).
+    /// Client sessions pinned to this backend: TCP sessions whose connect
+    /// succeeded, and in HTTP mode tunnels (WebSocket) after a `101`.
     pub total: u64,
+    /// Bytes sent to the backend: request heads as rewritten, bodies, tunnel bytes.
     pub bytes_up: u64,
+    /// Bytes received from the backend and passed on: response heads, bodies, tunnel bytes.
     pub bytes_down: u64,
     pub connect_failures: u64,
     /// HTTP requests sent here (HTTP mode) or redirected here (redirect mode).
     pub requests: u64,
-    /// Backend connections opened (HTTP mode; shows pool reuse).
+    /// Backend connections whose connect was started (every mode; in HTTP
+    /// mode fewer than requests when pooled connections are reused).
     pub conns_opened: u64,
+    /// Responses the backend sent, by status (HTTP mode).
+    pub responses: StatusCounts,
+    /// Request head written to response head read (HTTP mode).
+    pub response_time: TimeHistogram,
+    /// Connect started to connected.
+    pub connect_time: TimeHistogram,
+    /// Health transitions: taken out of rotation (checks, traffic, max fails).
+    pub went_down: u64,
+    /// Health transitions: back in rotation.
+    pub went_up: u64,
 }
 
 /// One unit of a backend's active count, held by a session (TCP) or an
@@ -132,6 +147,7 @@ impl Backend {
 
     /// Count one backend response time.
     pub fn record_latency(&mut self, d: Duration) {
+        self.stats.response_time.record(d);
         let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
         if self.latency.is_none() {
             // 1 us .. 1 h with 2 significant digits: about 30 KiB.
@@ -205,6 +221,7 @@ impl Backend {
             let reason = why.to_string();
             match self.health.record(false, &reason, rise, fall) {
                 Some(Transition::WentDown { after, reason }) => {
+                    self.stats.went_down += 1;
                     warn!("backend {} DOWN: {reason} ({after}/{fall}, from traffic)", self.addr)
                 }
                 _ => warn!("backend {} connect failed: {reason} ({}/{fall})", self.addr, self.health.bad_in_a_row()),
@@ -215,6 +232,7 @@ impl Backend {
         let fp = self.fail_policy;
         if fp.max_fails > 0 && self.consecutive_fails >= fp.max_fails && self.down_until.is_none() {
             self.down_until = Some(now + fp.fail_timeout);
+            self.stats.went_down += 1;
             warn!(
                 "backend {} DOWN: {why} ({}/{}); retried in {:?}",
                 self.addr, self.consecutive_fails, fp.max_fails, fp.fail_timeout
@@ -233,9 +251,13 @@ impl Backend {
         let Some((rise, fall)) = self.thresholds else { return };
         match self.health.record(ok, reason, rise, fall) {
             Some(Transition::WentDown { after, reason }) => {
+                self.stats.went_down += 1;
                 warn!("backend {} DOWN: {reason} ({after}/{fall})", self.addr)
             }
-            Some(Transition::WentUp { after }) => info!("backend {} UP: {after}/{rise} checks passed", self.addr),
+            Some(Transition::WentUp { after }) => {
+                self.stats.went_up += 1;
+                info!("backend {} UP: {after}/{rise} checks passed", self.addr)
+            }
             None => {}
         }
     }
@@ -246,30 +268,32 @@ impl Backend {
             self.down_until = None;
             // One more failure takes it out again at once.
             self.consecutive_fails = self.fail_policy.max_fails.saturating_sub(1);
+            self.stats.went_up += 1;
             info!("backend {} back in rotation after {:?}", self.addr, self.fail_policy.fail_timeout);
         }
     }
 }
 
-/// The periodic usage table, one line per backend.
-pub fn usage_table(backends: &[Backend]) -> String {
-    let mut out = String::from("=== Backend usage ===");
-    for b in backends.iter().filter(|b| !b.removed) {
+/// The periodic usage summary of a pool: one line (log shippers and
+/// journald take a line as one event), `key=value` per backend, backends
+/// separated by `; `.
+pub fn usage_line(pool: &str, backends: &[Backend]) -> String {
+    let mut out = format!("usage pool={pool}:");
+    for (i, b) in backends.iter().filter(|b| !b.removed).enumerate() {
         let s = &b.stats;
         let _ = write!(
             out,
-            "\n  {} [{}]: {} sessions, {} active, {} B up, {} B down, {} connect failures",
+            "{} {} state={} sessions={} active={} requests={} bytes_up={} bytes_down={} connect_failures={}",
+            if i == 0 { "" } else { ";" },
             b.addr,
             b.state_name(),
             s.total,
             b.active(),
+            s.requests,
             s.bytes_up,
             s.bytes_down,
             s.connect_failures
         );
-        if s.requests > 0 || s.conns_opened > 0 {
-            let _ = write!(out, ", {} requests, {} backend connections opened", s.requests, s.conns_opened);
-        }
     }
     out
 }
@@ -302,14 +326,14 @@ mod tests {
     }
 
     #[test]
-    fn table_names_every_backend() {
+    fn usage_is_one_line_naming_every_backend() {
         let mut b =
             vec![Backend::new("127.0.0.1:8001".parse().unwrap()), Backend::new("127.0.0.1:8002".parse().unwrap())];
         b[0].stats.total = 6720;
         let _claims: Vec<_> = (0..3).map(|_| b[0].claim()).collect();
-        let t = usage_table(&b);
-        assert!(t.starts_with("=== Backend usage ==="));
-        assert!(t.contains("127.0.0.1:8001 [up]: 6720 sessions, 3 active"), "{t}");
-        assert!(t.contains("127.0.0.1:8002 [up]: 0 sessions"), "{t}");
+        let t = usage_line("web", &b);
+        assert!(!t.contains('\n'), "{t}");
+        assert!(t.starts_with("usage pool=web: 127.0.0.1:8001 state=up sessions=6720 active=3 "), "{t}");
+        assert!(t.contains("; 127.0.0.1:8002 state=up sessions=0 "), "{t}");
     }
 }

@@ -211,6 +211,14 @@ pub struct Session {
     /// When the current backend connect started, until the first byte comes
     /// back: that span is the latency sample TCP mode gives the policy.
     pub awaiting_first_byte: Option<Instant>,
+    /// Unique in the process, for log lines (`s=N`).
+    pub id: u64,
+    pub started: Instant,
+    /// Bytes delivered client to backend, and backend to client.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Which side sent its FIN first, once one did.
+    pub first_fin: Option<crate::sessions::End>,
 }
 
 /// Outcome of driving a session's pipes.

@@ -9,6 +9,8 @@
 //! - `connection`: one TCP session, its two pipes and the splice step; I/O helpers.
 //! - `buffer`: fixed-size buffers and the pool they are taken from.
 //! - `backend`: the backend list and its per-backend counters.
+//! - `stats`: counters by status code and time histograms (backends and frontends).
+//! - `sessions`: session numbers for log lines, how a session ended, its end line.
 //! - `policy`: the `Policy` trait and one module per balancing policy.
 //! - `health`: health state per backend (rise/fall thresholds, history).
 //! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
@@ -21,6 +23,7 @@
 //! - `outbound`: the one non-blocking GET client of checks and probes.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
 //! - `tls`: TLS termination for HTTP frontends (rustls): certificates by SNI, the client stream.
+//! - `logfmt`: UTC timestamps, JSON escaping, the process log's text and json formats.
 //! - `limits`: open-file limit and the connection cap it implies.
 //! - `per_ip`: connection and request-rate limits per client address.
 
@@ -35,6 +38,7 @@ pub mod discovery;
 pub mod health;
 pub mod http;
 pub mod limits;
+pub mod logfmt;
 pub mod mode;
 pub mod outbound;
 pub mod per_ip;
@@ -42,7 +46,9 @@ pub mod policy;
 pub mod probes;
 pub mod proxy_protocol;
 pub mod server;
+pub mod sessions;
 pub mod spawn;
+pub mod stats;
 pub mod tls;
 
 pub use config::{Args, Config};

@@ -40,12 +40,22 @@ fn open_descriptors() -> u64 {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1) as u64).unwrap_or(0)
 }
 
+/// Used when the descriptor limit cannot be read and no cap was given.
+const FALLBACK_CAP: usize = 10_000;
+
 /// `wanted`, lowered (with a warning) to what the descriptor limit allows
-/// after the descriptors already open (a parent may have left some to us).
+/// after the descriptors already open (a parent may have left some to us);
+/// `wanted == 0` (no `--max-connections`) takes what fits, silently: a
+/// default start has nothing to warn about.
 pub fn cap_connections(wanted: usize, reserved: u64) -> usize {
-    let Some(nofile) = raise_nofile_limit() else { return wanted };
+    let Some(nofile) = raise_nofile_limit() else {
+        return if wanted == 0 { FALLBACK_CAP } else { wanted };
+    };
     let fit = sessions_that_fit(nofile.saturating_sub(open_descriptors()), reserved).max(1);
-    if fit < wanted {
+    if wanted == 0 {
+        info!("max connections {fit} (what the open-file limit of {nofile} allows)");
+        fit
+    } else if fit < wanted {
         warn!("--max-connections {wanted} needs more descriptors than the limit of {nofile} allows: using {fit}");
         fit
     } else {

@@ -23,8 +23,7 @@ fn main() -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
-    let level = config.global.log_level.to_string();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    lbproxy::logfmt::init(config.global.log_level, config.global.log_format);
     // Only reached with admin_insecure: the checks refuse this otherwise.
     if let Some(addr) = config.global.admin_exposed() {
         log::warn!(

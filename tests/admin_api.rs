@@ -198,24 +198,29 @@ fn metrics_are_valid_prometheus_text() {
             helped.insert(name.to_string());
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
             typed.insert(name.to_string());
         } else {
             let (series, value) = line.rsplit_once(' ').expect("sample");
             value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line}"));
             let name = series.split('{').next().unwrap();
-            assert!(name.starts_with("lbproxy_"), "{line}");
-            assert!(typed.contains(name) && helped.contains(name), "sample before its TYPE/HELP: {line}");
+            assert!(name.starts_with("lbproxy_") || name.starts_with("process_"), "{line}");
+            // A histogram's samples are its name plus _bucket, _sum, _count.
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+                .unwrap_or(name);
+            assert!(typed.contains(family) && helped.contains(family), "sample before its TYPE/HELP: {line}");
             if let Some(labels) = series.strip_prefix(name)
                 && !labels.is_empty()
             {
-                assert!(labels.starts_with("{backend=\"") && labels.ends_with("\"}"), "bad labels: {line}");
+                assert!(labels.starts_with('{') && labels.ends_with("\"}"), "bad labels: {line}");
             }
             samples += 1;
         }
     }
     assert!(samples >= 2 + 8 * 2, "{text}");
-    let want = format!("lbproxy_backend_sessions_total{{backend=\"{}\"}} 2", b1.addr);
+    let want = format!("lbproxy_backend_sessions_total{{backend=\"{}\",pool=\"default\"}} 2", b1.addr);
     assert!(text.contains(&want), "{text}");
 }
 

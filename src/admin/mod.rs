@@ -9,15 +9,17 @@
 //! to take the answer.
 //!
 //! Layout: `routes` checks a request and names the `Command`; `render`
-//! turns state into JSON and Prometheus text; `resolver` looks host names
-//! up on a thread of its own; this file is the transport (accept, read,
-//! answer, linger, deadlines); `dashboard.html` is the page.
+//! turns state into JSON, `metrics` into Prometheus text; `resolver` looks
+//! host names up on a thread of its own; this file is the transport (accept,
+//! read, answer, linger, deadlines); `dashboard.html` is the page.
 
+mod metrics;
 mod render;
 mod resolver;
 mod routes;
 
-pub use render::{FrontendView, StatsView, metrics_text, replicas, stats_json};
+pub use metrics::{COMMIT, metrics_text};
+pub use render::{FrontendView, StatsView, replicas, stats_json};
 pub use routes::{Command, Reply, membership_of, route};
 
 use std::io::{ErrorKind, Read, Write};

@@ -16,8 +16,9 @@ use super::server::{FrontendConfig, GlobalConfig, PoolConfig};
 use super::values::*;
 use super::{BackendList, Mode};
 use crate::health::CheckKind;
-use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
+use crate::http::{AccessLogFormat, BackendConnMode};
+use crate::logfmt::LogFormat;
 use crate::policy::PolicyKind;
 use crate::proxy_protocol::{AcceptMode, Cidr, Version as ProxyVersion};
 use crate::tls::BackendTlsMode;
@@ -28,7 +29,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 57] = [
+const SERVER_FLAGS: [&str; 61] = [
     "policy",
     "port",
     "bind",
@@ -60,6 +61,10 @@ const SERVER_FLAGS: [&str; 57] = [
     "backend_timeout",
     "keepalive_timeout",
     "access_log",
+    "access_log_format",
+    "log_format",
+    "log_sessions",
+    "log_level",
     "max_fails",
     "fail_timeout",
     "health_check",
@@ -133,16 +138,19 @@ pub struct Args {
     pub idle_timeout: Duration,
 
     /// Most client connections open at once; further clients wait in the
-    /// listen backlog until a session ends.
-    #[arg(long, default_value_t = GLOBAL.max_connections, value_parser = parse_max_connections)]
-    pub max_connections: usize,
+    /// listen backlog until a session ends. Default: as many as the open-file
+    /// limit allows (two descriptors per session); a larger value is lowered
+    /// to that, with a warning.
+    #[arg(long, value_parser = parse_max_connections)]
+    pub max_connections: Option<usize>,
 
     /// Size of each per-direction buffer. Accepts K/KiB/M/MiB suffixes.
     /// A session holds at most two; idle sessions hold none.
     #[arg(long, default_value = fmt_size(GLOBAL.buffer_size), value_parser = parse_size)]
     pub buffer_size: usize,
 
-    /// How often to log the per-backend usage table (0 = only at shutdown).
+    /// How often to log the one-line usage summary per pool, when it changed
+    /// since the last one (0 = only at shutdown).
     #[arg(long, default_value = fmt_optional_duration(GLOBAL.stats_interval), value_parser = parse_duration)]
     pub stats_interval: Duration,
 
@@ -209,10 +217,33 @@ pub struct Args {
     #[arg(long, default_value = fmt_optional_duration(FRONTEND.keepalive_timeout), value_parser = parse_duration)]
     pub keepalive_timeout: Duration,
 
-    /// HTTP and redirect modes: append one CSV line per request to FILE
-    /// (timestamp,client,method,path,backend,status,bytes,latency_us,reused).
+    /// HTTP and redirect modes: append one line per request to FILE (see
+    /// --access-log-format). SIGUSR1 opens FILE again (after logrotate moved it).
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+
+    /// Access log lines: `csv` (timestamp,client,method,path,backend,status,
+    /// bytes,latency_us,reused,time; a header first), `combined` (nginx's and
+    /// Apache's, time in UTC) or `json` (one object per line). Times are UTC,
+    /// `time` is ISO-8601.
+    #[arg(long, default_value = FRONTEND.access_log_format.name(), value_parser = parse_access_log_format)]
+    pub access_log_format: AccessLogFormat,
+
+    /// Process log (stderr) format: `text` or `json` (one object per line:
+    /// time, level, target, msg).
+    #[arg(long, default_value = GLOBAL.log_format.name(), value_parser = parse_log_format)]
+    pub log_format: LogFormat,
+
+    /// Log one info line when a client session ends (duration, bytes each
+    /// way, backend, how it ended). Off by default: a busy proxy would log a
+    /// line per connection; with RUST_LOG=debug the line is logged anyway.
+    #[arg(long)]
+    pub log_sessions: bool,
+
+    /// Process log level (off, error, warn, info, debug, trace); RUST_LOG,
+    /// when set, takes precedence.
+    #[arg(long, default_value_t = GLOBAL.log_level, value_parser = parse_log_level)]
+    pub log_level: log::LevelFilter,
 
     /// Consecutive failed connects that take a backend out of rotation
     /// for --fail-timeout (0: never).

@@ -7,7 +7,8 @@
 //! # admin_insecure = true        # needed for an admin beyond loopback without a token
 //! # admin_read_only_open = true  # GET /stats, /metrics, /rep without the token
 //! log_level = "info"             # used when RUST_LOG is not set
-//! max_connections = 10000
+//! log_format = "text"            # or "json"
+//! # max_connections = 10000       # default: what the open-file limit allows
 //!
 //! [[frontend]]                   # one or more
 //! name = "web"                   # required, unique
@@ -50,8 +51,9 @@ use super::{BackendSpec, ConfigError, FrontendConfig, GlobalConfig, Mode, PoolCo
 use crate::backend::FailPolicy;
 use crate::discovery::NameSpec;
 use crate::health::CheckKind;
-use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
+use crate::http::{AccessLogFormat, BackendConnMode};
+use crate::logfmt::LogFormat;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptMode, AcceptProxy, Cidr, Version as ProxyVersion};
@@ -80,6 +82,9 @@ struct RawGlobal {
     upgrade_socket: Option<PathBuf>,
     #[serde(deserialize_with = "via::log_level")]
     log_level: Option<LevelFilter>,
+    #[serde(deserialize_with = "via::log_format")]
+    log_format: Option<LogFormat>,
+    log_sessions: Option<bool>,
     #[serde(deserialize_with = "via::max_connections")]
     max_connections: Option<usize>,
     #[serde(deserialize_with = "via::size")]
@@ -152,6 +157,8 @@ struct RawFrontend {
     tls: Option<Vec<RawTls>>,
     sni_routes: Option<Vec<RawSniRoute>>,
     access_log: Option<PathBuf>,
+    #[serde(deserialize_with = "via::access_log_format")]
+    access_log_format: Option<AccessLogFormat>,
     #[serde(deserialize_with = "via::redirect_code")]
     redirect_code: Option<u16>,
 }
@@ -283,6 +290,8 @@ mod via {
         listen: SocketAddr = parse_listen_addr;
         weight: u32 = parse_weight;
         log_level: LevelFilter = parse_log_level;
+        log_format: LogFormat = parse_log_format;
+        access_log_format: AccessLogFormat = parse_access_log_format;
         max_connections: usize = parse_max_connections;
         size: usize = parse_size;
         backlog: i32 = parse_number::<i32>;
@@ -440,7 +449,9 @@ impl Checker<'_> {
             admin_insecure: g.admin_insecure.unwrap_or(d.admin_insecure),
             admin_read_only_open: g.admin_read_only_open.unwrap_or(d.admin_read_only_open),
             log_level: g.log_level.unwrap_or(d.log_level),
-            max_connections: g.max_connections.unwrap_or(d.max_connections),
+            log_format: g.log_format.unwrap_or(d.log_format),
+            log_sessions: g.log_sessions.unwrap_or(d.log_sessions),
+            max_connections: g.max_connections.or(d.max_connections),
             buffer_size: g.buffer_size.unwrap_or(d.buffer_size),
             backlog: g.backlog.unwrap_or(d.backlog),
             drain_timeout: g.drain_timeout.unwrap_or(d.drain_timeout),
@@ -586,6 +597,7 @@ impl Checker<'_> {
                 rate: f.rate_per_ip.map_or(d.per_ip.rate, none_if_zero),
             },
             access_log: f.access_log.map(|p| self.dir.join(p)).or(d.access_log),
+            access_log_format: f.access_log_format.unwrap_or(d.access_log_format),
             redirect_code: f.redirect_code.unwrap_or(d.redirect_code),
         }
     }
@@ -626,6 +638,8 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "admin_read_only_open",
             "upgrade_socket",
             "log_level",
+            "log_format",
+            "log_sessions",
             "max_connections",
             "buffer_size",
             "backlog",
@@ -668,6 +682,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "tls",
             "sni_routes",
             "access_log",
+            "access_log_format",
             "redirect_code",
         ],
     ),

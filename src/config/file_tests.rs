@@ -55,6 +55,8 @@ fn values_take_the_flags_syntax() {
 admin = "9100"
 admin_token = "s3cret"
 log_level = "debug"
+log_format = "json"
+log_sessions = true
 max_connections = 500
 buffer_size = "16KiB"
 backlog = 64
@@ -87,6 +89,7 @@ pool_size = 8
 pool_idle_timeout = "9s"
 max_header_size = "8K"
 access_log = "/var/log/lb.csv"
+access_log_format = "combined"
 redirect_code = 307
 
 [[pool]]
@@ -104,7 +107,8 @@ fail_timeout = "20s"
     let g = &s.global;
     assert_eq!(g.admin, Some("127.0.0.1:9100".parse().unwrap()));
     assert_eq!(g.admin_token.as_deref(), Some("s3cret"));
-    assert_eq!((g.log_level, g.max_connections, g.buffer_size, g.backlog), (LevelFilter::Debug, 500, 16384, 64));
+    assert_eq!((g.log_level, g.max_connections, g.buffer_size, g.backlog), (LevelFilter::Debug, Some(500), 16384, 64));
+    assert_eq!((g.log_format, g.log_sessions), (LogFormat::Json, true));
     assert_eq!((g.drain_timeout, g.stats_interval, g.seed), (Duration::from_millis(500), None, 42));
     let c = s.to_config(0);
     assert_eq!((c.mode, c.policy), (Mode::Http, PolicyKind::FewestConnections));
@@ -117,6 +121,7 @@ fail_timeout = "20s"
     assert_eq!((c.request_timeout, c.backend_timeout), (Duration::from_secs(5), Duration::from_secs(7)));
     assert_eq!((c.backend_conn, c.pool_size, c.max_header_size), (BackendConnMode::PerRequest, 8, 8192));
     assert_eq!((c.access_log, c.redirect_code), (Some(PathBuf::from("/var/log/lb.csv")), 307));
+    assert_eq!((c.access_log_format, c.log_sessions, c.max_connections), (AccessLogFormat::Combined, true, 500));
     let weights: Vec<(u16, u32)> = c.backends.iter().map(|b| (b.addr.port(), b.weight)).collect();
     assert_eq!(weights, [(8001, 1), (8002, 2), (8003, 1), (8004, 3)]);
     let h = c.health.expect("health checks");
@@ -236,6 +241,10 @@ fn bad_values_name_the_key() {
     assert!(e.message.contains("\"0\""), "{e}");
     let e = error(&with_frontend("[global]\nlog_level = \"loud\"\n"), 9, "log_level");
     assert!(e.message.contains("invalid log level"), "{e}");
+    let e = error(&with_frontend("[global]\nlog_format = \"xml\"\n"), 9, "log_format");
+    assert!(e.message.contains("unknown log format \"xml\""), "{e}");
+    let e = error(&with_frontend("access_log_format = \"clf\"\n"), 8, "access_log_format");
+    assert!(e.message.contains("unknown access log format \"clf\""), "{e}");
     let e = error(&with_frontend("").replace("127.0.0.1:8001", "127.0.0.1:http"), 3, "servers[0]");
     assert!(e.message.contains("invalid backend address \"127.0.0.1:http\""), "{e}");
     let e = error(&with_frontend("").replace("servers", "health_check = \"icmp\"\nservers"), 3, "health_check");

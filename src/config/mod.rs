@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::backend::FailPolicy;
 use crate::health::HealthConfig;
 use crate::http::head::HashKey;
-use crate::http::{BackendConnMode, HttpRole, HttpSettings};
+use crate::http::{AccessLogFormat, BackendConnMode, HttpRole, HttpSettings};
 use crate::policy::{PolicyKind, PolicyParams};
 
 pub use cli::Args;
@@ -76,7 +76,11 @@ pub struct Config {
     pub policy: PolicyKind,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
+    /// 0 until `Server::bind` sets it: the open-file limit decides (users
+    /// cannot give 0, see `parse_max_connections`).
     pub max_connections: usize,
+    /// `--log-sessions`: an info line per ended session.
+    pub log_sessions: bool,
     pub buffer_size: usize,
     pub stats_interval: Option<Duration>,
     pub drain_timeout: Duration,
@@ -102,6 +106,7 @@ pub struct Config {
     pub request_timeout: Duration,
     pub keepalive_timeout: Option<Duration>,
     pub access_log: Option<PathBuf>,
+    pub access_log_format: AccessLogFormat,
     pub redirect_code: u16,
     pub fail_policy: FailPolicy,
     pub health: Option<HealthConfig>,
@@ -157,6 +162,7 @@ impl Config {
             send_proxy: self.send_proxy,
             tls: self.tls.as_ref().map(|t| t.server.clone()),
             backend_tls: self.backend_tls.clone(),
+            log_sessions: self.log_sessions,
         })
     }
 }

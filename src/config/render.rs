@@ -57,10 +57,15 @@ fn global(out: &mut String, g: &GlobalConfig) {
     let seed = if i64::try_from(g.seed).is_ok() { g.seed.to_string() } else { q(&g.seed.to_string()) };
     let _ = write!(
         out,
-        "log_level = {}\nmax_connections = {}\nbuffer_size = {}\nbacklog = {}\ndrain_timeout = {}\n\
-         stats_interval = {}\nseed = {seed}\n",
+        "log_level = {}\nlog_format = {}\nlog_sessions = {}\n",
         q(&g.log_level.to_string().to_ascii_lowercase()),
-        g.max_connections,
+        q(g.log_format.name()),
+        g.log_sessions
+    );
+    opt(out, "max_connections", g.max_connections.map(|n| n.to_string()), "what the open-file limit allows");
+    let _ = write!(
+        out,
+        "buffer_size = {}\nbacklog = {}\ndrain_timeout = {}\nstats_interval = {}\nseed = {seed}\n",
         q(&fmt_size(g.buffer_size)),
         g.backlog,
         q(&fmt_duration(g.drain_timeout)),
@@ -140,6 +145,7 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str, pools: &[PoolConfi
         let _ = writeln!(out, "sni_routes = [{}]", routes.join(", "));
     }
     opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
+    let _ = writeln!(out, "access_log_format = {}", q(f.access_log_format.name()));
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
 }
 

@@ -18,8 +18,9 @@ use super::{Args, BackendSpec, Config, ConfigError, Mode};
 use crate::backend::FailPolicy;
 use crate::discovery::NameSpec;
 use crate::health::{CheckKind, HealthConfig};
-use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
+use crate::http::{AccessLogFormat, BackendConnMode};
+use crate::logfmt::LogFormat;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptProxy, Version as ProxyVersion};
@@ -62,7 +63,12 @@ pub struct GlobalConfig {
     pub admin_read_only_open: bool,
     /// Used when `RUST_LOG` is not set.
     pub log_level: LevelFilter,
-    pub max_connections: usize,
+    /// The process log's format (stderr).
+    pub log_format: LogFormat,
+    /// One info line per ended session.
+    pub log_sessions: bool,
+    /// `None`: as many as the open-file limit allows.
+    pub max_connections: Option<usize>,
     pub buffer_size: usize,
     pub backlog: i32,
     pub drain_timeout: Duration,
@@ -110,6 +116,7 @@ pub struct FrontendConfig {
     /// takes the rest (no name, another name, not TLS).
     pub sni_routes: Vec<SniRoute>,
     pub access_log: Option<PathBuf>,
+    pub access_log_format: AccessLogFormat,
     pub redirect_code: u16,
 }
 
@@ -159,7 +166,9 @@ impl Default for GlobalConfig {
             admin_insecure: false,
             admin_read_only_open: false,
             log_level: LevelFilter::Info,
-            max_connections: 10_000,
+            log_format: LogFormat::Text,
+            log_sessions: false,
+            max_connections: None,
             buffer_size: 64 * 1024,
             backlog: 1024,
             drain_timeout: Duration::from_secs(10),
@@ -210,6 +219,7 @@ impl Default for FrontendConfig {
             tls: None,
             sni_routes: Vec::new(),
             access_log: None,
+            access_log_format: AccessLogFormat::Csv,
             redirect_code: 301,
         }
     }
@@ -351,7 +361,9 @@ impl ServerConfig {
             admin_token: a.admin_token,
             admin_insecure: a.admin_insecure,
             admin_read_only_open: a.admin_read_only_open,
-            log_level: GlobalConfig::default().log_level,
+            log_level: a.log_level,
+            log_format: a.log_format,
+            log_sessions: a.log_sessions,
             max_connections: a.max_connections,
             buffer_size: a.buffer_size,
             backlog: a.backlog,
@@ -393,6 +405,7 @@ impl ServerConfig {
             tls: None,
             sni_routes: Vec::new(),
             access_log: a.access_log,
+            access_log_format: a.access_log_format,
             redirect_code: a.redirect_code,
         };
         let pool = PoolConfig {
@@ -441,7 +454,9 @@ impl ServerConfig {
             policy: f.policy,
             connect_timeout: f.connect_timeout,
             idle_timeout: f.idle_timeout,
-            max_connections: g.max_connections,
+            // 0: what the open-file limit allows (worked out at bind).
+            max_connections: g.max_connections.unwrap_or(0),
+            log_sessions: g.log_sessions,
             buffer_size: g.buffer_size,
             stats_interval: g.stats_interval,
             drain_timeout: g.drain_timeout,
@@ -461,6 +476,7 @@ impl ServerConfig {
             request_timeout: f.request_timeout,
             keepalive_timeout: f.keepalive_timeout,
             access_log: f.access_log.clone(),
+            access_log_format: f.access_log_format,
             redirect_code: f.redirect_code,
             sni_routes: f
                 .sni_routes

@@ -17,8 +17,9 @@ use log::LevelFilter;
 use super::{BackendList, BackendSpec, MAX_WEIGHT, Mode};
 use crate::discovery::NameSpec;
 use crate::health::CheckKind;
-use crate::http::BackendConnMode;
 use crate::http::head::HashKey;
+use crate::http::{AccessLogFormat, BackendConnMode};
+use crate::logfmt::LogFormat;
 use crate::policy::PolicyKind;
 use crate::proxy_protocol::{AcceptMode, Version as ProxyVersion};
 
@@ -133,6 +134,25 @@ fn parse_int<T: FromStr + PartialOrd + Display>(s: &str, range: RangeInclusive<T
 /// Any number of type `T` (what clap accepts for a plain integer flag).
 pub fn parse_number<T: FromStr>(s: &str) -> Result<T, String> {
     s.trim().parse().map_err(|_| format!("invalid number \"{s}\""))
+}
+
+/// `--log-format`: `text` or `json`.
+pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("unknown log format \"{s}\" (expected text or json)")),
+    }
+}
+
+/// `--access-log-format`: `csv`, `combined` or `json`.
+pub fn parse_access_log_format(s: &str) -> Result<AccessLogFormat, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "csv" => Ok(AccessLogFormat::Csv),
+        "combined" => Ok(AccessLogFormat::Combined),
+        "json" => Ok(AccessLogFormat::Json),
+        _ => Err(format!("unknown access log format \"{s}\" (expected csv, combined or json)")),
+    }
 }
 
 /// `--max-connections`: at least one.
@@ -513,6 +533,10 @@ mod tests {
         assert!(parse_prime("65536").is_err());
         assert!(parse_alpha("0").is_err());
         assert_eq!(parse_log_level("DEBUG"), Ok(LevelFilter::Debug));
+        assert_eq!(parse_log_format("JSON"), Ok(LogFormat::Json));
+        assert!(parse_log_format("xml").unwrap_err().contains("\"xml\""));
+        assert_eq!(parse_access_log_format("combined"), Ok(AccessLogFormat::Combined));
+        assert!(parse_access_log_format("clf").unwrap_err().contains("\"clf\""));
         assert!(parse_log_level("loud").unwrap_err().contains("\"loud\""));
         for k in ["header:X-User", "query:id", "path"] {
             assert_eq!(fmt_hash_key(&parse_hash_key(k).unwrap()), k);

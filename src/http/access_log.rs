@@ -1,29 +1,64 @@
-//! The access log: one CSV line per request (`--access-log FILE`).
+//! The access log: one line per request (`--access-log FILE`), as CSV (the
+//! default), the combined format of nginx and Apache, or JSON
+//! (`--access-log-format`). SIGUSR1 opens the file again by name, so that
+//! logrotate can move it away.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::head::RequestHead;
+use crate::logfmt::{clf_time, iso8601, json_string};
 
-/// The access log's first line.
-pub const ACCESS_LOG_HEADER: &str = "timestamp,client,method,path,backend,status,bytes,latency_us,reused";
+/// The CSV access log's first line. `time` (ISO-8601 UTC) came after the
+/// others, so that readers of the older columns by position keep working.
+pub const ACCESS_LOG_HEADER: &str = "timestamp,client,method,path,backend,status,bytes,latency_us,reused,time";
 
-/// Open `--access-log` for appending (`None` without one); a new file gets the CSV header.
-pub fn open_access_log(config: &crate::config::Config) -> std::io::Result<Option<File>> {
-    let Some(path) = &config.access_log else {
-        return Ok(None);
-    };
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// `ACCESS_LOG_HEADER` columns; the file starts with that header.
+    #[default]
+    Csv,
+    /// `client - - [time] "METHOD target HTTP/1.x" status bytes "-" "-"`,
+    /// with `[time]` in UTC, as log analysers expect it.
+    Combined,
+    /// One JSON object per line with the CSV's fields (`time` ISO-8601).
+    Json,
+}
+
+impl AccessLogFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessLogFormat::Csv => "csv",
+            AccessLogFormat::Combined => "combined",
+            AccessLogFormat::Json => "json",
+        }
+    }
+}
+
+/// Open `path` for appending; a new CSV file gets the header.
+fn open_file(path: &Path, format: AccessLogFormat) -> std::io::Result<File> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open access log {}: {e}", path.display())))?;
-    if f.metadata()?.len() == 0 {
+    if format == AccessLogFormat::Csv && f.metadata()?.len() == 0 {
         writeln!(f, "{ACCESS_LOG_HEADER}")?;
     }
-    Ok(Some(f))
+    Ok(f)
+}
+
+/// Open `--access-log` (`None` without one).
+pub fn open_access_log(config: &crate::config::Config) -> std::io::Result<Option<AccessLog>> {
+    let Some(path) = &config.access_log else {
+        return Ok(None);
+    };
+    let format = config.access_log_format;
+    Ok(Some(AccessLog { out: BufWriter::new(open_file(path, format)?), path: path.clone(), format }))
 }
 
 /// Status logged for an exchange the client abandoned (nginx's convention).
@@ -40,37 +75,93 @@ pub struct Entry<'a> {
     pub reused: bool,
 }
 
-/// Buffered; flushed by the engine's periodic sweep and at exit.
-pub struct AccessLog(BufWriter<File>);
+/// Buffered; flushed by the engine's periodic sweep, before a reopen and at exit.
+pub struct AccessLog {
+    out: BufWriter<File>,
+    path: PathBuf,
+    format: AccessLogFormat,
+}
 
 impl AccessLog {
-    pub fn new(f: File) -> AccessLog {
-        AccessLog(BufWriter::new(f))
-    }
-
     pub fn write(&mut self, e: &Entry) {
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let backend = e.backend.map(|b| b.to_string()).unwrap_or_default();
-        let latency = e.latency.map(|d| d.as_micros().to_string()).unwrap_or_default();
-        let _ = writeln!(
-            self.0,
-            "{}.{:06},{},{},{},{},{},{},{},{}",
-            ts.as_secs(),
-            ts.subsec_micros(),
-            e.client.ip(),
-            e.head.method,
-            csv_field(&e.head.target),
-            backend,
-            e.status,
-            e.bytes,
-            latency,
-            e.reused
-        );
+        let now = SystemTime::now();
+        let _ = match self.format {
+            AccessLogFormat::Csv => write_csv(&mut self.out, e, now),
+            AccessLogFormat::Combined => write_combined(&mut self.out, e, now),
+            AccessLogFormat::Json => write_json(&mut self.out, e, now),
+        };
     }
 
     pub fn flush(&mut self) {
-        let _ = self.0.flush();
+        let _ = self.out.flush();
     }
+
+    /// Open the file again by its name (after logrotate moved it): lines
+    /// buffered so far go to the old file, later ones to the new. On failure
+    /// the old file stays in use and the error says why.
+    pub fn reopen(&mut self) -> std::io::Result<()> {
+        self.flush();
+        self.out = BufWriter::new(open_file(&self.path, self.format)?);
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn write_csv(out: &mut impl Write, e: &Entry, now: SystemTime) -> std::io::Result<()> {
+    let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let backend = e.backend.map(|b| b.to_string()).unwrap_or_default();
+    let latency = e.latency.map(|d| d.as_micros().to_string()).unwrap_or_default();
+    writeln!(
+        out,
+        "{}.{:06},{},{},{},{},{},{},{},{},{}",
+        ts.as_secs(),
+        ts.subsec_micros(),
+        e.client.ip(),
+        e.head.method,
+        csv_field(&e.head.target),
+        backend,
+        e.status,
+        e.bytes,
+        latency,
+        e.reused,
+        iso8601(now)
+    )
+}
+
+fn write_combined(out: &mut impl Write, e: &Entry, now: SystemTime) -> std::io::Result<()> {
+    // The request line is quoted: a quote or backslash in the target is escaped.
+    let target = e.head.target.replace('\\', "\\\\").replace('"', "\\\"");
+    writeln!(
+        out,
+        "{} - - [{}] \"{} {} HTTP/1.{}\" {} {} \"-\" \"-\"",
+        e.client.ip(),
+        clf_time(now),
+        e.head.method,
+        target,
+        e.head.minor,
+        e.status,
+        e.bytes
+    )
+}
+
+fn write_json(out: &mut impl Write, e: &Entry, now: SystemTime) -> std::io::Result<()> {
+    let backend = e.backend.map_or_else(|| "null".to_string(), |b| json_string(&b.to_string()));
+    let latency = e.latency.map_or_else(|| "null".to_string(), |d| d.as_micros().to_string());
+    writeln!(
+        out,
+        "{{\"time\":\"{}\",\"client\":\"{}\",\"method\":{},\"path\":{},\"backend\":{backend},\"status\":{},\
+         \"bytes\":{},\"latency_us\":{latency},\"reused\":{}}}",
+        iso8601(now),
+        e.client.ip(),
+        json_string(&e.head.method),
+        json_string(&e.head.target),
+        e.status,
+        e.bytes,
+        e.reused
+    )
 }
 
 fn csv_field(s: &str) -> String {

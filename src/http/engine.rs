@@ -12,12 +12,11 @@
 //! by `WouldBlock`; a client is driven until nothing moves or its round
 //! budget is spent.
 
-use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
@@ -32,6 +31,7 @@ use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
 use crate::per_ip::ClientSlot;
 use crate::policy::{Candidates, PickKey};
 use crate::proxy_protocol;
+use crate::sessions::{End, Summary, log_end, next_id};
 use crate::tls::ClientIo;
 
 /// What the HTTP front end answers with.
@@ -75,6 +75,8 @@ pub struct HttpSettings {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// TLS towards the backends.
     pub backend_tls: Option<crate::tls::BackendTls>,
+    /// `--log-sessions`: session end lines at info (else at debug).
+    pub log_sessions: bool,
 }
 
 pub use crate::mode::Ctx;
@@ -118,6 +120,18 @@ pub(super) struct Client {
     pub _slot: ClientSlot,
     /// TLS close_notify queued (Closing phase).
     pub closing_notified: bool,
+    /// Unique in the process, for log lines (`s=N`).
+    pub id: u64,
+    pub started: Instant,
+    /// Bytes read from the client, and written to it (heads and bodies).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Request heads read.
+    pub requests: u64,
+    /// The backend of its latest request, for the end line.
+    pub last_backend: Option<SocketAddr>,
+    /// Why it is closing, when a timeout answered it (408, 504) before closing.
+    pub end_hint: Option<End>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +152,8 @@ pub(super) struct BackendConn {
     pub wbuf: Vec<u8>,
     pub wpos: usize,
     pub eof: bool,
+    /// When its connect started (for the connect-time histogram).
+    pub opened: Instant,
 }
 
 /// Write `data` once if the socket is writable; clears the flag when it fills.
@@ -198,14 +214,14 @@ pub struct HttpEngine {
 }
 
 impl HttpEngine {
-    pub fn new(settings: HttpSettings, backends: usize, access_log: Option<File>) -> HttpEngine {
+    pub fn new(settings: HttpSettings, backends: usize, access_log: Option<AccessLog>) -> HttpEngine {
         HttpEngine {
             settings,
             clients: Slab::new(),
             conns: Slab::new(),
             idle: vec![Vec::new(); backends],
             ready_again: ReadyAgain::default(),
-            access_log: access_log.map(AccessLog::new),
+            access_log,
             draining: false,
             out_of_descriptors: false,
         }
@@ -241,24 +257,27 @@ impl HttpEngine {
 
     pub fn accept(&mut self, mut sock: TcpStream, addr: SocketAddr, slot: ClientSlot, ctx: &mut Ctx) {
         let _ = sock.set_nodelay(true);
+        let id = next_id();
+        ctx.stats.sessions += 1;
         let entry = self.clients.vacant_entry();
         let key = entry.key();
         if let Err(e) =
             ctx.registry.register(&mut sock, ctx.token(key * 2 + CLIENT_KEY), Interest::READABLE | Interest::WRITABLE)
         {
-            warn!("cannot register client {addr}: {e}");
+            warn!("s={id}: cannot register client {addr}: {e}");
             return;
         }
         let io = match &self.settings.tls {
             Some(tls) => match ClientIo::tls(sock, tls) {
                 Ok(io) => io,
                 Err(e) => {
-                    warn!("client {addr}: cannot start TLS: {e}");
+                    warn!("s={id}: client {addr}: cannot start TLS: {e}");
                     return;
                 }
             },
             None => ClientIo::plain(sock),
         };
+        debug!("s={id}: client {addr} connected");
         entry.insert(Client {
             io,
             addr,
@@ -272,6 +291,13 @@ impl HttpEngine {
             head_since: Some(ctx.now),
             _slot: slot,
             closing_notified: false,
+            id,
+            started: ctx.now,
+            bytes_in: 0,
+            bytes_out: 0,
+            requests: 0,
+            last_backend: None,
+            end_hint: None,
         });
     }
 
@@ -290,8 +316,9 @@ impl HttpEngine {
                 ConnectCheck::Pending => {}
                 ConnectCheck::Connected => {
                     conn.phase = ConnPhase::Busy { client };
-                    ctx.backends[conn.backend].stats.total += 1;
-                    ctx.backends[conn.backend].note_connect_success();
+                    let b = &mut ctx.backends[conn.backend];
+                    b.stats.connect_time.record(ctx.now.saturating_duration_since(conn.opened));
+                    b.note_connect_success();
                     self.drive(client, ctx);
                 }
                 ConnectCheck::Failed(e) => self.connect_failed(client, e, ctx),
@@ -333,20 +360,30 @@ impl HttpEngine {
             .map(|(k, _)| k)
             .collect();
         for k in idle {
-            self.close_client(k, false);
+            self.close_client(k, false, End::Shutdown);
         }
     }
 
     pub fn close_all(&mut self) {
         let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
         for k in keys {
-            self.close_client(k, true);
+            self.close_client(k, true, End::Shutdown);
         }
     }
 
     pub fn flush_log(&mut self) {
         if let Some(l) = self.access_log.as_mut() {
             l.flush();
+        }
+    }
+
+    /// SIGUSR1: open the access log file again by name.
+    pub fn reopen_log(&mut self) {
+        if let Some(l) = self.access_log.as_mut() {
+            match l.reopen() {
+                Ok(()) => info!("access log {} reopened", l.path().display()),
+                Err(e) => warn!("{e}; still writing to the file open before"),
+            }
         }
     }
 
@@ -379,8 +416,9 @@ impl HttpEngine {
                 Ok(true) => self.mark_progress(key, ctx.now),
                 Ok(false) => return,
                 Err(e) => {
-                    debug!("client {key}: {e}; closing");
-                    self.close_client(key, true);
+                    let id = self.clients.get(key).map_or(0, |c| c.id);
+                    debug!("s={id}: {e}; closing");
+                    self.close_client(key, true, End::of_error(&e));
                     return;
                 }
             }
@@ -423,6 +461,8 @@ impl HttpEngine {
         if c.wpos < c.wbuf.len() {
             let n = write_some(&mut c.io, &mut c.ready, &c.wbuf[c.wpos..])?;
             c.wpos += n;
+            c.bytes_out += n as u64;
+            ctx.stats.bytes_out += n as u64;
             moved |= n > 0;
             if c.wpos == c.wbuf.len() {
                 c.wbuf.clear();
@@ -440,7 +480,10 @@ impl HttpEngine {
                         c.io.close_notify();
                     }
                     match c.io.flush_tls() {
-                        Ok(()) => self.close_client(key, false),
+                        Ok(()) => {
+                            let end = c.end_hint.unwrap_or(End::ProxyClosed);
+                            self.close_client(key, false, end);
+                        }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => c.ready.writable = false,
                         Err(e) => return Err(e),
                     }
@@ -471,27 +514,32 @@ impl HttpEngine {
                             h.arrived_over_tls();
                         }
                         rbuf.consume(h.len);
+                        c.requests += 1;
+                        ctx.stats.requests += 1;
                         c.last_active = ctx.now;
                         c.head_since = None;
                         self.start_exchange(key, h, ctx);
                         Ok(true)
                     }
                     Err(HeadError::TooLarge) => {
-                        self.answer_and_close(key, 431);
+                        debug!("s={}: request head over the limit", c.id);
+                        self.answer_and_close(key, 431, ctx);
                         Ok(true)
                     }
                     Err(HeadError::Bad(why)) => {
-                        debug!("client {}: bad request: {why}", c.addr);
-                        self.answer_and_close(key, 400);
+                        debug!("s={}: client {}: bad request: {why}", c.id, c.addr);
+                        self.answer_and_close(key, 400, ctx);
                         Ok(true)
                     }
                     Ok(None) => {
                         if c.eof {
-                            self.close_client(key, false);
+                            self.close_client(key, false, End::ClientClosed);
                             return Ok(false);
                         }
                         let (n, eof) = read_some(&mut c.io, &mut c.ready, rbuf)?;
                         c.eof |= eof;
+                        c.bytes_in += n as u64;
+                        ctx.stats.bytes_in += n as u64;
                         if n > 0 && c.head_since.is_none() {
                             c.head_since = Some(ctx.now);
                         }
@@ -510,9 +558,11 @@ impl HttpEngine {
         }
     }
 
-    pub(super) fn answer_and_close(&mut self, key: usize, status: u16) {
+    /// Queue the proxy's own answer `status` and close after it.
+    pub(super) fn answer_and_close(&mut self, key: usize, status: u16, ctx: &mut Ctx) {
         if let Some(c) = self.clients.get_mut(key) {
             head::error_response(status, true, &mut c.wbuf);
+            ctx.stats.proxy_responses.add(status);
             c.phase = ClientPhase::Closing;
         }
     }
@@ -524,6 +574,8 @@ impl HttpEngine {
             // A body we do not read cannot be skipped safely: close after answering.
             let close = !h.keep_alive || !h.framing.is_done() || self.draining;
             head::error_response(429, close, &mut c.wbuf);
+            ctx.stats.proxy_responses.add(429);
+            debug!("s={}: {} {}: over --rate-per-ip, 429", c.id, h.method, h.target);
             c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
             let client = c.addr;
             let entry = Entry { client, head: &h, backend: None, status: 429, bytes: 0, latency: None, reused: false };
@@ -535,9 +587,12 @@ impl HttpEngine {
             let pick = ctx.policy.pick(&pick_key, &Candidates::new(ctx.backends, &[]));
             // A body we do not read cannot be skipped safely: close after answering.
             let close = !h.keep_alive || !h.framing.is_done() || self.draining;
+            let status = if pick.is_some() { code } else { 503 };
+            ctx.stats.proxy_responses.add(status);
             match pick {
                 Some(i) => {
                     ctx.backends[i].stats.requests += 1;
+                    c.last_backend = Some(ctx.backends[i].addr);
                     head::redirect_response(code, &ctx.backends[i].addr.to_string(), &h.target, close, &mut c.wbuf);
                     let client = c.addr;
                     let backend = Some(ctx.backends[i].addr);
@@ -556,7 +611,9 @@ impl HttpEngine {
         let opened = self.open_conn(key, PickKey { client_ip, request_hash: h.request_hash }, &mut tried, ctx);
         let Some((conn, backend, reused)) = opened else {
             let status = if tried.is_empty() { 503 } else { 502 };
+            ctx.stats.proxy_responses.add(status);
             let c = &mut self.clients[key];
+            debug!("s={}: no backend for {} {}: {status}", c.id, h.method, h.target);
             let close = !h.keep_alive || !h.framing.is_done() || self.draining;
             head::error_response(status, close, &mut c.wbuf);
             let client = c.addr;
@@ -570,6 +627,16 @@ impl HttpEngine {
             self.prefix_proxy_header(key, conn);
         }
         let req_body = h.framing;
+        let c = &mut self.clients[key];
+        c.last_backend = Some(ctx.backends[backend].addr);
+        debug!(
+            "s={}: {} {} -> backend {}{}",
+            c.id,
+            h.method,
+            h.target,
+            ctx.backends[backend].addr,
+            if reused { " (pooled connection)" } else { "" }
+        );
         self.clients[key].phase = ClientPhase::Exchange(Box::new(Exchange {
             conn,
             backend,
@@ -705,6 +772,7 @@ impl HttpEngine {
             wbuf: Vec::new(),
             wpos: 0,
             eof: false,
+            opened: ctx.now,
         });
         ctx.backends[idx].stats.conns_opened += 1;
         Some(ck)
@@ -725,8 +793,12 @@ impl HttpEngine {
         let pick = PickKey { client_ip: self.clients[key].addr.ip(), request_hash };
         match self.open_conn(key, pick, &mut tried, ctx) {
             Some((conn, idx, reused)) => {
+                ctx.stats.retries += 1;
                 let keep = self.settings.conn_mode == BackendConnMode::Persistent;
-                let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
+                let Some(c) = self.clients.get_mut(key) else { return };
+                c.last_backend = Some(ctx.backends[idx].addr);
+                debug!("s={}: retrying on backend {}", c.id, ctx.backends[idx].addr);
+                let ClientPhase::Exchange(ex) = &mut c.phase else {
                     return;
                 };
                 ex.claim = Some(Self::dispatch(&mut self.conns, conn, &ex.head, keep, &mut ctx.backends[idx]));
@@ -761,10 +833,25 @@ impl HttpEngine {
         }
     }
 
-    pub(super) fn close_client(&mut self, key: usize, abort: bool) {
+    /// Close client `key` (`abort`: with a reset) and log its end line.
+    pub(super) fn close_client(&mut self, key: usize, abort: bool, end: End) {
         let Some(c) = self.clients.try_remove(key) else {
             return;
         };
+        // The clock is read only when the line is written.
+        if self.settings.log_sessions || log::log_enabled!(log::Level::Debug) {
+            let summary = Summary {
+                id: c.id,
+                client: c.addr,
+                backend: c.last_backend,
+                duration: c.started.elapsed(),
+                bytes_in: c.bytes_in,
+                bytes_out: c.bytes_out,
+                requests: Some(c.requests),
+                end,
+            };
+            log_end(self.settings.log_sessions, &summary);
+        }
         // The exchange's or tunnel's claim on its backend goes with it.
         match &c.phase {
             ClientPhase::Exchange(ex) if ex.conn != usize::MAX => self.close_conn(ex.conn),

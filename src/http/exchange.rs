@@ -14,6 +14,7 @@ use super::framing::BodyFraming;
 use super::head::{self, RequestHead};
 use crate::backend::Claim;
 use crate::buffer::{Buffer, BufferPool};
+use crate::sessions::End;
 
 /// Largest response body copied behind its head into one write.
 const COALESCE_MAX: usize = 16 * 1024;
@@ -46,6 +47,7 @@ impl Exchange {
     pub fn observe_latency(&self, ctx: &mut Ctx) -> Option<Duration> {
         let l = self.first_byte?.saturating_duration_since(self.sent_at?);
         ctx.backends[self.backend].record_latency(l);
+        ctx.stats.response_time.record(l);
         ctx.policy.observe(self.backend, l, ctx.now);
         Some(l)
     }
@@ -99,6 +101,8 @@ impl HttpEngine {
             match write_some(&mut bc.io, &mut bc.ready, &bc.wbuf[bc.wpos..]) {
                 Ok(n) => {
                     bc.wpos += n;
+                    // The request head as rewritten counts toward the backend's bytes.
+                    ctx.backends[ex.backend].stats.bytes_up += n as u64;
                     moved |= n > 0;
                 }
                 Err(e) => backend_error = Some(e),
@@ -115,7 +119,7 @@ impl HttpEngine {
                     // The head already went out, but no response has: the
                     // client can still be told why (the backend connection,
                     // now out of step, is closed).
-                    debug!("client {}: malformed request body framing", c.addr);
+                    debug!("s={}: client {}: malformed request body framing", c.id, c.addr);
                     self.fail_exchange(key, 400, ctx);
                     return Ok(true);
                 };
@@ -132,6 +136,8 @@ impl HttpEngine {
             }
             if !ex.req_body.is_done() && !c.eof {
                 let (n, eof) = read_some(&mut c.io, &mut c.ready, rbuf)?;
+                c.bytes_in += n as u64;
+                ctx.stats.bytes_in += n as u64;
                 moved |= n > 0;
                 if eof {
                     // The client stopped in the middle of its body.
@@ -145,6 +151,8 @@ impl HttpEngine {
         if ex.req_body.is_done() && !c.eof && c.ready.readable {
             let rbuf = c.rbuf.get_or_insert_with(|| ctx.pool.take_small());
             let (n, eof) = read_some(&mut c.io, &mut c.ready, rbuf)?;
+            c.bytes_in += n as u64;
+            ctx.stats.bytes_in += n as u64;
             moved |= n > 0;
             if rbuf.is_empty() {
                 c.rbuf = None;
@@ -179,6 +187,13 @@ impl HttpEngine {
                 Ok(Some(rh)) => {
                     rbuf.consume(rh.len);
                     moved = true;
+                    let b = &mut ctx.backends[ex.backend];
+                    b.stats.bytes_down += rh.len as u64;
+                    if !rh.is_interim() {
+                        b.stats.responses.add(rh.status);
+                        ctx.stats.responses.add(rh.status);
+                    }
+                    debug!("s={}: backend {} answered {}", c.id, b.addr, rh.status);
                     if ex.first_byte.is_none() {
                         ex.first_byte = Some(ctx.now);
                     }
@@ -186,7 +201,10 @@ impl HttpEngine {
                         // Only an upgrade the client asked for, after its whole
                         // request went out, may turn the connection into a tunnel.
                         if !(ex.head.upgrade && ex.head_sent) {
-                            warn!("backend {}: 101 to a request without an upgrade", ctx.backends[ex.backend].addr);
+                            warn!(
+                                "s={}: backend {}: 101 to a request without an upgrade",
+                                c.id, ctx.backends[ex.backend].addr
+                            );
                             self.fail_exchange(key, 502, ctx);
                             return Ok(true);
                         }
@@ -222,7 +240,7 @@ impl HttpEngine {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    warn!("backend {}: malformed response ({e:?})", ctx.backends[ex.backend].addr);
+                    warn!("s={}: backend {}: malformed response ({e:?})", c.id, ctx.backends[ex.backend].addr);
                     self.fail_exchange(key, 502, ctx);
                     return Ok(true);
                 }
@@ -252,6 +270,8 @@ impl HttpEngine {
                         }
                     };
                     let k = write_some(&mut c.io, &mut c.ready, &rbuf.data()[..n])?;
+                    c.bytes_out += k as u64;
+                    ctx.stats.bytes_out += k as u64;
                     let _ = resp.framing.advance(&rbuf.data()[..k]);
                     rbuf.consume(k);
                     ex.resp_bytes += k as u64;
@@ -279,7 +299,9 @@ impl HttpEngine {
 
     /// The backend connection failed during the exchange.
     fn backend_broke(&mut self, key: usize, err: io::Error, ctx: &mut Ctx) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
+        let Some(c) = self.clients.get_mut(key) else { return };
+        let id = c.id;
+        let ClientPhase::Exchange(ex) = &mut c.phase else {
             return;
         };
         let addr = ctx.backends[ex.backend].addr;
@@ -288,11 +310,12 @@ impl HttpEngine {
         let retry =
             ex.reused && ex.resp.is_none() && ex.first_byte.is_none() && ex.head.is_idempotent() && ex.body_sent == 0;
         if !retry {
-            warn!("backend {addr}: {err}");
+            warn!("s={id}: backend {addr}: {err}");
             self.fail_exchange(key, 502, ctx);
             return;
         }
-        debug!("pooled connection to {addr} failed ({err}); retrying on a new connection");
+        debug!("s={id}: pooled connection to {addr} failed ({err}); retrying on a new connection");
+        ctx.stats.retries += 1;
         let (old, backend) = (ex.conn, ex.backend);
         self.close_conn(old);
         let keep = self.settings.conn_mode == BackendConnMode::Persistent;
@@ -308,7 +331,7 @@ impl HttpEngine {
                     return;
                 }
             }
-            Err(e) => debug!("reconnect to {addr} failed: {e}"),
+            Err(e) => debug!("s={id}: reconnect to {addr} failed: {e}"),
         }
         if let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) {
             ex.conn = usize::MAX;
@@ -339,6 +362,8 @@ impl HttpEngine {
         }
         let close = !ex.head.keep_alive || !ex.req_body.is_done() || self.draining;
         head::error_response(status, close, &mut c.wbuf);
+        ctx.stats.proxy_responses.add(status);
+        debug!("s={}: answered {status} for {} {}", c.id, ex.head.method, ex.head.target);
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
         let client = c.addr;
         let backend = (ex.conn != usize::MAX).then(|| ctx.backends[ex.backend].addr);
@@ -351,7 +376,7 @@ impl HttpEngine {
     fn client_left(&mut self, key: usize, ctx: &mut Ctx) {
         let Some(c) = self.clients.get(key) else { return };
         if let ClientPhase::Exchange(ex) = &c.phase {
-            debug!("client {}: left before its response was complete", c.addr);
+            debug!("s={}: client {} left before its response was complete", c.id, c.addr);
             let backend = Some(ctx.backends[ex.backend].addr);
             let (bytes, reused) = (ex.resp_bytes, ex.reused);
             let entry =
@@ -360,7 +385,7 @@ impl HttpEngine {
                 log.write(&entry);
             }
         }
-        self.close_client(key, false);
+        self.close_client(key, false, End::ClientClosed);
     }
 
     pub(super) fn finish_exchange(&mut self, key: usize, ctx: &mut Ctx) {

@@ -6,7 +6,7 @@
 //! - `exchange`: one request and its response moving through, and how it ends.
 //! - `tunnel`: a connection after `101 Switching Protocols` (WebSocket), a byte pipe both ways.
 //! - `timeouts`: the idle, slow-head, keep-alive and stall clocks, swept periodically.
-//! - `access_log`: one CSV line per request.
+//! - `access_log`: one line per request (CSV, combined or JSON); reopened on SIGUSR1.
 //! - `mode`: the engine behind the server core's `Mode` interface.
 
 pub mod access_log;
@@ -18,5 +18,5 @@ mod mode;
 mod timeouts;
 mod tunnel;
 
-pub use access_log::{ACCESS_LOG_HEADER, open_access_log};
+pub use access_log::{ACCESS_LOG_HEADER, AccessLogFormat, open_access_log};
 pub use engine::{BackendConnMode, Ctx, HttpEngine, HttpRole, HttpSettings};

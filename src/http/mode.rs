@@ -50,8 +50,12 @@ impl Mode for HttpEngine {
         HttpEngine::start_drain(self);
     }
 
-    fn close_all(&mut self) {
+    fn close_all(&mut self, _ctx: &mut Ctx) {
         HttpEngine::close_all(self);
+    }
+
+    fn reopen_logs(&mut self) {
+        HttpEngine::reopen_log(self);
     }
 
     fn backends_changed(&mut self, n: usize) {

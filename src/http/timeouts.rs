@@ -8,6 +8,7 @@ use log::debug;
 
 use super::engine::Client;
 use super::engine::{ClientPhase, ConnPhase, Ctx, HttpEngine, HttpSettings};
+use crate::sessions::End;
 
 /// Why a client connection's time is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +62,18 @@ impl HttpEngine {
         let due: Vec<(usize, Expired)> =
             self.clients.iter().filter_map(|(k, c)| Some((k, expired(c, now, &self.settings)?))).collect();
         for (k, why) in due {
-            debug!("client {k}: {why:?} timeout");
+            let c = &mut self.clients[k];
+            debug!("s={}: {why:?} timeout", c.id);
+            c.end_hint = Some(End::Timeout);
             match why {
                 Expired::Idle => {
                     let busy = matches!(self.clients[k].phase, ClientPhase::Exchange(_));
-                    self.close_client(k, busy);
+                    self.close_client(k, busy, End::Timeout);
                 }
-                Expired::KeepAlive => self.close_client(k, false),
-                Expired::Unread => self.close_client(k, true),
+                Expired::KeepAlive => self.close_client(k, false, End::Timeout),
+                Expired::Unread => self.close_client(k, true, End::Timeout),
                 Expired::SlowHead => {
-                    self.answer_and_close(k, 408);
+                    self.answer_and_close(k, 408, ctx);
                     self.drive(k, ctx);
                 }
                 Expired::Stalled => {

@@ -18,6 +18,7 @@ use super::access_log::Entry;
 use super::engine::{ClientPhase, Ctx, HttpEngine};
 use crate::backend::Claim;
 use crate::connection::Pipe;
+use crate::sessions::End;
 
 /// Reads per direction per round; the engine's round limit then bounds a
 /// tunnel's turn like any client's.
@@ -59,9 +60,12 @@ impl HttpEngine {
         c.last_active = ctx.now;
         let client = c.addr;
 
+        let id = c.id;
         let latency = ex.observe_latency(ctx);
+        // A tunnel is a session pinned to its backend, as in TCP mode.
+        ctx.backends[ex.backend].stats.total += 1;
         let backend = ctx.backends[ex.backend].addr;
-        debug!("client {client}: switched protocols with {backend}; tunnelling");
+        debug!("s={id}: client {client}: switched protocols with {backend}; tunnelling");
         let entry =
             Entry { client, head: &ex.head, backend: Some(backend), status: 101, bytes: 0, latency, reused: ex.reused };
         self.log_access(&entry);
@@ -86,6 +90,11 @@ impl HttpEngine {
         let stats = &mut ctx.backends[t.backend].stats;
         stats.bytes_up += up;
         stats.bytes_down += down;
+        // Counted as delivered: what a pipe read is written on before its source's FIN passes.
+        c.bytes_in += up;
+        c.bytes_out += down;
+        ctx.stats.bytes_in += up;
+        ctx.stats.bytes_out += down;
 
         // As in a TCP session: once a source's bytes are all delivered, its
         // FIN is passed on, and the other direction runs until it ends too.
@@ -102,8 +111,9 @@ impl HttpEngine {
             }
         }
         if t.up.shut && t.down.shut {
-            debug!("client {}: tunnel closed by both sides", c.addr);
-            self.close_client(key, false);
+            debug!("s={}: tunnel closed by both sides", c.id);
+            let end = if t.up.eof { End::ClientClosed } else { End::BackendClosed };
+            self.close_client(key, false, end);
             return Ok(false);
         }
         let changed = before != (t.up.eof, t.down.eof, t.up.shut, t.down.shut);

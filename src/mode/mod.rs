@@ -27,6 +27,7 @@ use crate::per_ip::{ClientSlot, PerIpTable};
 use crate::policy::Policy;
 use crate::server::timers::{TimerOwner, Timers};
 use crate::server::tokens::Owner;
+use crate::stats::FrontendStats;
 
 /// What the server lends a mode for one call.
 pub struct Ctx<'a> {
@@ -42,6 +43,8 @@ pub struct Ctx<'a> {
     pub timers: &'a mut Timers,
     /// The frontend's limits per client address.
     pub per_ip: &'a mut PerIpTable,
+    /// The counters of the frontend whose mode is called.
+    pub stats: &'a mut FrontendStats,
 }
 
 impl Ctx<'_> {
@@ -84,7 +87,9 @@ pub trait Mode {
     /// close idle keep-alive clients, answer `Connection: close`).
     fn start_drain(&mut self) {}
     /// Close everything now (drain timeout).
-    fn close_all(&mut self);
+    fn close_all(&mut self, ctx: &mut Ctx);
+    /// Open the log files again (SIGUSR1, after logrotate moved them).
+    fn reopen_logs(&mut self) {}
     /// The pool has `n` backends now (some may be new).
     fn backends_changed(&mut self, _n: usize) {}
     /// Backend `idx` left the pool; drop what the mode keeps for it.

@@ -21,6 +21,7 @@ use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_
 use crate::per_ip::ClientSlot;
 use crate::policy::PickKey;
 use crate::proxy_protocol;
+use crate::sessions::{End, Summary, log_end, next_id};
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
@@ -63,6 +64,8 @@ pub struct TcpMode {
     out_of_descriptors: Option<String>,
     /// PROXY protocol header written to each backend first (`send_proxy`).
     send_proxy: Option<proxy_protocol::Version>,
+    /// `--log-sessions`: session end lines at info.
+    log_sessions: bool,
 }
 
 impl TcpMode {
@@ -75,6 +78,7 @@ impl TcpMode {
             ready_again: ReadyAgain::default(),
             next_idle_sweep: None,
             out_of_descriptors: None,
+            log_sessions: config.log_sessions,
         }
     }
 
@@ -98,18 +102,16 @@ impl TcpMode {
                     if let Some(v) = self.send_proxy
                         && let Err(e) = write_proxy_header(s, v)
                     {
-                        warn!(
-                            "session {key}: cannot send the PROXY header to {}: {e}",
-                            ctx.backends[s.backend_idx].addr
-                        );
-                        self.end_session(key, true);
+                        warn!("s={}: cannot send the PROXY header to {}: {e}", s.id, ctx.backends[s.backend_idx].addr);
+                        self.end_session(key, true, End::Error, ctx);
                         return;
                     }
                     s.phase = Phase::Proxying;
                     let b = &mut ctx.backends[s.backend_idx];
                     b.stats.total += 1;
+                    b.stats.connect_time.record(ctx.now.saturating_duration_since(since));
                     b.note_connect_success();
-                    debug!("session {key}: connected to {} in {:?}", b.addr, ctx.now - since);
+                    debug!("s={}: connected to {} in {:?}", s.id, b.addr, ctx.now - since);
                 }
             }
         }
@@ -120,19 +122,33 @@ impl TcpMode {
             let st = &mut ctx.backends[s.backend_idx].stats;
             st.bytes_up += moved.up;
             st.bytes_down += moved.down;
+            ctx.stats.bytes_in += moved.up;
+            ctx.stats.bytes_out += moved.down;
+            s.bytes_up += moved.up;
+            s.bytes_down += moved.down;
             if moved.down > 0
                 && let Some(t) = s.awaiting_first_byte.take()
             {
                 ctx.policy.observe(s.backend_idx, ctx.now.saturating_duration_since(t), ctx.now);
             }
         }
+        if s.first_fin.is_none() {
+            s.first_fin = match (s.up.eof, s.down.eof) {
+                (true, _) => Some(End::ClientClosed),
+                (_, true) => Some(End::BackendClosed),
+                _ => None,
+            };
+        }
         match step {
             Step::Open { more: true } => self.ready_again.push(key),
             Step::Open { more: false } => {}
-            Step::Finished => self.end_session(key, false),
+            Step::Finished => {
+                let end = s.first_fin.unwrap_or(End::ClientClosed);
+                self.end_session(key, false, end, ctx);
+            }
             Step::Failed(e) => {
-                debug!("session {key} ({}): {e}; closing both sides", s.client_addr);
-                self.end_session(key, true);
+                debug!("s={} ({}): {e}; closing both sides", s.id, s.client_addr);
+                self.end_session(key, true, End::of_error(&e), ctx);
             }
         }
     }
@@ -148,20 +164,24 @@ impl TcpMode {
         let (idx, mut backend) = match open_backend(ctx, s.client_addr.ip(), &mut s.tried) {
             Ok(pair) => pair,
             Err(NoBackend::NoneLeft) => {
-                warn!("no backend accepted client {} ({} tried): closing it", s.client_addr, s.tried.len());
-                self.sessions.remove(key).close(false);
+                warn!("s={}: no backend accepted client {} ({} tried): closing it", s.id, s.client_addr, s.tried.len());
+                self.end_session(key, false, End::NoBackend, ctx);
                 return;
             }
             Err(NoBackend::OutOfDescriptors(e)) => {
-                self.out_of_descriptors = Some(format!("client {}: no descriptor for its backend: {e}", s.client_addr));
-                self.sessions.remove(key).close(false);
+                let why = format!("s={}: client {}: no descriptor for its backend: {e}", s.id, s.client_addr);
+                self.out_of_descriptors = Some(why);
+                self.end_session(key, false, End::NoBackend, ctx);
                 return;
             }
         };
+        let id = s.id;
+        ctx.stats.retries += 1;
+        ctx.backends[idx].stats.conns_opened += 1;
         let token = ctx.token(key * 2 + BACKEND_SIDE);
         if let Err(e) = ctx.registry.register(&mut backend, token, Interest::READABLE | Interest::WRITABLE) {
-            warn!("cannot register backend socket: {e}");
-            self.sessions.remove(key).close(false);
+            warn!("s={id}: cannot register backend socket: {e}");
+            self.end_session(key, false, End::Error, ctx);
             return;
         }
         let attempt = self.arm_connect(key, ctx);
@@ -175,11 +195,25 @@ impl TcpMode {
         s.awaiting_first_byte = Some(ctx.now);
     }
 
-    fn end_session(&mut self, key: usize, abort: bool) {
+    /// Close session `key` (`abort`: with a reset) and log its end line.
+    fn end_session(&mut self, key: usize, abort: bool, end: End, ctx: &Ctx) {
         // No explicit deregister: closing a descriptor removes it from epoll,
         // and two `epoll_ctl` calls are a real share of a short session.
         if let Some(s) = self.sessions.try_remove(key) {
+            let summary = Summary {
+                id: s.id,
+                client: s.client_addr,
+                backend: (s.phase == Phase::Proxying)
+                    .then(|| ctx.backends.get(s.backend_idx).map(|b| b.addr))
+                    .flatten(),
+                duration: ctx.now.saturating_duration_since(s.started),
+                bytes_in: s.bytes_up,
+                bytes_out: s.bytes_down,
+                requests: None,
+                end,
+            };
             s.close(abort);
+            log_end(self.log_sessions, &summary);
         }
     }
 }
@@ -187,18 +221,22 @@ impl TcpMode {
 impl Mode for TcpMode {
     fn accept(&mut self, mut client: TcpStream, client_addr: SocketAddr, slot: ClientSlot, ctx: &mut Ctx) {
         let _ = client.set_nodelay(true);
+        let id = next_id();
+        ctx.stats.sessions += 1;
         let mut tried = Vec::new();
         let (idx, mut backend) = match open_backend(ctx, client_addr.ip(), &mut tried) {
             Ok(pair) => pair,
             Err(NoBackend::NoneLeft) => {
-                warn!("no backend available for client {client_addr}: closing it");
+                warn!("s={id}: no backend available for client {client_addr}: closing it");
                 return;
             }
             Err(NoBackend::OutOfDescriptors(e)) => {
-                self.out_of_descriptors = Some(format!("client {client_addr}: no descriptor for its backend: {e}"));
+                self.out_of_descriptors =
+                    Some(format!("s={id}: client {client_addr}: no descriptor for its backend: {e}"));
                 return;
             }
         };
+        ctx.backends[idx].stats.conns_opened += 1;
         let key = self.sessions.vacant_key();
         let both = Interest::READABLE | Interest::WRITABLE;
         let (client_token, backend_token): (Token, Token) =
@@ -208,7 +246,7 @@ impl Mode for TcpMode {
             .register(&mut client, client_token, both)
             .and_then(|_| ctx.registry.register(&mut backend, backend_token, both))
         {
-            warn!("cannot register client {client_addr}: {e}");
+            warn!("s={id}: cannot register client {client_addr}: {e}");
             let _ = ctx.registry.deregister(&mut client);
             return;
         }
@@ -228,11 +266,16 @@ impl Mode for TcpMode {
             tried,
             last_active: ctx.now,
             awaiting_first_byte: Some(ctx.now),
+            id,
+            started: ctx.now,
+            bytes_up: 0,
+            bytes_down: 0,
+            first_fin: None,
         });
         if self.next_idle_sweep.is_none() {
             self.next_idle_sweep = self.idle_timeout.map(|d| ctx.now + sweep_period(d));
         }
-        debug!("client {client_addr} -> backend {} (session {key})", ctx.backends[idx].addr);
+        debug!("s={id}: client {client_addr} -> backend {}", ctx.backends[idx].addr);
     }
 
     fn event(&mut self, key: usize, ev: &Event, ctx: &mut Ctx) {
@@ -278,8 +321,8 @@ impl Mode for TcpMode {
             let expired: Vec<usize> =
                 self.sessions.iter().filter(|(_, s)| now - s.last_active >= idle).map(|(k, _)| k).collect();
             for k in expired {
-                debug!("session {k}: idle for {idle:?}, closing");
-                self.end_session(k, false);
+                debug!("s={}: idle for {idle:?}, closing", self.sessions[k].id);
+                self.end_session(k, false, End::Timeout, ctx);
             }
             self.next_idle_sweep = (!self.sessions.is_empty()).then(|| now + sweep_period(idle));
         }
@@ -293,10 +336,10 @@ impl Mode for TcpMode {
         self.sessions.len()
     }
 
-    fn close_all(&mut self) {
+    fn close_all(&mut self, ctx: &mut Ctx) {
         let keys: Vec<usize> = self.sessions.iter().map(|(k, _)| k).collect();
         for k in keys {
-            self.end_session(k, true);
+            self.end_session(k, true, End::Shutdown, ctx);
         }
     }
 
@@ -308,5 +351,6 @@ impl Mode for TcpMode {
         self.connect_timeout = config.connect_timeout;
         self.idle_timeout = config.idle_timeout;
         self.send_proxy = config.send_proxy;
+        self.log_sessions = config.log_sessions;
     }
 }

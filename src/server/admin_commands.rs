@@ -124,6 +124,7 @@ impl Server {
                     pool: self.pools[f.pool].name.clone(),
                     open_clients: f.mode.open_clients(),
                     accepting: f.is_live(),
+                    stats: f.stats.clone(),
                 })
                 .collect(),
             pools: self.pools.iter().map(|p| (p.name.as_str(), p.backends.as_slice(), dns_json(p, self.now))).collect(),

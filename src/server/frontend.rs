@@ -13,6 +13,7 @@ use crate::mode::Mode;
 use crate::per_ip::PerIpTable;
 use crate::policy::{Policy, PolicyKind};
 use crate::probes::Prober;
+use crate::stats::FrontendStats;
 
 pub(super) struct Frontend {
     pub name: String,
@@ -28,6 +29,8 @@ pub(super) struct Frontend {
     /// Index of its pool in the server.
     pub pool: usize,
     pub config: Config,
+    /// Its counters (requests, answers by status, bytes, response times).
+    pub stats: FrontendStats,
     /// This frontend's index in the server, for its sockets' tokens.
     index: usize,
     /// A routed frontend (no listener) that a reload removed.
@@ -57,6 +60,7 @@ impl Frontend {
             per_ip: PerIpTable::new(config.per_ip),
             pool,
             config,
+            stats: FrontendStats::default(),
             index,
         };
         f.update_prober(now, timers);

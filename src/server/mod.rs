@@ -34,12 +34,11 @@ use log::{debug, info, warn};
 use mio::event::Event;
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, AdminServer};
-use crate::backend::usage_table;
 use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::connection::is_descriptor_exhaustion;
@@ -223,7 +222,8 @@ impl Server {
         // SIGHUP is caught only so that it does not kill (its default action);
         // SIGPIPE is already ignored by the Rust runtime, so a write to a
         // closed peer is an EPIPE error, not death.
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        // SIGUSR1 reopens log files (logrotate), as for nginx.
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])?;
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         let admin = match global.admin {
             None => None,
@@ -356,7 +356,7 @@ impl Server {
                 if self.now >= until {
                     warn!("drain timeout: closing {} open sessions", self.open_clients());
                     for i in 0..self.frontends.len() {
-                        self.frontends[i].mode.close_all();
+                        self.with_mode(i, |m, ctx| m.close_all(ctx));
                     }
                     break;
                 }
@@ -365,8 +365,9 @@ impl Server {
         for f in self.frontends.iter_mut() {
             f.mode.flush_log();
         }
+        // At exit the summary is logged whether or not it changed.
         for p in &self.pools {
-            info!("{}", usage_table(&p.backends));
+            info!("{}", crate::backend::usage_line(&p.name, &p.backends));
         }
         Ok(())
     }
@@ -432,6 +433,7 @@ impl Server {
             frontend: i,
             timers: &mut self.timers,
             per_ip: &mut front.per_ip,
+            stats: &mut front.stats,
         };
         f(front.mode.as_mut(), &mut ctx)
     }
@@ -520,6 +522,13 @@ impl Server {
                 match self.reload() {
                     Ok(changes) => info!("SIGHUP received: configuration reloaded ({} changes)", changes.0.len()),
                     Err(e) => warn!("SIGHUP received: {e}; nothing changed"),
+                }
+                continue;
+            }
+            if sig == SIGUSR1 {
+                info!("SIGUSR1 received: reopening log files");
+                for f in self.frontends.iter_mut() {
+                    f.mode.reopen_logs();
                 }
                 continue;
             }
@@ -654,8 +663,9 @@ impl Server {
         if let Some(at) = self.next_stats
             && now >= at
         {
-            for p in &self.pools {
-                info!("{}", usage_table(&p.backends));
+            // Only when something changed: an idle proxy stays quiet.
+            for line in self.pools.iter_mut().filter_map(Pool::usage_if_changed) {
+                info!("{line}");
             }
             let every = self.global.stats_interval.unwrap_or(Duration::from_secs(5));
             self.next_stats = Some(at + every);

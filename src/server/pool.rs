@@ -15,7 +15,7 @@ use log::{info, warn};
 
 use super::timers::Timers;
 use crate::admin::{Reply, replicas};
-use crate::backend::{AdminState, Backend};
+use crate::backend::{AdminState, Backend, usage_line};
 use crate::checks::Checker;
 use crate::config::{BackendSpec, Config};
 use crate::spawn::Spawner;
@@ -32,6 +32,8 @@ pub struct Pool {
     index: usize,
     /// Present while the pool names servers by DNS.
     pub dns: Option<DnsState>,
+    /// The usage line logged last, so an unchanged one is not repeated.
+    last_usage: String,
 }
 
 /// A pool's servers found through DNS, and when to ask again.
@@ -84,6 +86,7 @@ impl Pool {
             dns: (!config.names.is_empty()).then(|| DnsState::new(now)),
             config,
             index,
+            last_usage: String::new(),
         };
         for _ in 0..pool.config.replicas.unwrap_or(0) {
             pool.spawn_backend()?;
@@ -94,6 +97,15 @@ impl Pool {
     /// Health checks as `config.health` says now (results so far are kept).
     pub fn restart_checks(&mut self, now: Instant, timers: &mut Timers) {
         self.checker = self.config.health.clone().map(|h| Checker::new(h, self.index, now, timers));
+    }
+
+    /// The usage line, if it differs from the one returned last time.
+    pub fn usage_if_changed(&mut self) -> Option<String> {
+        let line = usage_line(&self.name, &self.backends);
+        (line != self.last_usage).then(|| {
+            self.last_usage.clone_from(&line);
+            line
+        })
     }
 
     pub fn find_listed(&self, addr: SocketAddr) -> Option<usize> {
@@ -167,7 +179,7 @@ impl Pool {
         let fresh = make_backend(&self.config, addr, start_down);
         let i = match self.backends.iter().position(|b| b.addr == addr && b.removed) {
             Some(i) => {
-                let stats = self.backends[i].stats;
+                let stats = std::mem::take(&mut self.backends[i].stats);
                 self.backends[i] = fresh;
                 self.backends[i].stats = stats;
                 i
