@@ -199,14 +199,21 @@ pub fn http_proxy_with_admin(backend: SocketAddr, extra: &[&str]) -> (Proc, Sock
     (lb, addr.parse().expect("admin addr"))
 }
 
-/// `GET /stats` from the admin API at `admin`, as JSON.
-pub fn admin_stats(admin: SocketAddr) -> serde_json::Value {
+/// The body of `GET path` from the admin API at `admin` (which must answer 200).
+pub fn admin_get(admin: SocketAddr, path: &str) -> String {
     let mut s = connect(admin);
-    s.write_all(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").expect("admin request");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("admin request");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("admin answer");
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {out}"))
+    assert!(out.starts_with("HTTP/1.1 200"), "GET {path}: {out}");
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// `GET /stats` from the admin API at `admin`, as JSON.
+pub fn admin_stats(admin: SocketAddr) -> serde_json::Value {
+    let body = admin_get(admin, "/stats");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {body}"))
 }
 
 /// A loopback address where nothing listens.
