@@ -110,7 +110,7 @@ fn check_passes_every_shipped_example_and_prints_every_frontend_and_pool() {
             assert_eq!(names_in(&out, section), names, "{}: --check output:\n{out}", path.display());
         }
         // Defaults are filled in: keys the example leaves out are printed.
-        for key in ["connect_timeout = ", "max_header_size = ", "health_interval = ", "max_connections = "] {
+        for key in ["connect_timeout = ", "max_header_size = ", "health_interval = ", "max_connections"] {
             assert!(out.contains(key), "{}: --check lacks {key}:\n{out}", path.display());
         }
     }

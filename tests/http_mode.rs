@@ -29,7 +29,7 @@ fn access_rows(mut lb: Proc, path: &std::path::Path) -> Vec<Vec<String>> {
     assert!(lb.wait_exit().success());
     let text = std::fs::read_to_string(path).expect("access log");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("timestamp,client,method,path,backend,status,bytes,latency_us,reused"));
+    assert_eq!(lines.next(), Some(lbproxy::http::ACCESS_LOG_HEADER));
     lines.map(|l| l.split(',').map(str::to_string).collect()).collect()
 }
 

@@ -16,7 +16,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{debug, warn};
 use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
@@ -377,14 +377,10 @@ impl HttpEngine {
         }
     }
 
-    /// SIGUSR1: open the access log file again by name.
-    pub fn reopen_log(&mut self) {
-        if let Some(l) = self.access_log.as_mut() {
-            match l.reopen() {
-                Ok(()) => info!("access log {} reopened", l.path().display()),
-                Err(e) => warn!("{e}; still writing to the file open before"),
-            }
-        }
+    /// SIGUSR1: open the access log file again by name; `None` without one.
+    pub fn reopen_log(&mut self) -> Option<std::io::Result<std::path::PathBuf>> {
+        let l = self.access_log.as_mut()?;
+        Some(l.reopen().map(|()| l.path().to_path_buf()))
     }
 
     pub(super) fn log_access(&mut self, entry: &Entry) {
@@ -682,7 +678,8 @@ impl HttpEngine {
                     // Free the idle pool's descriptors and try again; with none
                     // to free, answer 503 and let the server pause accepting.
                     let shed = self.shed_idle_pool();
-                    warn!("cannot open a backend connection: {e}; closed {shed} idle pooled connections");
+                    let id = self.clients.get(key).map_or(0, |c| c.id);
+                    warn!("s={id}: cannot open a backend connection: {e}; closed {shed} idle pooled connections");
                     if shed == 0 {
                         self.out_of_descriptors = true;
                         return None;
@@ -742,11 +739,12 @@ impl HttpEngine {
         ctx: &mut Ctx,
     ) -> Option<usize> {
         let _ = sock.set_nodelay(true);
+        let id = self.clients.get(key).map_or(0, |c| c.id);
         let entry = self.conns.vacant_entry();
         let ck = entry.key();
         let token = ctx.token(ck * 2 + BACKEND_KEY);
         if let Err(e) = ctx.registry.register(&mut sock, token, Interest::READABLE | Interest::WRITABLE) {
-            warn!("cannot register backend socket: {e}");
+            warn!("s={id}: cannot register backend socket: {e}");
             return None;
         }
         let attempt = ctx.arm(ctx.now + self.settings.connect_timeout, ck);

@@ -54,8 +54,8 @@ impl Mode for HttpEngine {
         HttpEngine::close_all(self);
     }
 
-    fn reopen_logs(&mut self) {
-        HttpEngine::reopen_log(self);
+    fn reopen_logs(&mut self) -> Option<std::io::Result<std::path::PathBuf>> {
+        HttpEngine::reopen_log(self)
     }
 
     fn backends_changed(&mut self, n: usize) {

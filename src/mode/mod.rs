@@ -88,8 +88,11 @@ pub trait Mode {
     fn start_drain(&mut self) {}
     /// Close everything now (drain timeout).
     fn close_all(&mut self, ctx: &mut Ctx);
-    /// Open the log files again (SIGUSR1, after logrotate moved them).
-    fn reopen_logs(&mut self) {}
+    /// Open its log file again by name (SIGUSR1, after logrotate moved it):
+    /// the path, or why not (the old file stays in use); `None` without one.
+    fn reopen_logs(&mut self) -> Option<std::io::Result<std::path::PathBuf>> {
+        None
+    }
     /// The pool has `n` backends now (some may be new).
     fn backends_changed(&mut self, _n: usize) {}
     /// Backend `idx` left the pool; drop what the mode keeps for it.

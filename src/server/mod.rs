@@ -526,9 +526,12 @@ impl Server {
                 continue;
             }
             if sig == SIGUSR1 {
-                info!("SIGUSR1 received: reopening log files");
                 for f in self.frontends.iter_mut() {
-                    f.mode.reopen_logs();
+                    match f.mode.reopen_logs() {
+                        Some(Ok(path)) => info!("SIGUSR1: access log {} reopened", path.display()),
+                        Some(Err(e)) => warn!("SIGUSR1: {e}; still writing to the file open before"),
+                        None => {}
+                    }
                 }
                 continue;
             }

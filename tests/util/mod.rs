@@ -62,6 +62,20 @@ impl Proc {
         }
     }
 
+    /// Wait until the watched stream ended (the process exited and every
+    /// line of it is in `log`), bounded by PATIENCE.
+    pub fn wait_eof(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the process's output never ended"),
+            }
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         let r = unsafe { libc::kill(self.child.id() as i32, sig) };
