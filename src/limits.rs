@@ -53,7 +53,7 @@ pub fn cap_connections(wanted: usize, reserved: u64) -> usize {
     };
     let fit = sessions_that_fit(nofile.saturating_sub(open_descriptors()), reserved).max(1);
     if wanted == 0 {
-        info!("max connections {fit} (what the open-file limit of {nofile} allows)");
+        info!("max connections: what the open-file limit of {nofile} allows: using {fit}");
         fit
     } else if fit < wanted {
         warn!("--max-connections {wanted} needs more descriptors than the limit of {nofile} allows: using {fit}");

@@ -34,11 +34,15 @@ pub fn example_bin(name: &str) -> PathBuf {
 }
 
 /// A child process that is killed when dropped, with its log lines kept.
+/// A passing test prints nothing of it: the watched stream is kept in `log`,
+/// the other one (a backend's stderr) goes to a file that is shown only if
+/// the test fails (the process is dropped while panicking).
 pub struct Proc {
     pub child: Child,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
+    stderr_file: Option<PathBuf>,
 }
 
 impl Proc {
@@ -112,17 +116,36 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = self.stderr_file.take() {
+            if std::thread::panicking()
+                && let Ok(text) = std::fs::read_to_string(&path)
+                && !text.is_empty()
+            {
+                eprintln!("--- stderr of {}:\n{text}", self.addr);
+            }
+            let _ = std::fs::remove_file(path);
+        }
     }
+}
+
+/// A file for a child's stderr, unique in this test run.
+fn stderr_path() -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("lbproxy-test-stderr-{}-{n}", std::process::id()))
 }
 
 /// Spawn, collect lines from `stream` of the child, and return once a line
 /// contains "listening on ADDR".
 fn spawn_and_wait(mut cmd: Command, from_stderr: bool) -> Proc {
     cmd.stdin(Stdio::null());
+    let mut stderr_file = None;
     if from_stderr {
         cmd.stderr(Stdio::piped()).stdout(Stdio::null());
     } else {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let path = stderr_path();
+        cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(&path).expect("stderr file"));
+        stderr_file = Some(path);
     }
     let mut child = cmd.spawn().expect("spawn");
     let out: Box<dyn Read + Send> = if from_stderr {
@@ -153,7 +176,7 @@ fn spawn_and_wait(mut cmd: Command, from_stderr: bool) -> Proc {
         };
         if let Some(rest) = line.split("listening on ").nth(1) {
             let addr = rest.split([',', ' ']).next().unwrap_or("").parse().expect("listen address");
-            return Proc { child, addr, log, lines: rx };
+            return Proc { child, addr, log, lines: rx, stderr_file };
         }
     }
 }
