@@ -222,10 +222,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
 
-    /// Access log lines: `csv` (timestamp,client,method,path,backend,status,
-    /// bytes,latency_us,reused,time; a header first), `combined` (nginx's and
-    /// Apache's, time in UTC) or `json` (one object per line). Times are UTC,
-    /// `time` is ISO-8601.
+    /// Access log lines: `csv` (a header, then the columns
+    /// timestamp,client,method,path,backend,status,bytes,latency_us,reused,time),
+    /// `combined` (nginx's and Apache's, time in UTC) or `json` (one object per
+    /// line). `time` is ISO-8601 UTC.
     #[arg(long, default_value = FRONTEND.access_log_format.name(), value_parser = parse_access_log_format)]
     pub access_log_format: AccessLogFormat,
 
@@ -242,7 +242,7 @@ pub struct Args {
 
     /// Process log level (off, error, warn, info, debug, trace); RUST_LOG,
     /// when set, takes precedence.
-    #[arg(long, default_value_t = GLOBAL.log_level, value_parser = parse_log_level)]
+    #[arg(long, default_value = fmt_log_level(GLOBAL.log_level), value_parser = parse_log_level)]
     pub log_level: log::LevelFilter,
 
     /// Consecutive failed connects that take a backend out of rotation

@@ -123,6 +123,18 @@ pub fn parse_log_level(s: &str) -> Result<LevelFilter, String> {
         .map_err(|_| format!("invalid log level \"{s}\" (expected off, error, warn, info, debug or trace)"))
 }
 
+/// The level as `parse_log_level` takes it (lower case).
+pub fn fmt_log_level(l: LevelFilter) -> &'static str {
+    match l {
+        LevelFilter::Off => "off",
+        LevelFilter::Error => "error",
+        LevelFilter::Warn => "warn",
+        LevelFilter::Info => "info",
+        LevelFilter::Debug => "debug",
+        LevelFilter::Trace => "trace",
+    }
+}
+
 /// A whole number in `range`, in Rust's usual syntax.
 fn parse_int<T: FromStr + PartialOrd + Display>(s: &str, range: RangeInclusive<T>) -> Result<T, String> {
     match s.trim().parse::<T>() {

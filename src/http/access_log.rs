@@ -110,6 +110,26 @@ impl AccessLog {
     }
 }
 
+impl super::HttpEngine {
+    pub fn flush_log(&mut self) {
+        if let Some(l) = self.access_log.as_mut() {
+            l.flush();
+        }
+    }
+
+    /// SIGUSR1: open the access log file again by name; `None` without one.
+    pub fn reopen_log(&mut self) -> Option<std::io::Result<PathBuf>> {
+        let l = self.access_log.as_mut()?;
+        Some(l.reopen().map(|()| l.path().to_path_buf()))
+    }
+
+    pub(super) fn log_access(&mut self, entry: &Entry) {
+        if let Some(l) = self.access_log.as_mut() {
+            l.write(entry);
+        }
+    }
+}
+
 fn write_csv(out: &mut impl Write, e: &Entry, now: SystemTime) -> std::io::Result<()> {
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let backend = e.backend.map(|b| b.to_string()).unwrap_or_default();

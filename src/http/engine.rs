@@ -371,24 +371,6 @@ impl HttpEngine {
         }
     }
 
-    pub fn flush_log(&mut self) {
-        if let Some(l) = self.access_log.as_mut() {
-            l.flush();
-        }
-    }
-
-    /// SIGUSR1: open the access log file again by name; `None` without one.
-    pub fn reopen_log(&mut self) -> Option<std::io::Result<std::path::PathBuf>> {
-        let l = self.access_log.as_mut()?;
-        Some(l.reopen().map(|()| l.path().to_path_buf()))
-    }
-
-    pub(super) fn log_access(&mut self, entry: &Entry) {
-        if let Some(l) = self.access_log.as_mut() {
-            l.write(entry);
-        }
-    }
-
     /// Connection `key`'s connect deadline (`attempt`) came due.
     pub fn on_deadline(&mut self, key: usize, attempt: u64, ctx: &mut Ctx) {
         if let Some(ConnPhase::Connecting { client, attempt: a }) = self.conns.get(key).map(|c| c.phase)
