@@ -326,6 +326,21 @@ mod tests {
     }
 
     #[test]
+    fn health_transitions_are_counted_once_each() {
+        let mut b = Backend::new("127.0.0.1:8001".parse().unwrap()).with_health(2, 2, false);
+        for ok in [false, false, false, true, true, true] {
+            b.note_check(ok, "check");
+        }
+        assert_eq!((b.stats.went_down, b.stats.went_up), (1, 1), "down after 2 failures, up after 2 passes");
+        let fp = FailPolicy { max_fails: 1, fail_timeout: Duration::from_secs(1) };
+        let mut p = Backend::with_fail_policy("127.0.0.1:8002".parse().unwrap(), fp);
+        let t0 = Instant::now();
+        p.note_connect_failure(t0, &"refused");
+        p.revive_if_due(t0 + Duration::from_secs(1));
+        assert_eq!((p.stats.went_down, p.stats.went_up), (1, 1));
+    }
+
+    #[test]
     fn usage_is_one_line_naming_every_backend() {
         let mut b =
             vec![Backend::new("127.0.0.1:8001".parse().unwrap()), Backend::new("127.0.0.1:8002".parse().unwrap())];

@@ -129,3 +129,27 @@ fn bytes_in_count_request_heads() {
     assert!(backend("bytes_out_total") >= answer.len() as f64 - 40.0, "{text}");
     assert_eq!(admin_stats(admin)["backends"][0]["bytes_in"].as_f64(), Some(backend("bytes_in_total")));
 }
+
+#[test]
+fn retries_and_connect_failures_count_a_dead_backend() {
+    let b = http_backend(1, &[]);
+    let dead = dead_addr();
+    let lb =
+        util::lbproxy("round_robin", &[dead, b.addr], &["--mode", "http", "--admin", &dead_addr().port().to_string()]);
+    let line = lb.wait_for_line("admin API on http://");
+    let admin: std::net::SocketAddr =
+        line.split("http://").nth(1).and_then(|r| r.split('/').next()).and_then(|a| a.parse().ok()).expect("admin");
+    // Round robin alternates: one of two requests picks the dead backend
+    // first and is sent again to the live one; the client sees no error.
+    let mut c = Conn::open(lb.addr);
+    assert_eq!(c.get("/").status, 200);
+    assert_eq!(c.get("/").status, 200);
+    let text = admin_get(admin, "/metrics");
+    let failures = format!("lbproxy_backend_connect_failures_total{{backend=\"{dead}\",pool=\"default\"}}");
+    let failed = sample(&text, &failures).expect("the dead backend's failures");
+    assert!(failed >= 1.0, "{text}");
+    let retries = sample(&text, "lbproxy_frontend_retries_total{frontend=\"default\"}");
+    assert_eq!(retries, Some(failed), "one retry per failed connect:\n{text}");
+    let connects = format!("lbproxy_backend_connect_time_seconds_count{{backend=\"{}\",pool=\"default\"}}", b.addr);
+    assert!(sample(&text, &connects).is_some_and(|n| n >= 1.0), "{text}");
+}

@@ -773,7 +773,6 @@ impl HttpEngine {
         let pick = PickKey { client_ip: self.clients[key].addr.ip(), request_hash };
         match self.open_conn(key, pick, &mut tried, ctx) {
             Some((conn, idx, reused)) => {
-                ctx.stats.retries += 1;
                 let keep = self.settings.conn_mode == BackendConnMode::Persistent;
                 let Some(c) = self.clients.get_mut(key) else { return };
                 c.last_backend = Some(ctx.backends[idx].addr);

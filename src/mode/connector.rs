@@ -39,6 +39,10 @@ pub fn connect<C>(
 ) -> Result<Got<C>, NoBackend> {
     loop {
         let backend = ctx.policy.pick(key, &Candidates::new(ctx.backends, tried)).ok_or(NoBackend::NoneLeft)?;
+        // A pick after a failed connect (here or reported later by the mode) is a retry.
+        if !tried.is_empty() {
+            ctx.stats.retries += 1;
+        }
         if let Some(conn) = idle(backend) {
             return Ok(Got::Reused { backend, conn });
         }

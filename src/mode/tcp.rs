@@ -176,7 +176,6 @@ impl TcpMode {
             }
         };
         let id = s.id;
-        ctx.stats.retries += 1;
         ctx.backends[idx].stats.conns_opened += 1;
         let token = ctx.token(key * 2 + BACKEND_SIDE);
         if let Err(e) = ctx.registry.register(&mut backend, token, Interest::READABLE | Interest::WRITABLE) {
