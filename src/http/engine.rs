@@ -760,12 +760,14 @@ impl HttpEngine {
 
     /// The connect of the client's backend connection failed: try another backend.
     fn connect_failed(&mut self, key: usize, err: io::Error, ctx: &mut Ctx) {
-        let Some(ClientPhase::Exchange(ex)) = self.clients.get_mut(key).map(|c| &mut c.phase) else {
+        let Some(c) = self.clients.get_mut(key) else { return };
+        let id = c.id;
+        let ClientPhase::Exchange(ex) = &mut c.phase else {
             return;
         };
         let (old_conn, backend) = (ex.conn, ex.backend);
         ex.claim = None;
-        ctx.backends[backend].note_connect_failure(ctx.now, &err);
+        ctx.backends[backend].note_connect_failure(ctx.now, &format_args!("{err} (s={id})"));
         ex.tried.push(backend);
         let mut tried = std::mem::take(&mut ex.tried);
         let request_hash = ex.head.request_hash;

@@ -158,7 +158,7 @@ impl TcpMode {
         let Some(s) = self.sessions.get_mut(key) else { return };
         let failed = s.backend_idx;
         let b = &mut ctx.backends[failed];
-        b.note_connect_failure(ctx.now, &format_args!("{err} (client {})", s.client_addr));
+        b.note_connect_failure(ctx.now, &format_args!("{err} (client {}, s={})", s.client_addr, s.id));
         s.tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
         let (idx, mut backend) = match open_backend(ctx, s.client_addr.ip(), &mut s.tried) {
