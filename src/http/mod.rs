@@ -2,7 +2,8 @@
 //!
 //! - `framing`: where a message body ends (Content-Length, chunked, close).
 //! - `head`: parsing and rewriting request and response heads; proxy-made answers.
-//! - `engine`: client and backend connections, pools, request heads, picking and connecting.
+//! - `engine`: client connections, request heads, the start of each exchange.
+//! - `backend_conn`: backend connections: idle pool or new, picking and connecting, retries.
 //! - `exchange`: one request and its response moving through, and how it ends.
 //! - `tunnel`: a connection after `101 Switching Protocols` (WebSocket), a byte pipe both ways.
 //! - `timeouts`: the idle, slow-head, keep-alive and stall clocks, swept periodically.
@@ -10,6 +11,7 @@
 //! - `mode`: the engine behind the server core's `Mode` interface.
 
 pub mod access_log;
+mod backend_conn;
 pub mod engine;
 mod exchange;
 pub mod framing;
