@@ -84,31 +84,6 @@ impl Drop for Dns {
     }
 }
 
-/// A loopback port for dnsmasq, which listens there on UDP and on TCP
-/// without SO_REUSEADDR, and is restarted on the same port: a port that a
-/// client connection in TIME_WAIT names (thousands after tests/descriptors.rs,
-/// more under the tests' own load) makes it exit with "Address already in
-/// use". So the port is taken below the kernel's ephemeral range, which
-/// client connections never use, and checked free on both protocols.
-fn free_udp_port() -> u16 {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
-    let span = u32::from(low.saturating_sub(10_000)).max(1);
-    // Each call its own sequence: the tests run in parallel in one process.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let mut x = XorShift((u64::from(std::process::id()) << 20) ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    for _ in 0..200 {
-        let port = 10_000 + (x.next() % u64::from(span)) as u16;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("tcp socket");
-        if tcp.bind(&addr.into()).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
-            return port;
-        }
-    }
-    panic!("no loopback port below {low} free for both UDP and TCP in 200 tries");
-}
-
 /// lbproxy in HTTP mode from a config file whose pool is `servers`.
 fn proxy(dir: &Path, servers: &str, dns_port: u16) -> (Proc, SocketAddr) {
     let admin = dead_addr();
@@ -228,7 +203,7 @@ fn a_records_join_and_leave_under_load_and_no_request_fails() {
     let port = b1.addr.port();
     let b2 = http_backend_on("127.0.0.12", port, 2);
     let b3 = http_backend_on("127.0.0.13", port, 3);
-    let dns = Dns::start(free_udp_port(), &dir.join("hosts"), &[]);
+    let dns = Dns::start(quiet_port(), &dir.join("hosts"), &[]);
     dns.set_hosts("127.0.0.11 app.test\n127.0.0.12 app.test\n");
     dns.wait_answering();
     let (lb, admin) = proxy(&dir, &format!("\"app.test:{port}\""), dns.port);
@@ -291,7 +266,7 @@ fn srv_port_changes_apply_and_a_dead_dns_server_keeps_the_last_good_set() {
     let hosts = dir.join("hosts");
     std::fs::write(&hosts, "127.0.0.1 ready.test\n127.0.0.21 node.test\n").unwrap();
     let srv = |port: u16| format!("_app._tcp.test,node.test,{port},0,10");
-    let dns = Dns::start(free_udp_port(), &hosts, &[srv(p1)]);
+    let dns = Dns::start(quiet_port(), &hosts, &[srv(p1)]);
     let (lb, admin) = proxy(&dir, "\"_app._tcp.test\"", dns.port);
     wait_discovered(admin, &[format!("127.0.0.21:{p1}")]);
     let load = Load::start(lb.addr, 2);

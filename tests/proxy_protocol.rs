@@ -17,7 +17,7 @@ const DEFAULTS: &str = "defaults\n  timeout connect 5s\n  timeout client 30s\n  
 /// HAProxy on a free port forwarding TCP to `to`, with `send` (`send-proxy`
 /// or `send-proxy-v2`) on its server line.
 fn haproxy_in_front(to: SocketAddr, send: &str) -> (Peer, SocketAddr) {
-    let port = dead_addr().port();
+    let port = quiet_port();
     let cfg = format!(
         "{DEFAULTS}  mode tcp\nfrontend f\n  bind 127.0.0.1:{port}\n  default_backend b\n\
          backend b\n  server lb {to} {send}\n"
@@ -82,7 +82,7 @@ fn optional_mode_serves_plain_clients_and_reads_headers_in_tcp_mode() {
 /// HAProxy behind lbproxy with `accept-proxy`, answering every request
 /// with the source address it learned from the header.
 fn haproxy_behind() -> (Peer, SocketAddr) {
-    let port = dead_addr().port();
+    let port = quiet_port();
     let cfg = format!(
         "{DEFAULTS}  mode http\nfrontend f\n  bind 127.0.0.1:{port} accept-proxy\n\
          http-request return status 200 content-type text/plain lf-string \"src=%[src]\\n\"\n"
@@ -107,7 +107,7 @@ fn lbproxy_sends_v1_and_v2_headers_that_haproxy_reads() {
 /// nginx behind lbproxy with `listen ... proxy_protocol`, answering with
 /// `$proxy_protocol_addr` (the address the header named).
 fn nginx_behind() -> (Peer, SocketAddr) {
-    let port = dead_addr().port();
+    let port = quiet_port();
     let http = format!(
         "  server {{\n    listen 127.0.0.1:{port} proxy_protocol;\n\
              location / {{ return 200 \"pp=$proxy_protocol_addr\\n\"; }}\n  }}"

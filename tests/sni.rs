@@ -25,7 +25,7 @@ fn tls_backends(p: &Pki) -> (Peer, [SocketAddr; 3]) {
         path.display().to_string()
     };
     let (a, b) = (combined("a.test"), combined("b.test"));
-    let ports = [dead_addr().port(), dead_addr().port(), dead_addr().port()];
+    let ports = [quiet_port(), quiet_port(), quiet_port()];
     let mut cfg =
         String::from("defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n");
     for (port, (cert, name)) in ports.iter().zip([(&a, "A"), (&b, "B"), (&a, "default")]) {

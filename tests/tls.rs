@@ -264,7 +264,7 @@ fn haproxy_tls_backend(p: &Pki) -> (Peer, std::net::SocketAddr) {
     let mut pem = std::fs::read(p.dir.join("a.test.pem")).unwrap();
     pem.extend(std::fs::read(p.dir.join("a.test.key")).unwrap());
     std::fs::write(&combined, pem).unwrap();
-    let port = dead_addr().port();
+    let port = quiet_port();
     let cfg = format!(
         "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
              frontend f\n  bind 127.0.0.1:{port} ssl crt {}\n\

@@ -253,6 +253,31 @@ pub fn admin_stats(admin: SocketAddr) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("/stats is not JSON ({e}): {body}"))
 }
 
+/// A loopback port for a peer that listens on a port given in its config
+/// (dnsmasq, HAProxy, nginx): a port that a client connection names (in
+/// use or in TIME_WAIT: thousands after tests/descriptors.rs, more under the
+/// tests' own load) makes it exit with "Address already in use". So the
+/// port is taken below the kernel's ephemeral range, which client
+/// connections never use, and checked free on TCP and UDP.
+pub fn quiet_port() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
+    let span = u32::from(low.saturating_sub(10_000)).max(1);
+    // Each call its own sequence: the tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut x = XorShift((u64::from(std::process::id()) << 20) ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for _ in 0..200 {
+        let port = 10_000 + (x.next() % u64::from(span)) as u16;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("tcp socket");
+        if tcp.bind(&addr.into()).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port below {low} free for both UDP and TCP in 200 tries");
+}
+
 /// A loopback address where nothing listens.
 pub fn dead_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
