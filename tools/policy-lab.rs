@@ -211,8 +211,8 @@ fn main() {
          spreads within a few points of even; the lesson that survives is in the table above: few virtual \
          nodes on a small ring spread unevenly.\n\n\
          ## Disruption: one of N backends removed, then added back\n\n\
-         ip_hash maps `hash mod N`, so changing N moves most keys; the ring and Maglev move about the removed \
-         backend's own share.\n\n{disr_md}\nRaw: `disruption.csv`.\n",
+         ip_hash (rendezvous hashing on backend addresses), the ring and Maglev each move about the removed \
+         backend's own share (1/N); a `hash mod N` mapping would move most keys.\n\n{disr_md}\nRaw: `disruption.csv`.\n",
         pct(&lab_shares),
         pct(&our_shares)
     );
