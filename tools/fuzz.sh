@@ -3,7 +3,8 @@
 # write measurements/fuzz/<YYYY-MM-DD-HHMM>/report.md (executions, coverage, crashes; or OUT=DIR).
 #
 #   bash tools/fuzz.sh [SECONDS_PER_TARGET]      (default 60)
-#   bash tools/fuzz.sh --runs N [TARGET...]      (N executions per target; 4 h backstop)
+#   bash tools/fuzz.sh --runs N [TARGET...]      (N executions per target; a 4 h backstop,
+#                                                 or MAX_SECONDS per target)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). Nightly is not needed:
 # RUSTC_BOOTSTRAP=1 lets the stable compiler take the sanitizer flags.
@@ -22,7 +23,8 @@ if [[ ${1:-} == --runs ]]; then
     [[ $runs =~ ^[0-9]+$ ]] || { echo "$usage (--runs needs a count, got '${runs}')" >&2; exit 2; }
     shift 2
     ((${#@})) && targets=("$@")
-    secs=14400
+    secs=${MAX_SECONDS:-14400}
+    [[ $secs =~ ^[0-9]+$ ]] || { echo "MAX_SECONDS must be a number of seconds, got '$secs'" >&2; exit 2; }
     bound=(-runs="$runs" -max_total_time="$secs")
 else
     secs=${1:-60}
