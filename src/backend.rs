@@ -1,9 +1,9 @@
 //! The backend list: address and traffic counters per backend.
 
-use std::cell::Cell;
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -40,15 +40,32 @@ pub struct BackendStats {
     pub went_up: u64,
 }
 
+impl BackendStats {
+    /// Sum of two workers' counts (health transitions are the main reactor's alone).
+    pub fn add(&mut self, o: &BackendStats) {
+        self.total += o.total;
+        self.bytes_up += o.bytes_up;
+        self.bytes_down += o.bytes_down;
+        self.connect_failures += o.connect_failures;
+        self.requests += o.requests;
+        self.conns_opened += o.conns_opened;
+        self.responses.add_all(&o.responses);
+        self.response_time.add_all(&o.response_time);
+        self.connect_time.add_all(&o.connect_time);
+    }
+}
+
 /// One unit of a backend's active count, held by a session (TCP) or an
 /// exchange (HTTP) for as long as it uses the backend; dropping it gives the
-/// unit back, so no path can forget to (or do it twice).
+/// unit back, so no path can forget to (or do it twice). The count is
+/// shared by every worker thread's copy of the backend, so policies that
+/// read it see the sessions of all workers.
 #[derive(Debug)]
-pub struct Claim(Rc<Cell<u64>>);
+pub struct Claim(Arc<AtomicU64>);
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -94,8 +111,8 @@ pub struct Backend {
     pub weight: u32,
     pub stats: BackendStats,
     /// Sessions (TCP) or requests (HTTP) using it now, connecting included:
-    /// the number of live `Claim`s.
-    active: Rc<Cell<u64>>,
+    /// the number of live `Claim`s, in every worker.
+    active: Arc<AtomicU64>,
     pub admin: AdminState,
     /// Removed by the admin API: leaves the list once its sessions end.
     pub removing: bool,
@@ -121,7 +138,7 @@ impl Backend {
             addr,
             weight: 1,
             stats: BackendStats::default(),
-            active: Rc::new(Cell::new(0)),
+            active: Arc::default(),
             admin: AdminState::Enabled,
             removing: false,
             removed: false,
@@ -136,13 +153,45 @@ impl Backend {
 
     /// Sessions (TCP) or requests (HTTP) using the backend now.
     pub fn active(&self) -> u64 {
-        self.active.get()
+        self.active.load(Ordering::Relaxed)
     }
 
     /// Count one more user of the backend until the claim is dropped.
     pub fn claim(&self) -> Claim {
-        self.active.set(self.active.get() + 1);
-        Claim(Rc::clone(&self.active))
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Claim(Arc::clone(&self.active))
+    }
+
+    /// The shared in-use count, for a worker's copy of this backend.
+    pub fn active_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.active)
+    }
+
+    /// A worker's copy counts into the main reactor's counter. Only before
+    /// the copy holds claims (it starts with none), or when the slot is
+    /// taken by another backend.
+    pub fn count_into(&mut self, active: Arc<AtomicU64>) {
+        self.active = active;
+    }
+
+    /// A worker follows the main reactor's verdict on health (checks and
+    /// failure marking run there); its own failure marking stays on top.
+    pub fn follow_health(&mut self, up: bool) {
+        if self.health.is_up() != up {
+            self.health = if up { HealthState::default() } else { HealthState::starting_down() };
+        }
+    }
+
+    /// Add what a worker's copy of this backend counted (for `/stats`).
+    pub fn add_counts(&mut self, other: &Backend) {
+        self.stats.add(&other.stats);
+        if let Some(h) = other.latency.as_ref() {
+            if self.latency.is_none() {
+                self.latency = Some(h.clone());
+            } else if let Some(mine) = self.latency.as_mut() {
+                let _ = mine.add(h);
+            }
+        }
     }
 
     /// Count one backend response time.

@@ -33,6 +33,13 @@ impl TimeHistogram {
         self.counts.iter().sum()
     }
 
+    pub fn add_all(&mut self, o: &TimeHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
+            *a += b;
+        }
+        self.sum_micros = self.sum_micros.saturating_add(o.sum_micros);
+    }
+
     pub fn sum_seconds(&self) -> f64 {
         self.sum_micros as f64 / 1e6
     }
@@ -54,6 +61,12 @@ pub struct StatusCounts(BTreeMap<u16, u64>);
 impl StatusCounts {
     pub fn add(&mut self, code: u16) {
         *self.0.entry(code).or_insert(0) += 1;
+    }
+
+    pub fn add_all(&mut self, o: &StatusCounts) {
+        for (c, n) in o.iter() {
+            *self.0.entry(c).or_insert(0) += n;
+        }
     }
 
     /// Codes in ascending order with their counts.
@@ -95,6 +108,20 @@ pub struct FrontendStats {
     pub retries: u64,
     /// Request head read to response head read, through the backend.
     pub response_time: TimeHistogram,
+}
+
+impl FrontendStats {
+    /// Sum of two workers' counts.
+    pub fn add(&mut self, o: &FrontendStats) {
+        self.sessions += o.sessions;
+        self.requests += o.requests;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.responses.add_all(&o.responses);
+        self.proxy_responses.add_all(&o.proxy_responses);
+        self.retries += o.retries;
+        self.response_time.add_all(&o.response_time);
+    }
 }
 
 #[cfg(test)]

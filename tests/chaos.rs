@@ -9,14 +9,19 @@ use std::path::Path;
 use std::process::Command;
 
 fn chaos(faults: &str, secs: u32) -> String {
+    chaos_with(faults, secs, 1)
+}
+
+fn chaos_with(faults: &str, secs: u32, workers: u32) -> String {
     let bin_dir = util::lbproxy_bin().parent().expect("bin dir").to_path_buf();
-    let out = tempdir(faults);
+    let out = tempdir(&format!("{faults}-{workers}"));
     let run = Command::new("bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/chaos.sh"))
         .arg(secs.to_string())
         .env("BIN_DIR", &bin_dir)
         .env("SIZE", "2MiB")
         .env("FAULTS", faults)
+        .env("LB_WORKERS", workers.to_string())
         .env("OUT", &out)
         .output()
         .expect("run tools/chaos.sh");
@@ -47,6 +52,14 @@ fn backend_faults_reloads_and_upgrades_corrupt_nothing_and_leak_nothing() {
 #[test]
 fn reloads_and_upgrades_under_load_fail_no_transfer_and_no_session() {
     let report = chaos("reload upgrade", 12);
+    assert!(report.contains("Verdict: **PASS**"), "{report}");
+    assert!(report.contains("every transfer and session had to complete"), "{report}");
+}
+
+#[test]
+fn with_two_workers_reloads_and_upgrades_fail_no_transfer_and_no_session() {
+    let report = chaos_with("reload upgrade", 12, 2);
+    assert!(report.contains("LB_WORKERS=2"), "{report}");
     assert!(report.contains("Verdict: **PASS**"), "{report}");
     assert!(report.contains("every transfer and session had to complete"), "{report}");
 }

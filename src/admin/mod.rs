@@ -253,6 +253,19 @@ impl AdminServer {
         }
     }
 
+    /// Hold request `req` unanswered (within its deadline) until the caller
+    /// answers it; [`Self::still_waiting`] tells whether it still can.
+    pub fn park(&mut self, req: &AdminRequest) {
+        if let Some(c) = self.conns.get_mut(req.conn) {
+            c.phase = Phase::Waiting;
+        }
+    }
+
+    /// Is connection `conn` still the one of request `serial`, waiting?
+    pub fn still_waiting(&self, conn: usize, serial: u64) -> bool {
+        self.conns.get(conn).is_some_and(|c| c.serial == serial && c.phase == Phase::Waiting)
+    }
+
     /// Look `hostnames` up on the resolver thread for request `req`; the
     /// connection waits, within its deadline, for [`Self::finished_lookups`].
     pub fn look_up(

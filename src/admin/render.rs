@@ -29,6 +29,9 @@ pub struct StatsView<'a> {
     pub frontends: Vec<FrontendView>,
     /// Every pool by name, with its backends and its DNS state (pools from DNS).
     pub pools: Vec<(&'a str, &'a [Backend], Option<Value>)>,
+    /// Per worker (reactor thread; the main reactor first): client
+    /// connections accepted, and open now.
+    pub workers: Vec<(u64, usize)>,
 }
 
 /// One frontend as `/stats` shows it.
@@ -96,6 +99,9 @@ pub fn stats_json(v: &StatsView) -> Value {
         "backends": backends,
         "frontends": frontends,
         "pools": pools,
+        "workers": v.workers.iter().enumerate()
+            .map(|(i, (sessions, open))| json!({"worker": i, "sessions": sessions, "open_clients": open}))
+            .collect::<Vec<_>>(),
         "totals": {
             "active": sum(|b| b.active()),
             "sessions": sum(|b| b.stats.total),

@@ -29,7 +29,8 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 61] = [
+const SERVER_FLAGS: [&str; 62] = [
+    "workers",
     "policy",
     "port",
     "bind",
@@ -161,6 +162,12 @@ pub struct Args {
     /// Listen backlog passed to listen(2).
     #[arg(long, default_value_t = GLOBAL.backlog)]
     pub backlog: i32,
+
+    /// Reactor threads: each accepts from the same listeners and runs its own
+    /// epoll; health checks, membership and the counters policies read are
+    /// shared. `auto`: one per core this process may use.
+    #[arg(long, default_value_t = GLOBAL.workers, value_parser = parse_workers)]
+    pub workers: Workers,
 
     /// Seed for hashing and random policies: the same seed gives the same picks.
     #[arg(long, default_value_t = GLOBAL.seed)]

@@ -9,6 +9,7 @@
 //! log_level = "info"             # used when RUST_LOG is not set
 //! log_format = "text"            # or "json"
 //! # max_connections = 10000       # default: what the open-file limit allows
+//! # workers = 2                   # reactor threads, or "auto" (one per core); default 1
 //!
 //! [[frontend]]                   # one or more
 //! name = "web"                   # required, unique
@@ -97,6 +98,8 @@ struct RawGlobal {
     stats_interval: Option<Duration>,
     #[serde(deserialize_with = "via::seed")]
     seed: Option<u64>,
+    #[serde(deserialize_with = "via::workers")]
+    workers: Option<Workers>,
 }
 
 #[derive(Deserialize, Default)]
@@ -293,6 +296,7 @@ mod via {
         log_format: LogFormat = parse_log_format;
         access_log_format: AccessLogFormat = parse_access_log_format;
         max_connections: usize = parse_max_connections;
+        workers: Workers = parse_workers;
         size: usize = parse_size;
         backlog: i32 = parse_number::<i32>;
         seed: u64 = parse_number::<u64>;
@@ -457,6 +461,7 @@ impl Checker<'_> {
             drain_timeout: g.drain_timeout.unwrap_or(d.drain_timeout),
             stats_interval: g.stats_interval.map_or(d.stats_interval, off_if_zero),
             seed: g.seed.unwrap_or(d.seed),
+            workers: g.workers.unwrap_or(d.workers),
             upgrade_socket: g.upgrade_socket.map(|p| self.dir.join(p)).or(d.upgrade_socket),
         };
         if let (Some(admin), false) = (global.admin_exposed(), global.admin_insecure) {
@@ -646,6 +651,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "drain_timeout",
             "stats_interval",
             "seed",
+            "workers",
         ],
     ),
     (

@@ -86,6 +86,10 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub backlog: i32,
     pub seed: u64,
+    /// Reactor threads (`--workers`), the process's setting.
+    pub workers: values::Workers,
+    /// The frontend's round-robin position, shared by its workers' copies.
+    pub rotation: crate::policy::Rotation,
     pub mode: Mode,
     pub backend_conn: BackendConnMode,
     pub pool_size: usize,

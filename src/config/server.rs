@@ -78,6 +78,8 @@ pub struct GlobalConfig {
     pub seed: u64,
     /// Binary upgrade: where a new process asks for the listeners.
     pub upgrade_socket: Option<PathBuf>,
+    /// Reactor threads serving every frontend (1: everything on one thread).
+    pub workers: super::values::Workers,
 }
 
 /// One listener: where it binds, what it speaks, how it picks a backend from its pool.
@@ -175,6 +177,7 @@ impl Default for GlobalConfig {
             stats_interval: Some(Duration::from_secs(5)),
             seed: 0,
             upgrade_socket: None,
+            workers: super::values::Workers::Count(1),
         }
     }
 }
@@ -371,6 +374,7 @@ impl ServerConfig {
             stats_interval: off_if_zero(a.stats_interval),
             seed: a.seed,
             upgrade_socket: a.upgrade_socket,
+            workers: a.workers,
         };
         let frontend = FrontendConfig {
             name: DEFAULT_NAME.into(),
@@ -462,6 +466,8 @@ impl ServerConfig {
             drain_timeout: g.drain_timeout,
             backlog: g.backlog,
             seed: g.seed,
+            workers: g.workers,
+            rotation: Default::default(),
             mode: f.mode,
             backend_conn: f.backend_conn,
             pool_size: f.pool_size,

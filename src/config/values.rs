@@ -561,3 +561,40 @@ mod tests {
         }
     }
 }
+
+/// `--workers` / `workers`: how many reactor threads serve the frontends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    Count(usize),
+    /// As many as the cores this process may run on (affinity, cgroup quota).
+    Auto,
+}
+
+impl Workers {
+    /// Most threads a process takes: each has its own epoll and buffers.
+    pub const MAX: usize = 64;
+
+    /// The number of reactor threads to run.
+    pub fn resolve(self) -> usize {
+        match self {
+            Workers::Count(n) => n,
+            Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()).min(Workers::MAX),
+        }
+    }
+}
+
+impl std::fmt::Display for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workers::Count(n) => write!(f, "{n}"),
+            Workers::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+pub fn parse_workers(s: &str) -> Result<Workers, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(Workers::Auto);
+    }
+    parse_int(s, 1..=Workers::MAX).map(Workers::Count).map_err(|e| format!("{e} (or \"auto\")"))
+}

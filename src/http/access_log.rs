@@ -58,7 +58,7 @@ pub fn open_access_log(config: &crate::config::Config) -> std::io::Result<Option
         return Ok(None);
     };
     let format = config.access_log_format;
-    Ok(Some(AccessLog { out: BufWriter::new(open_file(path, format)?), path: path.clone(), format }))
+    Ok(Some(AccessLog { out: BufWriter::new(open_file(path, format)?), line: Vec::new(), path: path.clone(), format }))
 }
 
 /// Status logged for an exchange the client abandoned (nginx's convention).
@@ -78,6 +78,8 @@ pub struct Entry<'a> {
 /// Buffered; flushed by the engine's periodic sweep, before a reopen and at exit.
 pub struct AccessLog {
     out: BufWriter<File>,
+    /// The entry being formatted.
+    line: Vec<u8>,
     path: PathBuf,
     format: AccessLogFormat,
 }
@@ -85,11 +87,15 @@ pub struct AccessLog {
 impl AccessLog {
     pub fn write(&mut self, e: &Entry) {
         let now = SystemTime::now();
+        // Whole lines only reach the buffer, so a flush never splits one:
+        // with several workers appending to one file, lines stay intact.
+        self.line.clear();
         let _ = match self.format {
-            AccessLogFormat::Csv => write_csv(&mut self.out, e, now),
-            AccessLogFormat::Combined => write_combined(&mut self.out, e, now),
-            AccessLogFormat::Json => write_json(&mut self.out, e, now),
+            AccessLogFormat::Csv => write_csv(&mut self.line, e, now),
+            AccessLogFormat::Combined => write_combined(&mut self.line, e, now),
+            AccessLogFormat::Json => write_json(&mut self.line, e, now),
         };
+        let _ = self.out.write_all(&self.line);
     }
 
     pub fn flush(&mut self) {

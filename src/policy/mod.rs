@@ -174,6 +174,10 @@ pub trait Policy {
 
     /// A probe of backend `i` took this long (`None`: it failed).
     fn probed(&mut self, _i: usize, _result: Option<Duration>) {}
+
+    /// Keep a rotating position in `r`, shared with the other workers
+    /// serving the frontend (policies without a position ignore it).
+    fn share_rotation(&mut self, _r: Rotation) {}
 }
 
 /// Tunables of the policies that have any; defaults as documented in `--help`.
@@ -193,6 +197,18 @@ pub struct PolicyParams {
     /// consistent_hash and maglev: cap every backend's requests in flight at
     /// this multiple of its share (bounded loads); `None`: no cap.
     pub balance_factor: Option<f64>,
+}
+
+/// round_robin's position, shared by the workers serving one frontend.
+/// Equal to any other: it is state, not a setting, so a reload comparing
+/// settings ignores it.
+#[derive(Debug, Clone, Default)]
+pub struct Rotation(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl PartialEq for Rotation {
+    fn eq(&self, _: &Rotation) -> bool {
+        true
+    }
 }
 
 impl Default for PolicyParams {

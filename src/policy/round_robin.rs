@@ -1,19 +1,30 @@
 //! Strict rotation over the usable backends.
+//!
+//! The position is a [`Rotation`] shared by every worker's copy of the
+//! frontend, so the rotation is global, not per worker thread.
 
-use super::{Candidates, PickKey, Policy};
+use std::sync::atomic::Ordering;
+
+use super::{Candidates, PickKey, Policy, Rotation};
 
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    next: usize,
+    next: Rotation,
 }
 
 impl Policy for RoundRobin {
+    fn share_rotation(&mut self, r: Rotation) {
+        self.next = r;
+    }
+
     fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
         if c.is_empty() {
             return None;
         }
-        let i = c.next_usable_from(self.next % c.len())?;
-        self.next = i + 1;
+        // Two workers picking at the same moment may take one backend
+        // each from the same position: the rotation stays even overall.
+        let i = c.next_usable_from(self.next.0.load(Ordering::Relaxed) % c.len())?;
+        self.next.0.store(i + 1, Ordering::Relaxed);
         Some(i)
     }
 }

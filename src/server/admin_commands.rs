@@ -6,9 +6,11 @@ use log::{info, warn};
 use serde_json::json;
 
 use super::Server;
+use super::workers::Snapshot;
 use crate::admin::{
     AdminRequest, Command, DASHBOARD_HTML, FrontendView, Reply, StatsView, metrics_text, replicas, route, stats_json,
 };
+use crate::backend::Backend;
 
 /// The pool admin commands change.
 const ADMIN_POOL: usize = 0;
@@ -25,9 +27,20 @@ impl Server {
                 }
                 return;
             }
+            // With workers, totals wait for a snapshot from each (taken now).
+            Ok(cmd @ (Command::Stats | Command::Metrics)) if let Some(w) = self.workers.as_mut() => {
+                let n = w.ask_snapshots();
+                if let Some(a) = self.admin.as_mut() {
+                    a.park(&req);
+                }
+                self.stats_requests.push((req.conn, req.serial, cmd, n, now));
+                return;
+            }
             Ok(cmd) => self.execute(cmd),
             Err(reply) => reply,
         };
+        // Workers hear of a change before the client hears it is done.
+        self.sync_workers();
         if let Some(a) = self.admin.as_mut() {
             a.answer(req.conn, &reply, now);
         }
@@ -42,6 +55,28 @@ impl Server {
                 Ok(cmd) => self.execute(cmd),
                 Err(reply) => reply,
             };
+            self.sync_workers();
+            if let Some(a) = self.admin.as_mut() {
+                a.answer(conn, &reply, self.now);
+            }
+        }
+    }
+
+    /// Answer the `/stats` and `/metrics` requests whose snapshots are in,
+    /// and those waiting longer than `patience` with what is there: a
+    /// worker that does not answer must not hold the admin API.
+    pub(super) fn answer_stats_requests(&mut self, patience: Option<std::time::Duration>) {
+        let Some(w) = self.workers.as_ref() else { return };
+        let now = self.now;
+        let waited_enough = |at: std::time::Instant| patience.is_some_and(|p| now.duration_since(at) >= p);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.stats_requests).into_iter().partition(|r| w.published(r.3) || waited_enough(r.4));
+        self.stats_requests = waiting;
+        for (conn, serial, cmd, _, _) in ready {
+            if !self.admin.as_ref().is_some_and(|a| a.still_waiting(conn, serial)) {
+                continue;
+            }
+            let reply = self.execute(cmd);
             if let Some(a) = self.admin.as_mut() {
                 a.answer(conn, &reply, self.now);
             }
@@ -58,11 +93,11 @@ impl Server {
                     Reply::failure(400, &e)
                 }
             },
-            Command::Stats => Reply::json(200, &stats_json(&self.stats_view())),
+            Command::Stats => Reply::json(200, &self.with_stats_view(stats_json)),
             Command::Metrics => Reply {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: metrics_text(&self.stats_view()),
+                body: self.with_stats_view(metrics_text),
             },
             Command::Dashboard => {
                 Reply { status: 200, content_type: "text/html; charset=utf-8", body: DASHBOARD_HTML.to_string() }
@@ -96,6 +131,7 @@ impl Server {
                 for f in self.frontends.iter_mut().filter(|f| f.pool == ADMIN_POOL) {
                     f.set_policy(kind, now, &mut self.timers);
                 }
+                self.tell_workers_policy(ADMIN_POOL, kind);
                 info!("policy is now {kind} (admin API)");
                 Reply::success(json!({"policy": kind.name()}))
             }
@@ -103,33 +139,78 @@ impl Server {
         }
     }
 
-    fn stats_view(&self) -> StatsView<'_> {
-        let pool = &self.pools[ADMIN_POOL];
+    /// The counters of every worker added up, shown to `f`.
+    fn with_stats_view<R>(&self, f: impl FnOnce(&StatsView) -> R) -> R {
+        match self.workers.as_ref() {
+            None => f(&self.stats_view(&[], None)),
+            Some(w) => w.with_snapshots(|snaps| {
+                let pools: Vec<Vec<Backend>> = self.pools.iter().map(|p| totals_of_pool(p, snaps)).collect();
+                f(&self.stats_view(snaps, Some(&pools)))
+            }),
+        }
+    }
+
+    /// `totals`: each pool's backends with the workers' counts added.
+    fn stats_view<'a>(&'a self, snaps: &[&Snapshot], totals: Option<&'a [Vec<Backend>]>) -> StatsView<'a> {
+        let backends_of = |p: usize| totals.map_or(self.pools[p].backends.as_slice(), |t| t[p].as_slice());
         StatsView {
-            backends: &pool.backends,
+            backends: backends_of(ADMIN_POOL),
             mode: self.frontends[0].config.mode.name(),
             policy: self.frontends[0].config.policy.name(),
             uptime: self.now.saturating_duration_since(self.started),
-            open_clients: self.open_clients(),
-            buffers_in_use: self.buffers.in_use(),
-            timers_pending: self.timers.len(),
+            open_clients: self.open_clients() + self.workers.as_ref().map_or(0, |w| w.open_clients()),
+            buffers_in_use: self.buffers.in_use() + snaps.iter().map(|s| s.buffers_in_use).sum::<usize>(),
+            timers_pending: self.timers.len() + snaps.iter().map(|s| s.timers_pending).sum::<usize>(),
             frontends: self
                 .frontends
                 .iter()
-                .map(|f| FrontendView {
-                    name: f.name.clone(),
-                    listen: f.local_addr.to_string(),
-                    mode: f.config.mode.name(),
-                    policy: f.config.policy.name(),
-                    pool: self.pools[f.pool].name.clone(),
-                    open_clients: f.mode.open_clients(),
-                    accepting: f.is_live(),
-                    stats: f.stats.clone(),
+                .map(|f| {
+                    let mut stats = f.stats.clone();
+                    let mut open = f.mode.open_clients();
+                    for (_, s, n) in snaps.iter().flat_map(|s| &s.frontends).filter(|x| x.0 == f.name) {
+                        stats.add(s);
+                        open += n;
+                    }
+                    FrontendView {
+                        name: f.name.clone(),
+                        listen: f.local_addr.to_string(),
+                        mode: f.config.mode.name(),
+                        policy: f.config.policy.name(),
+                        pool: self.pools[f.pool].name.clone(),
+                        open_clients: open,
+                        accepting: f.is_live(),
+                        stats,
+                    }
                 })
                 .collect(),
-            pools: self.pools.iter().map(|p| (p.name.as_str(), p.backends.as_slice(), dns_json(p, self.now))).collect(),
+            pools: self
+                .pools
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.name.as_str(), backends_of(i), dns_json(p, self.now)))
+                .collect(),
+            workers: std::iter::once((self.frontends.iter().map(|f| f.stats.sessions).sum(), self.open_clients()))
+                .chain(
+                    snaps
+                        .iter()
+                        .map(|s| s.frontends.iter().map(|f| f.1.sessions).sum())
+                        .zip(self.workers.iter().flat_map(|w| w.open_per_worker())),
+                )
+                .collect(),
         }
     }
+}
+
+/// Pool `p`'s backends with every worker's counts added (their copies
+/// mirror the main reactor's slots, so slot i is backend i everywhere).
+fn totals_of_pool(p: &super::pool::Pool, snaps: &[&Snapshot]) -> Vec<Backend> {
+    let mut totals = p.backends.clone();
+    for (_, copies) in snaps.iter().flat_map(|s| s.pools.iter().filter(|(name, _)| *name == p.name)) {
+        for (b, c) in totals.iter_mut().zip(copies.iter()).filter(|(b, c)| b.addr == c.addr) {
+            b.add_counts(c);
+        }
+    }
+    totals
 }
 
 /// A pool's DNS state for `/stats`, when it names servers by DNS.

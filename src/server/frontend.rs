@@ -63,6 +63,7 @@ impl Frontend {
             stats: FrontendStats::default(),
             index,
         };
+        f.policy.share_rotation(f.config.rotation.clone());
         f.update_prober(now, timers);
         f
     }
@@ -79,6 +80,7 @@ impl Frontend {
 
     pub fn set_policy(&mut self, kind: PolicyKind, now: Instant, timers: &mut Timers) {
         self.policy = kind.build(&self.config.params);
+        self.policy.share_rotation(self.config.rotation.clone());
         self.config.policy = kind;
         self.update_prober(now, timers);
     }

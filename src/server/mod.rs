@@ -18,11 +18,14 @@ mod admin_commands;
 mod discovery;
 mod frontend;
 mod handshake;
+mod listeners;
 pub mod pool;
 mod reload;
 pub mod timers;
 pub mod tokens;
 pub mod upgrade;
+mod worker_sync;
+mod workers;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -32,11 +35,10 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::event::Event;
-use mio::net::{TcpListener, UnixListener};
+use mio::net::UnixListener;
 use mio::{Events, Interest, Poll};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::admin::{self, AdminServer};
 use crate::buffer::BufferPool;
@@ -44,9 +46,11 @@ use crate::config::Config;
 use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
 use frontend::Frontend;
+use listeners::{listen, take_listener, take_over_if_running};
 use pool::Pool;
 use timers::{Deadline, Tick, TimerOwner, Timers};
 use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRADE_STREAM, WAKER};
+use workers::{Command, Link, PoolMembers, Workers};
 
 /// Free buffers kept for reuse; more are returned to the allocator. Large
 /// enough that a few hundred busy connections do not free and re-zero
@@ -54,6 +58,8 @@ use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRAD
 const POOL_KEEP_FREE: usize = 512;
 /// After EMFILE/ENFILE with no session left to close, try accepting again after this.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Clients one worker takes from a shared listener per turn of its loop.
+const SHARED_ACCEPT_BATCH: usize = 4;
 /// How often housekeeping runs: HTTP timeouts and pool idle timeouts, access
 /// log flush, admin connection deadlines, backends whose removal finished,
 /// spawned backends that died.
@@ -74,6 +80,7 @@ struct Handover {
 
 /// What to serve: frontends, each with the name of its pool; pools by name
 /// with the settings they take from the first frontend naming them.
+#[derive(Clone)]
 pub struct Plan {
     /// (frontend name, its settings, pool name).
     pub frontends: Vec<(String, Config, String)>,
@@ -100,6 +107,24 @@ impl Plan {
         Plan { frontends, upgrade_socket: config.global.upgrade_socket.clone() }
     }
 
+    /// What a worker serves: the same frontends, without what only the main
+    /// reactor runs (admin API, upgrade socket, checks, DNS, spawned
+    /// backends, usage lines); membership comes from the main reactor.
+    fn for_worker(&self) -> Plan {
+        let mut plan = self.clone();
+        plan.upgrade_socket = None;
+        for (_, c, _) in plan.frontends.iter_mut() {
+            c.admin = None;
+            c.upgrade_socket = None;
+            c.stats_interval = None;
+            c.health = None;
+            c.spawn_cmd = None;
+            c.replicas = None;
+            c.names.clear();
+        }
+        plan
+    }
+
     /// One frontend and one pool, both named "default" (the command line).
     pub fn single(config: Config) -> Plan {
         let upgrade_socket = config.upgrade_socket.clone();
@@ -115,7 +140,8 @@ pub struct Server {
     /// Every mode's deadlines.
     timers: Timers,
     reloader: Option<Reloader>,
-    signals: Signals,
+    /// The main reactor's; workers take no signals.
+    signals: Option<Signals>,
     frontends: Vec<Frontend>,
     pools: Vec<Pool>,
     buffers: BufferPool,
@@ -139,42 +165,54 @@ pub struct Server {
     discovery: Option<crate::discovery::Discovery>,
     /// Clients waiting for their PROXY protocol header.
     handshakes: handshake::Handshakes,
-}
-
-/// The listeners of a process serving at `path`, if one does; `None` when
-/// nothing listens there (a first start).
-fn take_over_if_running(
-    path: &std::path::Path,
-) -> io::Result<Option<(std::os::unix::net::UnixStream, Vec<upgrade::Handed>)>> {
-    match upgrade::take_over(path) {
-        Ok(h) => Ok(Some(h)),
-        Err(e) if path.exists() && e.kind() != ErrorKind::ConnectionRefused => Err(e),
-        Err(_) => Ok(None),
-    }
-}
-
-/// The handed-over listener bound to `addr`, taken out of `handed`.
-fn take_listener(handed: &mut Vec<upgrade::Handed>, addr: SocketAddr) -> Option<TcpListener> {
-    let i = handed.iter().position(|h| h.addr == addr)?;
-    let std_listener = std::net::TcpListener::from(handed.swap_remove(i).fd);
-    std_listener.set_nonblocking(true).ok()?;
-    Some(TcpListener::from_std(std_listener))
-}
-
-/// Set up a listening socket: SO_REUSEADDR so a restart does not wait out
-/// TIME_WAIT, and the configured backlog.
-fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    Ok(TcpListener::from_std(socket.into()))
+    /// The main reactor's other workers (`--workers`).
+    workers: Option<Workers>,
+    /// A worker's line to the main reactor.
+    link: Option<Link>,
+    /// `/stats` and `/metrics` requests waiting for the workers' snapshots:
+    /// (admin connection, request serial, command, snapshot number, asked at).
+    stats_requests: Vec<(usize, u64, crate::admin::Command, u64, Instant)>,
+    /// A worker: listeners the main reactor handed over, taken by frontend name.
+    supplied: Option<Vec<upgrade::Handed>>,
+    /// Listeners are shared by several reactors (`EPOLLEXCLUSIVE`).
+    exclusive: bool,
+    /// With workers: the process's limit (`global.max_connections` is this worker's part).
+    max_connections_total: Option<usize>,
 }
 
 impl Server {
-    /// Listen on every frontend's address, start pools, checks, the admin API.
+    /// Listen on every frontend's address, start pools, checks, the admin
+    /// API, and the other workers when `workers` asks for more than one.
     pub fn bind(plan: Plan) -> io::Result<Server> {
+        let threads = plan.frontends.first().map_or(1, |(_, c, _)| c.workers.resolve());
+        let worker_plan = (threads > 1).then(|| plan.for_worker());
+        let mut server = Server::build(plan, None, threads)?;
+        if let Some(mut plan) = worker_plan {
+            for (_, c, _) in plan.frontends.iter_mut() {
+                c.max_connections = server.global.max_connections;
+            }
+            let (shares, members) = (|| server.listener_shares(), || server.members());
+            let workers = Workers::start(threads - 1, &server.waker, &plan, shares, members)?;
+            info!("{threads} workers (reactor threads) serving every frontend");
+            server.workers = Some(workers);
+        }
+        Ok(server)
+    }
+
+    /// A worker of `threads`: the main reactor's plan for workers, its
+    /// listeners, its pools' current slots.
+    fn worker(plan: Plan, handed: Vec<upgrade::Handed>, members: Vec<PoolMembers>, link: Link) -> io::Result<Server> {
+        let threads = plan.frontends.first().map_or(1, |(_, c, _)| c.workers.resolve());
+        let mut server = Server::build(plan, Some(handed), threads)?;
+        server.link = Some(link);
+        for m in members {
+            server.on_members(m);
+        }
+        Ok(server)
+    }
+
+    fn build(plan: Plan, mut supplied: Option<Vec<upgrade::Handed>>, threads: usize) -> io::Result<Server> {
+        let exclusive = threads > 1;
         let (_, first, _) = plan.frontends.first().ok_or_else(|| io::Error::other("no frontend configured"))?;
         if plan.frontends.len() > MAX_INDEX {
             return Err(io::Error::other(format!("at most {MAX_INDEX} frontends")));
@@ -205,12 +243,20 @@ impl Server {
             let (listener, addr) = if config.routed {
                 (None, config.listen)
             } else {
-                let mut listener = match handover.as_mut().and_then(|(_, h)| take_listener(h, config.listen)) {
+                let taken = match (supplied.as_mut(), handover.as_mut()) {
+                    (Some(s), _) => Some(
+                        listeners::take_named(s, &name)
+                            .ok_or_else(|| io::Error::other(format!("no listener handed over for frontend {name}")))?,
+                    ),
+                    (None, Some((_, h))) => take_listener(h, config.listen),
+                    (None, None) => None,
+                };
+                let mut listener = match taken {
                     Some(l) => l,
                     None => listen(config.listen, config.backlog)
                         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?,
                 };
-                poll.registry().register(&mut listener, Owner::Listener { frontend: i }.token(), Interest::READABLE)?;
+                listeners::register(&poll, &mut listener, Owner::Listener { frontend: i }.token(), exclusive)?;
                 let addr = listener.local_addr()?;
                 (Some(listener), addr)
             };
@@ -218,13 +264,27 @@ impl Server {
             let slots = pools[pool].backends.len();
             frontends.push(Frontend::new(name, (listener, addr), mode, (pool, slots), config, i, (now, &mut timers)));
         }
-        global.max_connections = crate::limits::cap_connections(global.max_connections, reserved);
+        // The limit is the process's: each worker takes its part.
+        // A worker's plan carries the main reactor's figures.
+        let max_connections_total = match supplied {
+            None => crate::limits::cap_connections(global.max_connections, reserved),
+            Some(_) => global.max_connections * threads,
+        };
+        if supplied.is_none() {
+            global.max_connections = max_connections_total.div_ceil(threads).max(1);
+        }
         // SIGHUP is caught only so that it does not kill (its default action);
         // SIGPIPE is already ignored by the Rust runtime, so a write to a
         // closed peer is an EPIPE error, not death.
         // SIGUSR1 reopens log files (logrotate), as for nginx.
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])?;
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let signals = match supplied {
+            Some(_) => None,
+            None => {
+                let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])?;
+                poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+                Some(signals)
+            }
+        };
         let admin = match global.admin {
             None => None,
             Some(addr) => {
@@ -279,6 +339,12 @@ impl Server {
             drain_until: None,
             now,
             global,
+            workers: None,
+            link: None,
+            stats_requests: Vec::new(),
+            supplied: None,
+            exclusive,
+            max_connections_total: exclusive.then_some(max_connections_total),
         })
     }
 
@@ -294,7 +360,12 @@ impl Server {
         if self.drain_until.is_some() {
             return Err("reload refused: shutting down".into());
         }
-        self.apply(plan).map_err(|e| format!("reload refused: {e}"))
+        let for_workers = self.workers.is_some().then(|| plan.clone());
+        let changes = self.apply(plan).map_err(|e| format!("reload refused: {e}"))?;
+        if let Some(plan) = for_workers {
+            self.reload_workers(plan);
+        }
+        Ok(changes)
     }
 
     /// The first frontend's address.
@@ -305,7 +376,7 @@ impl Server {
     /// Run until a signal and the drain that follows it. Returns `Ok` on a
     /// clean shutdown.
     pub fn run(mut self) -> io::Result<()> {
-        for f in &self.frontends {
+        for f in self.frontends.iter().filter(|_| !self.is_worker()) {
             let pool = &self.pools[f.pool];
             let backends: Vec<String> = pool.backends.iter().map(|b| b.addr.to_string()).collect();
             let named = if self.frontends.len() > 1 { format!(", frontend {}", f.name) } else { String::new() };
@@ -329,6 +400,9 @@ impl Server {
                 return Err(e);
             }
             self.now = Instant::now();
+            // A worker applies what the main reactor sent before anything
+            // else, so no client it accepts now sees the state from before.
+            self.on_commands();
             for i in 0..self.frontends.len() {
                 if self.frontends[i].mode.has_ready_work() {
                     self.with_mode(i, |m, ctx| m.run_ready_again(ctx));
@@ -343,14 +417,18 @@ impl Server {
                     self.pause_for_descriptors(&why);
                 }
             }
+            self.sync_workers();
+            self.publish_open_clients();
             if self.accept_pause == Some(AcceptPause::MaxConnections)
                 && self.open_clients() < self.global.max_connections
             {
                 self.resume_accept();
             }
             if let Some(until) = self.drain_until {
-                if self.open_clients() == 0 {
-                    info!("all sessions finished, exiting");
+                if self.open_clients() == 0 && self.workers.as_ref().is_none_or(Workers::all_finished) {
+                    if !self.is_worker() {
+                        info!("all sessions finished, exiting");
+                    }
                     break;
                 }
                 if self.now >= until {
@@ -365,8 +443,13 @@ impl Server {
         for f in self.frontends.iter_mut() {
             f.mode.flush_log();
         }
+        self.publish_snapshot(0);
+        self.publish_open_clients();
+        if let Some(w) = self.workers.as_mut() {
+            w.join();
+        }
         // At exit the summary is logged whether or not it changed.
-        for p in &self.pools {
+        for p in self.pools.iter().filter(|_| !self.is_worker()) {
             info!("{}", crate::backend::usage_line(&p.name, &p.backends));
         }
         Ok(())
@@ -383,6 +466,8 @@ impl Server {
             WAKER => {
                 self.on_dns_answers();
                 self.on_lookups_done();
+                self.answer_stats_requests(None);
+                self.on_commands();
             }
             ADMIN_LISTENER => {
                 if let Some(a) = self.admin.as_mut() {
@@ -456,13 +541,24 @@ impl Server {
     }
 
     fn accept_ready(&mut self, i: usize) {
+        // Listeners shared by workers are level-triggered: taking a few per
+        // turn leaves the rest to a worker that is idle (the kernel wakes one
+        // that waits), so a burst of clients spreads over the workers.
+        let mut budget = if self.exclusive { SHARED_ACCEPT_BATCH } else { usize::MAX };
         loop {
-            if self.accept_pause.is_some() {
+            if self.accept_pause.is_some() || budget == 0 {
                 return;
             }
+            budget -= 1;
             if self.open_clients() >= self.global.max_connections {
-                warn!("max connections ({}) reached: pausing accept", self.global.max_connections);
-                self.accept_pause = Some(AcceptPause::MaxConnections);
+                match self.max_connections_total {
+                    Some(total) => warn!(
+                        "max connections ({total}) reached ({} in this worker): pausing accept",
+                        self.global.max_connections
+                    ),
+                    None => warn!("max connections ({}) reached: pausing accept", self.global.max_connections),
+                }
+                self.set_accept_pause(Some(AcceptPause::MaxConnections));
                 return;
             }
             let Some(listener) = self.frontends.get(i).and_then(|f| f.listener.as_ref()) else { return };
@@ -496,12 +592,35 @@ impl Server {
             warn!("{why}; pausing accept until a session closes");
             self.out_of_descriptors_logged = true;
         }
-        self.accept_pause = Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY });
+        self.set_accept_pause(Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY }));
+    }
+
+    /// Level-triggered listeners (shared by workers) leave the poll while
+    /// accepting is paused: a waiting client would wake it at once, again and again.
+    fn set_accept_pause(&mut self, pause: Option<AcceptPause>) {
+        if self.exclusive && self.accept_pause.is_some() != pause.is_some() {
+            for (i, f) in self.frontends.iter_mut().enumerate() {
+                let Some(l) = f.listener.as_mut() else { continue };
+                let r = match pause {
+                    Some(_) => listeners::deregister(&self.poll, l, true),
+                    None => listeners::register(&self.poll, l, Owner::Listener { frontend: i }.token(), true),
+                };
+                if let Err(e) = r {
+                    warn!(
+                        "frontend {}: cannot {} its listener: {e}",
+                        f.name,
+                        if pause.is_some() { "park" } else { "resume" }
+                    );
+                }
+            }
+        }
+        self.accept_pause = pause;
     }
 
     /// Accept again on every listener: connections may have queued while paused.
     fn resume_accept(&mut self) {
-        if self.accept_pause.take().is_some() {
+        if self.accept_pause.is_some() {
+            self.set_accept_pause(None);
             info!("resuming accept ({} sessions open)", self.open_clients());
             for i in 0..self.frontends.len() {
                 self.accept_ready(i);
@@ -517,7 +636,8 @@ impl Server {
     }
 
     fn on_signals(&mut self) {
-        for sig in self.signals.pending() {
+        let pending: Vec<i32> = self.signals.as_mut().map(|s| s.pending().collect()).unwrap_or_default();
+        for sig in pending {
             if sig == SIGHUP {
                 match self.reload() {
                     Ok(changes) => info!("SIGHUP received: configuration reloaded ({} changes)", changes.0.len()),
@@ -526,6 +646,9 @@ impl Server {
                 continue;
             }
             if sig == SIGUSR1 {
+                if let Some(w) = self.workers.as_ref() {
+                    w.send(|| Command::ReopenLogs);
+                }
                 for f in self.frontends.iter_mut() {
                     match f.mode.reopen_logs() {
                         Some(Ok(path)) => info!("SIGUSR1: access log {} reopened", path.display()),
@@ -538,29 +661,43 @@ impl Server {
             if self.drain_until.is_some() {
                 warn!("second signal {sig}: exiting now");
                 self.drain_until = Some(self.now);
+                if let Some(w) = self.workers.as_ref() {
+                    w.send(|| Command::Drain);
+                }
                 continue;
             }
-            self.start_drain(&format!("signal {sig}"));
+            self.start_drain(&format!("signal {sig}"), true);
         }
     }
 
     /// Stop accepting, then let open sessions finish for --drain-timeout.
-    fn start_drain(&mut self, why: &str) {
-        // Close the listeners before saying so: new clients are refused from here on.
+    /// `refuse`: new clients are refused (not when a new process took the
+    /// listeners over).
+    fn start_drain(&mut self, why: &str, refuse: bool) {
+        // Close the listeners before saying so: new clients are refused from
+        // here on (with workers, the socket is stopped for all of them).
+        let stop_for_all = refuse && self.exclusive && !self.is_worker();
         for f in self.frontends.iter_mut() {
             if let Some(mut l) = f.listener.take() {
-                let _ = self.poll.registry().deregister(&mut l);
+                let _ = listeners::deregister(&self.poll, &mut l, self.exclusive);
+                if stop_for_all {
+                    listeners::refuse_new(&l);
+                }
             }
         }
+        if let Some(w) = self.workers.as_ref() {
+            w.send(|| Command::Drain);
+        }
         let drain = self.global.drain_timeout;
-        let per_frontend: Vec<String> = self
-            .frontends
-            .iter()
-            .filter(|f| f.mode.open_clients() > 0)
-            .map(|f| format!("{} ({}): {}", f.name, f.config.mode.name(), f.mode.open_clients()))
+        let elsewhere = |i: usize| self.workers.as_ref().map_or(0, |w| w.open_on_frontend(i));
+        let per_frontend: Vec<String> = (self.frontends.iter().enumerate())
+            .map(|(i, f)| (f, f.mode.open_clients() + elsewhere(i)))
+            .filter(|&(_, n)| n > 0)
+            .map(|(f, n)| format!("{} ({}): {n}", f.name, f.config.mode.name()))
             .collect();
         let detail = if per_frontend.is_empty() { String::new() } else { format!(" [{}]", per_frontend.join(", ")) };
-        info!("{why}: stopped accepting; waiting up to {drain:?} for {} sessions{detail}", self.open_clients());
+        let open = self.open_clients() + self.workers.as_ref().map_or(0, Workers::open_clients);
+        info!("{why}: stopped accepting; waiting up to {drain:?} for {open} sessions{detail}");
         self.drain_until = Some(self.now + drain);
         for i in 0..self.frontends.len() {
             self.frontends[i].mode.start_drain();
@@ -622,7 +759,7 @@ impl Server {
                     let _ = self.poll.registry().deregister(&mut l);
                 }
                 self.admin = None;
-                self.start_drain("binary upgrade");
+                self.start_drain("binary upgrade", false);
             }
             Err(e) => {
                 self.handover = None;
@@ -656,6 +793,8 @@ impl Server {
             if let Some(a) = self.admin.as_mut() {
                 a.sweep(now);
             }
+            self.publish_snapshot(0);
+            self.answer_stats_requests(Some(TICK));
             for p in self.pools.iter_mut() {
                 p.revive_due(now);
             }
@@ -680,7 +819,7 @@ impl Server {
         if let Some(AcceptPause::OutOfDescriptors { retry_at }) = self.accept_pause
             && now >= retry_at
         {
-            self.accept_pause = None;
+            self.set_accept_pause(None);
             for i in 0..self.frontends.len() {
                 self.accept_ready(i);
             }

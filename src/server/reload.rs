@@ -17,14 +17,13 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use log::info;
-use mio::Interest;
 use mio::net::TcpListener;
 
 use super::frontend::Frontend;
 use super::pool::Pool;
 use super::timers::Timers;
 use super::tokens::{MAX_INDEX, Owner};
-use super::{Plan, Server, listen};
+use super::{Plan, Server, listen, listeners};
 use crate::config::Config;
 use crate::mode::{self, Mode};
 
@@ -95,13 +94,10 @@ impl Server {
                 _ if config.routed => Listener::None,
                 Some(i) => Listener::From(i),
                 None => {
-                    let mut l = listen(config.listen, config.backlog)
-                        .map_err(|e| format!("frontend {name}: cannot listen on {}: {e}", config.listen))?;
+                    let mut l = self.open_listener(&name, &config)?;
                     let addr = l.local_addr().map_err(|e| e.to_string())?;
-                    self.poll
-                        .registry()
-                        .register(&mut l, Owner::Listener { frontend: index }.token(), Interest::READABLE)
-                        .map_err(|e| e.to_string())?;
+                    let token = Owner::Listener { frontend: index }.token();
+                    listeners::register(&self.poll, &mut l, token, self.exclusive).map_err(|e| e.to_string())?;
                     Listener::Fresh(l, addr)
                 }
             };
@@ -126,7 +122,13 @@ impl Server {
                 continue;
             }
             updated.push(p);
-            let (gone, weights) = update_pool(&mut self.pools[p], config, (now, &mut self.timers), &mut changes);
+            // A worker's membership is the main reactor's (sent after the reload).
+            let (gone, weights) = if self.is_worker() {
+                self.pools[p].config = (**config).clone();
+                (Vec::new(), false)
+            } else {
+                update_pool(&mut self.pools[p], config, (now, &mut self.timers), &mut changes)
+            };
             if weights {
                 reweighted.push(p);
             }
@@ -182,10 +184,21 @@ impl Server {
                 }
             }
         }
-        for c in &changes.0 {
+        for c in changes.0.iter().filter(|_| !self.is_worker()) {
             info!("reload: {c}");
         }
         Ok(changes)
+    }
+
+    /// A new frontend's listener: bound here, or in a worker the one the
+    /// main reactor bound for it.
+    fn open_listener(&mut self, name: &str, config: &Config) -> Result<TcpListener, String> {
+        match self.supplied.as_mut() {
+            Some(handed) => listeners::take_named(handed, name)
+                .ok_or_else(|| format!("frontend {name}: the main reactor handed over no listener")),
+            None => listen(config.listen, config.backlog)
+                .map_err(|e| format!("frontend {name}: cannot listen on {}: {e}", config.listen)),
+        }
     }
 
     /// Frontend `i` stops accepting and drains. With `to`, its listener is
@@ -212,13 +225,13 @@ impl Server {
         match to {
             Some(new) => {
                 let token = Owner::Listener { frontend: new }.token();
-                if let Err(e) = self.poll.registry().reregister(&mut l, token, Interest::READABLE) {
+                if let Err(e) = listeners::reregister(&self.poll, &mut l, token, self.exclusive) {
                     log::warn!("reload: cannot hand {} over: {e}", f.local_addr);
                 }
                 Some((l, f.local_addr))
             }
             None => {
-                let _ = self.poll.registry().deregister(&mut l);
+                let _ = listeners::deregister(&self.poll, &mut l, self.exclusive);
                 None
             }
         }

@@ -218,6 +218,12 @@ pub fn lbproxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> Proc {
     if !extra.contains(&"--stats-interval") {
         cmd.args(["--stats-interval", "0"]);
     }
+    // `LBPROXY_TEST_WORKERS=2 cargo test ...` runs the same tests on several workers.
+    if let Some(n) = std::env::var_os("LBPROXY_TEST_WORKERS")
+        && !extra.contains(&"--workers")
+    {
+        cmd.arg("--workers").arg(n);
+    }
     for b in backends {
         cmd.args(["--backend", &b.to_string()]);
     }

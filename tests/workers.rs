@@ -1,0 +1,195 @@
+//! Workers (`--workers 2`): several reactor threads accept from the same
+//! listeners. What they share must behave as one proxy: the counts that
+//! fewest_connections reads, the health verdict of the main reactor's
+//! checks, and the totals of `/stats`. (Every other end-to-end test runs
+//! on workers too with `LBPROXY_TEST_WORKERS=2 cargo test --test NAME`.)
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use util::http::Conn;
+use util::*;
+
+fn admin_post(admin: SocketAddr, path: &str) -> String {
+    let mut s = connect(admin);
+    s.write_all(
+        format!("POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("admin request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("admin answer");
+    assert!(out.starts_with("HTTP/1.1 200"), "POST {path}: {out}");
+    out
+}
+
+/// lbproxy with two workers and an admin port.
+fn proxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
+    let admin_port = dead_addr().port().to_string();
+    let mut args = vec!["--workers", "2", "--admin", &admin_port];
+    args.extend_from_slice(extra);
+    let lb = lbproxy(policy, backends, &args);
+    let line = lb.wait_for_line("admin API on http://");
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin addr");
+    (lb, addr.parse().expect("admin addr"))
+}
+
+/// `/stats` once `done` holds for it, polling for up to 10 s (workers
+/// publish their counters every half second).
+fn stats_when(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = admin_stats(admin);
+        if done(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < until, "/stats never showed {what}: {stats}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn workers_open(stats: &Value) -> Vec<u64> {
+    stats["workers"].as_array().expect("workers").iter().map(|w| w["open_clients"].as_u64().unwrap()).collect()
+}
+
+/// Open TCP sessions in bursts (a burst arrives faster than one reactor
+/// takes it) until both workers hold some; each is answered by `expect`.
+fn hold_on_both_workers(lb: SocketAddr, admin: SocketAddr, expect: u32) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let burst: Vec<TcpStream> = (0..8).map(|_| connect(lb)).collect();
+        for mut s in burst {
+            assert_eq!(server_of(&ask(&mut s, "WHO")), expect);
+            held.push(s);
+        }
+        let n = held.len() as u64;
+        let stats = stats_when(admin, "every held session", |s| workers_open(s).iter().sum::<u64>() == n);
+        if workers_open(&stats).iter().all(|&o| o > 0) {
+            return held;
+        }
+    }
+    panic!("{} sessions all landed on one worker", held.len());
+}
+
+#[test]
+fn fewest_connections_counts_the_sessions_of_every_worker() {
+    let (a, b) = (stream_backend(1), stream_backend(2));
+    let (lb, admin) = proxy("fewest_connections", &[a.addr, b.addr], &[]);
+    admin_post(admin, &format!("/backends/{}/disable", b.addr));
+    let held = hold_on_both_workers(lb.addr, admin, 1);
+    let n = held.len() as u64;
+    // One count per backend, shared: it holds the sessions of both workers.
+    let stats = admin_stats(admin);
+    assert_eq!(stats["backends"][0]["active"], n, "{stats}");
+    admin_post(admin, &format!("/backends/{}/enable", b.addr));
+    // Backend 2 has fewer sessions in total until it has as many: each new
+    // session goes there. Counted per worker, the worker taking these (which
+    // holds only some of the n) would turn back to backend 1 early.
+    let mut fresh = Vec::new();
+    for k in 0..n {
+        let mut s = connect(lb.addr);
+        assert_eq!(server_of(&ask(&mut s, "WHO")), 2, "new session {k} of {n}");
+        fresh.push(s);
+    }
+    let stats = admin_stats(admin);
+    assert_eq!((stats["backends"][0]["active"].as_u64(), stats["backends"][1]["active"].as_u64()), (Some(n), Some(n)));
+    drop(held);
+    drop(fresh);
+    // Every worker's sessions give their count back when they end.
+    stats_when(admin, "all counts back to 0", |s| {
+        s["backends"][0]["active"] == 0 && s["backends"][1]["active"] == 0 && s["open_clients"] == 0
+    });
+}
+
+#[test]
+fn stats_add_up_every_workers_requests_and_sessions() {
+    let (a, b) = (http_backend(1, &[]), http_backend(2, &[]));
+    let (lb, admin) = proxy("round_robin", &[a.addr, b.addr], &["--mode", "http"]);
+    const EACH: usize = 25;
+    // Connections opened in bursts until both workers hold some.
+    let mut conns: Vec<Conn> = Vec::new();
+    for _ in 0..20 {
+        conns.extend((0..8).map(|_| Conn::open(lb.addr)));
+        let n = conns.len() as u64;
+        let stats = stats_when(admin, "every connection", |s| workers_open(s).iter().sum::<u64>() == n);
+        if workers_open(&stats).iter().all(|&o| o > 0) {
+            break;
+        }
+    }
+    let conns_n = conns.len();
+    let mut per_backend = [0u64; 2];
+    for _ in 0..EACH {
+        for c in conns.iter_mut() {
+            let r = c.get("/");
+            assert_eq!(r.status, 200);
+            per_backend[r.server() as usize - 1] += 1;
+        }
+    }
+    let total = (conns_n * EACH) as u64;
+    let stats = stats_when(admin, "every request", |s| s["frontends"][0]["requests"] == total);
+    let workers = stats["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{stats}");
+    let sessions: Vec<u64> = workers.iter().map(|w| w["sessions"].as_u64().unwrap()).collect();
+    assert_eq!(sessions.iter().sum::<u64>(), conns_n as u64, "{stats}");
+    assert!(sessions.iter().all(|&s| s > 0), "one worker took every connection: {sessions:?}");
+    // Per backend, the totals are what the clients saw.
+    for (i, &n) in per_backend.iter().enumerate() {
+        assert_eq!(stats["backends"][i]["requests"], n, "backend {}: {stats}", i + 1);
+    }
+    let metrics = admin_get(admin, "/metrics");
+    let line = |name: &str| metrics.lines().filter(|l| l.starts_with(name)).count();
+    assert_eq!(line("lbproxy_worker_sessions_total{"), 2, "{metrics}");
+    drop(conns);
+    stats_when(admin, "no buffer in use", |s| s["buffers_in_use"] == 0 && s["open_clients"] == 0);
+}
+
+#[test]
+fn workers_follow_the_main_reactors_health_checks() {
+    let a = stream_backend(1);
+    let mut b = stream_backend(2);
+    let checks = ["--health-check", "tcp", "--health-interval", "200ms", "--fall", "1", "--rise", "1"];
+    let (lb, admin) = proxy("round_robin", &[a.addr, b.addr], &checks);
+    b.child.kill().expect("kill backend 2");
+    let _ = b.child.wait();
+    stats_when(admin, "backend 2 down", |s| s["backends"][1]["state"] == "down");
+    // Sessions on both workers: none is sent to the dead backend. (A worker
+    // that tried it would count a failed connect, then retry on backend 1.)
+    let held = hold_on_both_workers(lb.addr, admin, 1);
+    let n = held.len() as u64;
+    let sessions =
+        |s: &Value| s["workers"].as_array().unwrap().iter().map(|w| w["sessions"].as_u64().unwrap()).sum::<u64>();
+    let stats = stats_when(admin, "every worker's sessions counted", |s| sessions(s) == n);
+    assert_eq!(stats["backends"][1]["connect_failures"], 0, "a worker tried the down backend: {stats}");
+    assert_eq!(stats["backends"][0]["sessions"], n, "{stats}");
+}
+
+#[test]
+fn workers_flag_and_key_are_checked() {
+    let run = |args: &[&str]| {
+        let out = Command::new(lbproxy_bin()).args(args).output().expect("run lbproxy");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, err) = run(&["--workers", "0", "--backend", "127.0.0.1:1", "--check"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--workers") && err.contains("\"0\"") && err.contains("auto"), "{err}");
+    let (code, err) = run(&["--workers", "many", "--backend", "127.0.0.1:1", "--check"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("\"many\""), "{err}");
+    let dir = std::env::temp_dir().join(format!("lbproxy-workers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lb.toml");
+    let body = "[[frontend]]\nname = \"web\"\nbind = \"127.0.0.1:1\"\npool = \"app\"\n\n[[pool]]\nname = \"app\"\nservers = [\"127.0.0.1:2\"]\n";
+    std::fs::write(&file, format!("[global]\nworkers = \"lots\"\n\n{body}")).unwrap();
+    let (code, err) = run(&["--config", file.to_str().unwrap(), "--check"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("lb.toml:2") && err.contains("workers") && err.contains("\"lots\""), "{err}");
+    std::fs::write(&file, format!("[global]\nworkers = \"auto\"\n\n{body}")).unwrap();
+    let out = Command::new(lbproxy_bin()).args(["--config", file.to_str().unwrap(), "--check"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("workers = \"auto\""));
+    let _ = std::fs::remove_dir_all(&dir);
+}
