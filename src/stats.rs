@@ -93,6 +93,8 @@ pub struct FrontendStats {
     /// Requests (or sessions) sent again elsewhere after a failed connect or
     /// a pooled connection the backend had closed.
     pub retries: u64,
+    /// Retries not made because the retry budget was spent (HTTP).
+    pub retries_budget_exhausted: u64,
     /// Request head read to response head read, through the backend.
     pub response_time: TimeHistogram,
 }

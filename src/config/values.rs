@@ -143,6 +143,12 @@ fn parse_int<T: FromStr + PartialOrd + Display>(s: &str, range: RangeInclusive<T
     }
 }
 
+/// A percentage 0 to 100, with or without its `%` (`20%`, `20`).
+pub fn parse_percent(s: &str) -> Result<u32, String> {
+    let n = s.trim().strip_suffix('%').unwrap_or(s.trim());
+    parse_int(n, 0..=100).map_err(|_| format!("invalid percentage \"{s}\" (expected 0% to 100%)"))
+}
+
 /// Any number of type `T` (what clap accepts for a plain integer flag).
 pub fn parse_number<T: FromStr>(s: &str) -> Result<T, String> {
     s.trim().parse().map_err(|_| format!("invalid number \"{s}\""))
