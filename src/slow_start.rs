@@ -169,6 +169,24 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_coming_back_up_ramps_and_one_up_from_the_start_does_not() {
+        use crate::backend::FailPolicy;
+        let t0 = Instant::now();
+        let ramp = Ramp::new(Some(Duration::from_secs(60)));
+        let fp = FailPolicy { max_fails: 1, fail_timeout: Duration::from_secs(1) };
+        let mut b = Backend::with_fail_policy("127.0.0.1:1".parse().unwrap(), fp);
+        b.ramp = ramp.clone();
+        assert!(!b.ramp.ramping(t0), "configured backends start at full share");
+        b.note_connect_failure(t0, &"refused");
+        b.revive_if_due(t0 + Duration::from_secs(1));
+        assert!(b.ramp.ramping(t0 + Duration::from_secs(2)), "back after --fail-timeout: ramping");
+        let mut h = Backend::new("127.0.0.1:2".parse().unwrap()).with_health(1, 1, true);
+        h.ramp = ramp;
+        h.note_check(true, "ok");
+        assert!(h.accepts_new() && h.ramp.ramping(Instant::now()), "up after its checks: ramping");
+    }
+
+    #[test]
     fn a_ramping_backend_alone_still_serves_and_tried_ones_stay_out() {
         let t0 = Instant::now();
         let mut policy = PolicyKind::RoundRobin.build(&PolicyParams::default());
