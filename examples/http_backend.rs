@@ -1,6 +1,6 @@
 //! A stateless HTTP/1.1 server with keep-alive, for lbproxy tests and experiments.
 //!
-//! Run: `cargo run --release --example http_backend -- --port 8001 --id 1 [--delay-ms 5] [--jitter-ms 2] [--dir ./files] [--keepalive-ms 1000]`
+//! Run: `cargo run --release --example http_backend -- --port 8001 --id 1 [--delay-ms 5] [--jitter-ms 2] [--dir ./files] [--keepalive-ms 1000] [--fail-status 503] [--cold-ms 60000 --cold-delay-ms 20]`
 //! (`--port 0` picks a free port; the first stdout line is `listening on ADDR`).
 //!
 //! Routes (every response carries `X-Server: ID`):

@@ -199,7 +199,7 @@ fn a_retry_budget_of_20_percent_stops_retries_when_half_the_backends_fail() {
     let retries = front["retries"].as_u64().unwrap();
     let (ok, unavailable) = (per.get(&200).copied().unwrap_or(0), per.get(&503).copied().unwrap_or(0));
     assert_eq!(ok + unavailable, 200, "{per:?}");
-    assert!(retries >= 1 && retries <= 40, "retries {retries} not within 20% of 200 requests: {front}");
+    assert!((1..=40).contains(&retries), "retries {retries} not within 20% of 200 requests: {front}");
     assert!(ok > 100, "retries turned some 503s into answers: {per:?}");
     assert!(unavailable >= 1, "the budget stopped retries, so some 503s reached the client: {per:?}");
     assert!(front["retries_budget_exhausted"].as_u64().unwrap() >= 1, "{front}");

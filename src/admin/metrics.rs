@@ -202,7 +202,8 @@ fn frontend_metrics(out: &mut String, v: &StatsView) {
         (
             "lbproxy_frontend_retries_total",
             "counter",
-            "Requests or sessions sent again after a failed connect or a pooled connection the backend had closed.",
+            "Requests or sessions sent again after a failed connect, a 502/503 answer (idempotent requests) or a \
+             pooled connection the backend had closed.",
             |f| f.stats.retries,
         ),
         (
