@@ -218,6 +218,12 @@ fn a_retry_budget_of_20_percent_stops_retries_when_half_the_backends_fail() {
     let metrics = admin_get(admin, "/metrics");
     assert!(metrics.contains("lbproxy_frontend_retries_budget_exhausted_total{frontend=\"default\"} 0\n"));
 
+    // A backend alone has nobody to retry on: its own 503 reaches the client.
+    let (lb, admin) = proxy("round_robin", &[bad[0].addr], &["--retry-budget", "100%"]);
+    let r = Conn::open(lb.addr).get("/");
+    assert_eq!((r.status, r.server()), (503, 2));
+    assert_eq!(admin_stats(admin)["frontends"][0]["retries"], 0);
+
     // The budget bounds connect-failure retries too: none allowed, a refused
     // connect is a 502.
     let (lb, admin) = proxy(

@@ -506,6 +506,16 @@ mod tests {
     }
 
     #[test]
+    fn percentages_with_or_without_the_sign() {
+        assert_eq!(parse_percent("20%").unwrap(), 20);
+        assert_eq!(parse_percent(" 50 ").unwrap(), 50);
+        assert_eq!(parse_percent("0").unwrap(), 0);
+        let e = parse_percent("150%").unwrap_err();
+        assert!(e.contains("\"150%\"") && e.contains("0% to 100%"), "{e}");
+        assert!(parse_percent("-1").is_err() && parse_percent("x%").is_err());
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("16KiB").unwrap(), 16384);
         assert_eq!(parse_size("1M").unwrap(), 1 << 20);

@@ -167,6 +167,7 @@ impl HttpEngine {
         ex.tried.push(backend);
         self.close_conn(old_conn);
         self.send_elsewhere(key, ctx);
+        self.drive(key, ctx);
     }
 
     /// Backend `ex.backend` answered `status` (502 or 503) to an idempotent
@@ -188,6 +189,7 @@ impl HttpEngine {
         ex.first_byte = None;
         ex.last_progress = ctx.now;
         self.close_conn(old_conn);
+        // The caller is driving the client: it goes on from the new state.
         self.send_elsewhere(key, ctx);
     }
 
@@ -218,7 +220,6 @@ impl HttpEngine {
                 if !reused {
                     self.prefix_proxy_header(key, conn);
                 }
-                self.drive(key, ctx);
             }
             None => {
                 // Nothing was sent anywhere: answer 502 and keep the client if we can.
@@ -227,7 +228,6 @@ impl HttpEngine {
                     ex.conn = usize::MAX;
                 }
                 self.fail_exchange(key, 502, ctx);
-                self.drive(key, ctx);
             }
         }
     }
