@@ -102,6 +102,28 @@ fn slow_start_gives_a_new_backend_under_a_tenth_in_the_first_tenth_of_its_ramp()
     }
 }
 
+/// A backend that went down and comes back up (its health check passes
+/// again) ramps too: under 10% of the requests right after it is up.
+#[test]
+fn slow_start_ramps_a_backend_that_comes_back_up() {
+    let (b1, b2) = (http_backend(1, &[]), http_backend(2, &[]));
+    let back: SocketAddr = ([127, 0, 0, 1], quiet_port()).into();
+    let checks = ["--health-check", "http:/heartbeat", "--health-interval", "100ms", "--rise", "1", "--fall", "1"];
+    let (lb, admin) =
+        proxy("round_robin", &[b1.addr, b2.addr, back], &[&checks[..], &["--slow-start", "10m"]].concat());
+    wait_backend(admin, back, "down", |b| b["state"] == "down");
+    let mut cmd = std::process::Command::new(example_bin("http_backend"));
+    cmd.args(["--port", &back.port().to_string(), "--id", "3"]);
+    let _b3 = spawn_stdout_and_wait(cmd);
+    let up = wait_backend(admin, back, "up", |b| b["state"] == "up");
+    assert!(up["slow_start"]["factor"].as_f64().is_some_and(|f| f < 0.1), "{up}");
+    let per = served(lb.addr, 300);
+    let share = per.get(&3).copied().unwrap_or(0);
+    assert!(share < 30, "the returning backend got {share} of 300: {per:?}");
+    let b = backend_stats(admin, back);
+    assert!(b["slow_start"]["factor"].as_f64().is_some_and(|f| f < 0.1), "still in the first tenth: {b}");
+}
+
 /// A backend that answers 503 is ejected after exactly --eject-after of
 /// them, gets nothing while ejected, and comes back by itself after the base
 /// time; /stats says why.
