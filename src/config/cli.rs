@@ -275,12 +275,12 @@ pub struct Args {
     pub eject_base: Duration,
 
     /// http: most of the pool's backends ejected at once, in percent.
-    #[arg(long, default_value_t = POOL.eject.max_percent, value_parser = parse_percent)]
+    #[arg(long, default_value = format!("{}%", POOL.eject.max_percent), value_parser = parse_percent)]
     pub eject_max_percent: u32,
 
     /// http: retries (after a failed connect, or a 502/503 to an idempotent
     /// request) may be this share of the last 10 s of requests, plus --retry-min-per-sec.
-    #[arg(long, default_value_t = FRONTEND.retry_budget.percent, value_parser = parse_percent)]
+    #[arg(long, default_value = format!("{}%", FRONTEND.retry_budget.percent), value_parser = parse_percent)]
     pub retry_budget: u32,
 
     /// http: retries allowed per second whatever the traffic (on top of --retry-budget).
