@@ -1,6 +1,6 @@
 //! A stateless HTTP/1.1 server with keep-alive, for lbproxy tests and experiments.
 //!
-//! Run: `cargo run --release --example http_backend -- --port 8001 --id 1 [--delay-ms 5] [--jitter-ms 2] [--dir ./files] [--keepalive-ms 1000]`
+//! Run: `cargo run --release --example http_backend -- --port 8001 --id 1 [--delay-ms 5] [--jitter-ms 2] [--dir ./files] [--keepalive-ms 1000] [--fail-status 503] [--cold-ms 60000 --cold-delay-ms 20]`
 //! (`--port 0` picks a free port; the first stdout line is `listening on ADDR`).
 //!
 //! Routes (every response carries `X-Server: ID`):
@@ -10,6 +10,11 @@
 //! - `GET /bytes?size=N&seed=S` -> N bytes of the seeded pattern, Content-Length
 //! - `GET /chunked?size=N&seed=S` -> the same bytes, chunked transfer encoding
 //! - `GET /status/CODE` -> that status (204 and 304 without a body)
+//! - `GET /fail/on`, `GET /fail/off` -> 200; from then on every other request (but
+//!   `/heartbeat`) is answered with `--fail-status` (503 if not given), or normally again
+//! - with `--fail-status CODE`: failing from the start (a backend in trouble)
+//! - with `--cold-ms N --cold-delay-ms D`: for N ms after start every answer waits D ms
+//!   (a cold backend: caches empty, JIT not warm), then none do
 //! - `POST|PUT` anything -> `sha256 HEX N` of the request body (Content-Length or chunked)
 //! - with `--dir DIR`: `GET /NAME` serves DIR/NAME, binary-safe
 //!
@@ -22,7 +27,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use sha2::{Digest, Sha256};
@@ -52,7 +59,22 @@ struct Args {
     /// 0 = never), as servers with a short keep-alive timeout do.
     #[arg(long, default_value_t = 0)]
     keepalive_ms: u64,
+    /// Answer every request (but /heartbeat and /fail/*) with this status
+    /// from the start (0 = answer normally until `GET /fail/on`).
+    #[arg(long, default_value_t = 0)]
+    fail_status: u16,
+    /// How long after start the server is cold (ms; 0 = never).
+    #[arg(long, default_value_t = 0)]
+    cold_ms: u64,
+    /// Extra delay of every answer while cold (ms).
+    #[arg(long, default_value_t = 0)]
+    cold_delay_ms: u64,
 }
+
+/// Failing now (`--fail-status`, `/fail/on`, `/fail/off`), shared by every connection.
+static FAILING: AtomicBool = AtomicBool::new(false);
+/// When the server started: it is cold for `--cold-ms` after.
+static STARTED: OnceLock<Instant> = OnceLock::new();
 
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -70,6 +92,8 @@ struct Request {
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
+    FAILING.store(args.fail_status != 0, Ordering::Relaxed);
+    STARTED.get_or_init(Instant::now);
     let (bind, port) = (args.bind.clone(), args.port);
     common::serve_forever(&bind, port, move |stream, _| {
         let _ = serve(stream, &args);
@@ -106,6 +130,10 @@ fn serve(stream: TcpStream, args: &Args) -> io::Result<()> {
             req.keep_alive = false;
         }
         let body_sha = read_body(&mut input, &req)?;
+        let cold = STARTED.get().is_some_and(|t| t.elapsed() < Duration::from_millis(args.cold_ms));
+        if req.target != "/heartbeat" && cold {
+            std::thread::sleep(Duration::from_millis(args.cold_delay_ms));
+        }
         if req.target != "/heartbeat" && (args.delay_ms > 0 || args.jitter_ms > 0) {
             let jitter = if args.jitter_ms > 0 { next_rand(&mut rng) % (args.jitter_ms + 1) } else { 0 };
             std::thread::sleep(Duration::from_millis(args.delay_ms + jitter));
@@ -242,6 +270,19 @@ fn answer<W: Write>(out: &mut W, args: &Args, req: &Request, body_sha: Option<(S
     let head_only = req.method == "HEAD";
     let ka = req.keep_alive;
     let path = req.target.split('?').next().unwrap_or("/");
+    match path {
+        "/fail/on" | "/fail/off" => {
+            FAILING.store(path == "/fail/on", Ordering::Relaxed);
+            return respond(out, args.id, "200 OK", "text/plain", b"ok\n", ka, head_only);
+        }
+        "/heartbeat" => {}
+        _ if FAILING.load(Ordering::Relaxed) => {
+            let code = if args.fail_status == 0 { 503 } else { args.fail_status };
+            let status = format!("{code} Failing");
+            return respond(out, args.id, &status, "text/plain", b"failing on purpose\n", ka, head_only);
+        }
+        _ => {}
+    }
     if let Some((sha, n)) = body_sha.filter(|_| req.method == "POST" || req.method == "PUT") {
         let body = format!("sha256 {sha} {n}\n");
         return respond(out, args.id, "200 OK", "text/plain", body.as_bytes(), ka, head_only);

@@ -10,6 +10,8 @@ use hdrhistogram::Histogram;
 use log::{info, warn};
 
 use crate::health::{HealthState, Transition};
+use crate::outlier::Outlier;
+use crate::slow_start::Ramp;
 use crate::stats::{StatusCounts, TimeHistogram};
 
 /// Counters for one backend. "up" is client to backend, "down" the reverse.
@@ -126,6 +128,10 @@ pub struct Backend {
     down_until: Option<Instant>,
     /// Backend response times in microseconds (HTTP mode), made on first use.
     latency: Option<Histogram<u64>>,
+    /// Slow start after joining or coming back up.
+    pub ramp: Ramp,
+    /// Outlier ejection (HTTP mode).
+    pub outlier: Outlier,
 }
 
 impl Backend {
@@ -148,6 +154,8 @@ impl Backend {
             consecutive_fails: 0,
             down_until: None,
             latency: None,
+            ramp: Ramp::default(),
+            outlier: Outlier::default(),
         }
     }
 
@@ -241,7 +249,7 @@ impl Backend {
 
     /// May new sessions be sent here?
     pub fn accepts_new(&self) -> bool {
-        self.admin == AdminState::Enabled && !self.removed && self.is_up()
+        self.admin == AdminState::Enabled && !self.removed && self.is_up() && !self.outlier.is_ejected()
     }
 
     /// Up as far as health and failure marking know (admin state aside).
@@ -249,9 +257,10 @@ impl Backend {
         self.health.is_up() && self.down_until.is_none()
     }
 
-    /// One word for listings: up, down, draining, disabled.
+    /// One word for listings: up, ejected, down, draining, disabled.
     pub fn state_name(&self) -> &'static str {
         match (self.admin, self.is_up()) {
+            (AdminState::Enabled, true) if self.outlier.is_ejected() => "ejected",
             (AdminState::Enabled, true) => "up",
             (AdminState::Enabled, false) => "down",
             (other, _) => other.name(),
@@ -305,6 +314,7 @@ impl Backend {
             }
             Some(Transition::WentUp { after }) => {
                 self.stats.went_up += 1;
+                self.ramp.start(Instant::now());
                 info!("backend {} UP: {after}/{rise} checks passed", self.addr)
             }
             None => {}
@@ -318,6 +328,7 @@ impl Backend {
             // One more failure takes it out again at once.
             self.consecutive_fails = self.fail_policy.max_fails.saturating_sub(1);
             self.stats.went_up += 1;
+            self.ramp.start(now);
             info!("backend {} back in rotation after {:?}", self.addr, self.fail_policy.fail_timeout);
         }
     }

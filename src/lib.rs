@@ -13,6 +13,8 @@
 //! - `sessions`: session numbers for log lines, how a session ended, its end line.
 //! - `policy`: the `Policy` trait and one module per balancing policy.
 //! - `health`: health state per backend (rise/fall thresholds, history).
+//! - `slow_start`: a joining or returning backend's ramp, applied around every policy's pick.
+//! - `outlier`: outlier ejection from live HTTP traffic (consecutive 5xx and gateway failures).
 //! - `http`: HTTP/1.1 mode and redirect mode (framing, heads, the engine).
 //! - `checks`: active health checks run by the reactor.
 //! - `client_hello`: the SNI of a TLS ClientHello, peeked (TCP-mode SNI routing).
@@ -41,12 +43,14 @@ pub mod limits;
 pub mod logfmt;
 pub mod mode;
 pub mod outbound;
+pub mod outlier;
 pub mod per_ip;
 pub mod policy;
 pub mod probes;
 pub mod proxy_protocol;
 pub mod server;
 pub mod sessions;
+pub mod slow_start;
 pub mod spawn;
 pub mod stats;
 pub mod tls;

@@ -103,9 +103,11 @@ pub struct FrontendStats {
     pub responses: StatusCounts,
     /// Answers lbproxy made itself (400, 408, 429, 431, 502, 503, 504, redirects), by status.
     pub proxy_responses: StatusCounts,
-    /// Requests (or sessions) sent again elsewhere after a failed connect or
-    /// a pooled connection the backend had closed.
+    /// Requests (or sessions) sent again elsewhere after a failed connect, a
+    /// 502/503 answer (idempotent requests), or a pooled connection the backend had closed.
     pub retries: u64,
+    /// Retries not made because the retry budget was spent (HTTP).
+    pub retries_budget_exhausted: u64,
     /// Request head read to response head read, through the backend.
     pub response_time: TimeHistogram,
 }

@@ -23,6 +23,8 @@ fn bad_values_exit_2_and_name_flag_and_value() {
         (&["--backend", "127.0.0.1:1", "--buffer-size", "1G"], "--buffer-size", "\"1G\""),
         (&["--backend", "127.0.0.1:1", "--port", "70000"], "--port", "70000"),
         (&["--backend", "127.0.0.1:1", "--max-connections", "0"], "--max-connections", "0"),
+        (&["--backend", "127.0.0.1:1", "--retry-budget", "150%"], "--retry-budget", "\"150%\""),
+        (&["--backend", "127.0.0.1:1", "--eject-max-percent", "x"], "--eject-max-percent", "\"x\""),
         (&[], "--backend", "required"),
     ];
     for (args, flag, detail) in cases {

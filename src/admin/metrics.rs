@@ -78,7 +78,7 @@ fn process_info() -> Option<ProcessInfo> {
 /// One backend counter family over every pool.
 type BackendMetric = (&'static str, &'static str, &'static str, fn(&Backend) -> u64);
 
-const BACKEND_METRICS: [BackendMetric; 10] = [
+const BACKEND_METRICS: [BackendMetric; 12] = [
     ("lbproxy_backend_up", "gauge", "1 when the backend accepts new sessions.", |b| u64::from(b.accepts_new())),
     ("lbproxy_backend_active_sessions", "gauge", "Sessions (TCP) or requests (HTTP) in flight now.", |b| b.active()),
     (
@@ -123,6 +123,15 @@ const BACKEND_METRICS: [BackendMetric; 10] = [
         |b| b.stats.went_down,
     ),
     ("lbproxy_backend_went_up_total", "counter", "Health transitions of the backend back to up.", |b| b.stats.went_up),
+    ("lbproxy_backend_ejected", "gauge", "1 while the backend is ejected as an outlier (HTTP mode).", |b| {
+        u64::from(b.outlier.is_ejected())
+    }),
+    (
+        "lbproxy_backend_ejections_total",
+        "counter",
+        "Outlier ejections of the backend: consecutive 5xx answers or failed exchanges (HTTP mode).",
+        |b| b.outlier.ejections,
+    ),
 ];
 
 /// The whole `/metrics` page.
@@ -168,7 +177,7 @@ fn process_metrics(out: &mut String) {
 
 fn frontend_metrics(out: &mut String, v: &StatsView) {
     type Counter = (&'static str, &'static str, &'static str, fn(&super::FrontendView) -> u64);
-    let counters: [Counter; 7] = [
+    let counters: [Counter; 8] = [
         ("lbproxy_frontend_open_clients", "gauge", "Client connections open now.", |f| f.open_clients as u64),
         (
             "lbproxy_frontend_sessions_total",
@@ -197,8 +206,15 @@ fn frontend_metrics(out: &mut String, v: &StatsView) {
         (
             "lbproxy_frontend_retries_total",
             "counter",
-            "Requests or sessions sent again after a failed connect or a pooled connection the backend had closed.",
+            "Requests or sessions sent again after a failed connect, a 502/503 answer (idempotent requests) or a \
+             pooled connection the backend had closed.",
             |f| f.stats.retries,
+        ),
+        (
+            "lbproxy_frontend_retries_budget_exhausted_total",
+            "counter",
+            "Retries not made because the retry budget was spent (HTTP mode).",
+            |f| f.stats.retries_budget_exhausted,
         ),
         ("lbproxy_frontend_up", "gauge", "1 while the frontend accepts new clients.", |f| u64::from(f.accepting)),
     ];

@@ -1,7 +1,7 @@
 //! What the admin API shows as JSON: `/rep` and `/stats` (`/metrics` is
 //! `metrics.rs`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -48,13 +48,31 @@ pub struct FrontendView {
     pub stats: FrontendStats,
 }
 
+/// A backend's ramp (while it lasts) and ejection state.
+fn passive_json(b: &Backend, now: Instant) -> (Value, Value) {
+    let ramp = b.ramp.clone().ramping(now).then(|| json!({"factor": (b.ramp.factor(now) * 1000.0).round() / 1000.0}));
+    let o = &b.outlier;
+    let outlier = json!({
+        "ejected": o.is_ejected(),
+        "remaining_ms": o.remaining(now).map(|d| d.as_millis() as u64),
+        "duration_ms": o.last_duration.as_millis() as u64,
+        "ejections": o.ejections,
+        "held_back_by_max_percent": o.capped,
+        "consecutive_failures": o.consecutive_failures(),
+        "reason": o.reason,
+    });
+    (json!(ramp), outlier)
+}
+
 fn backends_json(backends: &[Backend]) -> Vec<Value> {
+    let now = Instant::now();
     backends
         .iter()
         .filter(|b| !b.removed)
         .map(|b| {
             let s = &b.stats;
             let history: Vec<Value> = b.health.history().map(|(ok, why)| json!({"ok": ok, "reason": why})).collect();
+            let (slow_start, outlier) = passive_json(b, now);
             json!({
                 "address": b.addr.to_string(),
                 "state": b.state_name(),
@@ -68,6 +86,8 @@ fn backends_json(backends: &[Backend]) -> Vec<Value> {
                 "connections_opened": s.conns_opened,
                 "status_codes": s.responses.to_json(),
                 "health": {"up": b.health.is_up(), "history": history},
+                "slow_start": slow_start,
+                "outlier": outlier,
                 "latency_us": b.latency_percentiles().map(|p| json!({"p50": p[0], "p90": p[1], "p99": p[2], "max": p[3]})),
             })
         })
@@ -84,7 +104,8 @@ pub fn stats_json(v: &StatsView) -> Value {
         .map(|f| {
             json!({"name": f.name, "listen": f.listen, "mode": f.mode, "policy": f.policy, "pool": f.pool,
                    "open_clients": f.open_clients, "accepting": f.accepting, "requests": f.stats.requests,
-                   "proxy_status_codes": f.stats.proxy_responses.to_json()})
+                   "proxy_status_codes": f.stats.proxy_responses.to_json(), "retries": f.stats.retries,
+                   "retries_budget_exhausted": f.stats.retries_budget_exhausted})
         })
         .collect();
     let pools: Vec<Value> =

@@ -29,7 +29,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 62] = [
+const SERVER_FLAGS: [&str; 68] = [
     "workers",
     "policy",
     "port",
@@ -92,6 +92,12 @@ const SERVER_FLAGS: [&str; 62] = [
     "probe_path",
     "probe_interval",
     "redirect_code",
+    "slow_start",
+    "eject_after",
+    "eject_base",
+    "eject_max_percent",
+    "retry_budget",
+    "retry_min_per_sec",
 ];
 
 /// lbproxy: a single-threaded load balancer for TCP sessions, HTTP/1.1 requests and redirects.
@@ -260,6 +266,33 @@ pub struct Args {
     /// How long a backend that reached --max-fails sits out before it gets traffic again.
     #[arg(long, default_value = fmt_duration(POOL.fail_policy.fail_timeout), value_parser = parse_duration)]
     pub fail_timeout: Duration,
+
+    /// A backend that joins or comes back up ramps from 1% to its full share
+    /// of new work over this long (0 = off).
+    #[arg(long, default_value = fmt_optional_duration(POOL.slow_start), value_parser = parse_duration)]
+    pub slow_start: Duration,
+
+    /// http: consecutive 5xx answers or failed exchanges that eject a backend
+    /// for --eject-base times its recent ejections (0 = off).
+    #[arg(long, default_value_t = POOL.eject.after)]
+    pub eject_after: u32,
+
+    /// http: how long a first ejection lasts; each further one adds as much (at most 10x).
+    #[arg(long, default_value = fmt_duration(POOL.eject.base), value_parser = parse_duration)]
+    pub eject_base: Duration,
+
+    /// http: most of the pool's backends ejected at once, in percent.
+    #[arg(long, default_value = format!("{}%", POOL.eject.max_percent), value_parser = parse_percent)]
+    pub eject_max_percent: u32,
+
+    /// http: retries (after a failed connect, or a 502/503 to an idempotent
+    /// request) may be this share of the last 10 s of requests, plus --retry-min-per-sec.
+    #[arg(long, default_value = format!("{}%", FRONTEND.retry_budget.percent), value_parser = parse_percent)]
+    pub retry_budget: u32,
+
+    /// http: retries allowed per second whatever the traffic (on top of --retry-budget).
+    #[arg(long, default_value_t = FRONTEND.retry_budget.min_per_sec)]
+    pub retry_min_per_sec: u32,
 
     /// Active health checks: `tcp` (connect succeeds) or `http:/PATH` (GET answers 2xx).
     /// Off unless given (then only failed connects from traffic count).

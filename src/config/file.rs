@@ -53,8 +53,10 @@ use crate::backend::FailPolicy;
 use crate::discovery::NameSpec;
 use crate::health::CheckKind;
 use crate::http::head::HashKey;
+use crate::http::retry_budget::RetryBudgetConfig;
 use crate::http::{AccessLogFormat, BackendConnMode};
 use crate::logfmt::LogFormat;
+use crate::outlier::EjectPolicy;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptMode, AcceptProxy, Cidr, Version as ProxyVersion};
@@ -164,6 +166,10 @@ struct RawFrontend {
     access_log_format: Option<AccessLogFormat>,
     #[serde(deserialize_with = "via::redirect_code")]
     redirect_code: Option<u16>,
+    #[serde(deserialize_with = "via::percent")]
+    retry_budget: Option<u32>,
+    #[serde(deserialize_with = "via::max_fails")]
+    retry_min_per_sec: Option<u32>,
 }
 
 /// One `sni_routes` entry of a frontend: names and the pool they go to.
@@ -201,6 +207,14 @@ struct RawPool {
     max_fails: Option<u32>,
     #[serde(deserialize_with = "via::duration")]
     fail_timeout: Option<Duration>,
+    #[serde(deserialize_with = "via::duration")]
+    slow_start: Option<Duration>,
+    #[serde(deserialize_with = "via::max_fails")]
+    eject_after: Option<u32>,
+    #[serde(deserialize_with = "via::duration")]
+    eject_base: Option<Duration>,
+    #[serde(deserialize_with = "via::percent")]
+    eject_max_percent: Option<u32>,
     spawn_cmd: Option<String>,
     #[serde(deserialize_with = "via::count")]
     replicas: Option<usize>,
@@ -319,6 +333,7 @@ mod via {
         backend_tls: Option<BackendTlsMode> = parse_backend_tls;
         health_check: CheckKind = parse_health_check;
         threshold: u32 = parse_threshold;
+        percent: u32 = parse_percent;
     }
 }
 
@@ -546,6 +561,12 @@ impl Checker<'_> {
                 max_fails: p.max_fails.unwrap_or(d.fail_policy.max_fails),
                 fail_timeout: p.fail_timeout.unwrap_or(d.fail_policy.fail_timeout),
             },
+            slow_start: p.slow_start.map_or(d.slow_start, off_if_zero),
+            eject: EjectPolicy {
+                after: p.eject_after.unwrap_or(d.eject.after),
+                base: p.eject_base.unwrap_or(d.eject.base),
+                max_percent: p.eject_max_percent.unwrap_or(d.eject.max_percent),
+            },
             spawn_cmd: p.spawn_cmd.or(d.spawn_cmd),
             replicas: p.replicas.or(d.replicas),
             names,
@@ -603,6 +624,10 @@ impl Checker<'_> {
             },
             access_log: f.access_log.map(|p| self.dir.join(p)).or(d.access_log),
             access_log_format: f.access_log_format.unwrap_or(d.access_log_format),
+            retry_budget: RetryBudgetConfig {
+                percent: f.retry_budget.unwrap_or(d.retry_budget.percent),
+                min_per_sec: f.retry_min_per_sec.unwrap_or(d.retry_budget.min_per_sec),
+            },
             redirect_code: f.redirect_code.unwrap_or(d.redirect_code),
         }
     }
@@ -690,6 +715,8 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "access_log",
             "access_log_format",
             "redirect_code",
+            "retry_budget",
+            "retry_min_per_sec",
         ],
     ),
     (
@@ -704,6 +731,10 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "fall",
             "max_fails",
             "fail_timeout",
+            "slow_start",
+            "eject_after",
+            "eject_base",
+            "eject_max_percent",
             "spawn_cmd",
             "replicas",
             "resolve_interval",

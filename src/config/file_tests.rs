@@ -185,6 +185,18 @@ fn relative_paths_start_from_the_files_folder() {
 }
 
 #[test]
+fn slow_start_ejection_and_retry_budget_keys() {
+    let pool = "slow_start = \"45s\"\neject_after = 5\neject_base = \"10s\"\neject_max_percent = \"30%\"\n";
+    let text = with_frontend("retry_budget = \"25%\"\nretry_min_per_sec = 3\n").replace(POOL, &format!("{POOL}{pool}"));
+    let c = load(&text).unwrap().to_config(0);
+    assert_eq!(c.slow_start, Some(Duration::from_secs(45)));
+    assert_eq!(c.eject, EjectPolicy { after: 5, base: Duration::from_secs(10), max_percent: 30 });
+    assert_eq!(c.retry_budget, RetryBudgetConfig { percent: 25, min_per_sec: 3 });
+    let e = error(&with_frontend("retry_budget = \"150%\"\n"), 8, "retry_budget");
+    assert!(e.message.contains("\"150%\""), "{e}");
+}
+
+#[test]
 fn the_message_has_file_line_column_section_key_and_reason() {
     let e = load(&with_frontend("policy = \"fastets\"\n")).unwrap_err();
     let shown = e.to_string();

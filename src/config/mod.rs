@@ -112,7 +112,10 @@ pub struct Config {
     pub access_log: Option<PathBuf>,
     pub access_log_format: AccessLogFormat,
     pub redirect_code: u16,
+    pub retry_budget: crate::http::retry_budget::RetryBudgetConfig,
     pub fail_policy: FailPolicy,
+    pub slow_start: Option<Duration>,
+    pub eject: crate::outlier::EjectPolicy,
     pub health: Option<HealthConfig>,
     pub admin: Option<SocketAddr>,
     pub admin_token: Option<String>,
@@ -167,6 +170,7 @@ impl Config {
             tls: self.tls.as_ref().map(|t| t.server.clone()),
             backend_tls: self.backend_tls.clone(),
             log_sessions: self.log_sessions,
+            retry_budget: self.retry_budget,
         })
     }
 }

@@ -148,6 +148,8 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str, pools: &[PoolConfi
     opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
     let _ = writeln!(out, "access_log_format = {}", q(f.access_log_format.name()));
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
+    let b = f.retry_budget;
+    let _ = writeln!(out, "retry_budget = \"{}%\"\nretry_min_per_sec = {}", b.percent, b.min_per_sec);
 }
 
 fn pool(out: &mut String, p: &PoolConfig) {
@@ -173,6 +175,16 @@ fn pool(out: &mut String, p: &PoolConfig) {
         p.fall,
         p.fail_policy.max_fails,
         q(&fmt_duration(p.fail_policy.fail_timeout)),
+    );
+    opt(out, "slow_start", p.slow_start.map(|d| q(&fmt_duration(d))), "off");
+    let e = p.eject;
+    let _ = writeln!(
+        out,
+        "eject_after = {}{}\neject_base = {}\neject_max_percent = {}",
+        e.after,
+        if e.after == 0 { "  # off" } else { "" },
+        q(&fmt_duration(e.base)),
+        e.max_percent
     );
     opt(out, "spawn_cmd", p.spawn_cmd.as_deref().map(q), "none");
     opt(out, "replicas", p.replicas.map(|n| n.to_string()), "none");

@@ -19,8 +19,10 @@ use crate::backend::FailPolicy;
 use crate::discovery::NameSpec;
 use crate::health::{CheckKind, HealthConfig};
 use crate::http::head::HashKey;
+use crate::http::retry_budget::RetryBudgetConfig;
 use crate::http::{AccessLogFormat, BackendConnMode};
 use crate::logfmt::LogFormat;
+use crate::outlier::EjectPolicy;
 use crate::per_ip::PerIpLimits;
 use crate::policy::{PolicyKind, PolicyParams};
 use crate::proxy_protocol::{AcceptProxy, Version as ProxyVersion};
@@ -120,6 +122,8 @@ pub struct FrontendConfig {
     pub access_log: Option<PathBuf>,
     pub access_log_format: AccessLogFormat,
     pub redirect_code: u16,
+    /// HTTP: how many retries the recent requests allow.
+    pub retry_budget: RetryBudgetConfig,
 }
 
 /// A set of backends with its health checks and failure policy.
@@ -134,6 +138,10 @@ pub struct PoolConfig {
     pub rise: u32,
     pub fall: u32,
     pub fail_policy: FailPolicy,
+    /// Ramp of a backend that joins or comes back up; `None`: off.
+    pub slow_start: Option<Duration>,
+    /// Outlier ejection (HTTP mode).
+    pub eject: EjectPolicy,
     pub spawn_cmd: Option<String>,
     pub replicas: Option<usize>,
     /// Servers named by DNS and looked up again every `resolve_interval`
@@ -224,6 +232,7 @@ impl Default for FrontendConfig {
             access_log: None,
             access_log_format: AccessLogFormat::Csv,
             redirect_code: 301,
+            retry_budget: RetryBudgetConfig::default(),
         }
     }
 }
@@ -239,6 +248,8 @@ impl Default for PoolConfig {
             rise: 2,
             fall: 3,
             fail_policy: FailPolicy::default(),
+            slow_start: None,
+            eject: EjectPolicy::default(),
             spawn_cmd: None,
             replicas: None,
             names: Vec::new(),
@@ -411,6 +422,7 @@ impl ServerConfig {
             access_log: a.access_log,
             access_log_format: a.access_log_format,
             redirect_code: a.redirect_code,
+            retry_budget: RetryBudgetConfig { percent: a.retry_budget, min_per_sec: a.retry_min_per_sec },
         };
         let pool = PoolConfig {
             name: DEFAULT_NAME.into(),
@@ -421,6 +433,8 @@ impl ServerConfig {
             rise: a.rise,
             fall: a.fall,
             fail_policy: FailPolicy { max_fails: a.max_fails, fail_timeout: a.fail_timeout },
+            slow_start: off_if_zero(a.slow_start),
+            eject: EjectPolicy { after: a.eject_after, base: a.eject_base, max_percent: a.eject_max_percent },
             spawn_cmd: a.spawn_cmd,
             replicas: a.replicas,
             send_proxy: a.send_proxy.0,
@@ -484,6 +498,9 @@ impl ServerConfig {
             access_log: f.access_log.clone(),
             access_log_format: f.access_log_format,
             redirect_code: f.redirect_code,
+            retry_budget: f.retry_budget,
+            slow_start: p.slow_start,
+            eject: p.eject,
             sni_routes: f
                 .sni_routes
                 .iter()

@@ -143,6 +143,12 @@ fn parse_int<T: FromStr + PartialOrd + Display>(s: &str, range: RangeInclusive<T
     }
 }
 
+/// A percentage 0 to 100, with or without its `%` (`20%`, `20`).
+pub fn parse_percent(s: &str) -> Result<u32, String> {
+    let n = s.trim().strip_suffix('%').unwrap_or(s.trim());
+    parse_int(n, 0..=100).map_err(|_| format!("invalid percentage \"{s}\" (expected 0% to 100%)"))
+}
+
 /// Any number of type `T` (what clap accepts for a plain integer flag).
 pub fn parse_number<T: FromStr>(s: &str) -> Result<T, String> {
     s.trim().parse().map_err(|_| format!("invalid number \"{s}\""))
@@ -497,6 +503,16 @@ mod tests {
             assert_eq!(parse_duration(text).unwrap(), d, "{text}");
         }
         assert_eq!(fmt_optional_duration(None), "0");
+    }
+
+    #[test]
+    fn percentages_with_or_without_the_sign() {
+        assert_eq!(parse_percent("20%").unwrap(), 20);
+        assert_eq!(parse_percent(" 50 ").unwrap(), 50);
+        assert_eq!(parse_percent("0").unwrap(), 0);
+        let e = parse_percent("150%").unwrap_err();
+        assert!(e.contains("\"150%\"") && e.contains("0% to 100%"), "{e}");
+        assert!(parse_percent("-1").is_err() && parse_percent("x%").is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::head::RequestHead;
 use crate::backend::{Backend, Claim};
 use crate::connection::Ready;
 use crate::mode::connector::{self, Got, NoBackend};
+use crate::outlier::{self, Outcome};
 use crate::policy::PickKey;
 use crate::proxy_protocol;
 use crate::tls::ClientIo;
@@ -33,7 +34,15 @@ impl HttpEngine {
         loop {
             let idle = &mut self.idle;
             let kept = |b: usize| if persistent { idle.get_mut(b).and_then(Vec::pop) } else { None };
-            match connector::connect(ctx, &pick, tried, kept) {
+            let (budget, now) = (&mut self.budget, ctx.now);
+            let (refused, failed) = (budget.exhausted, tried.len());
+            let got = connector::connect_within(ctx, &pick, tried, kept, || budget.try_retry(now));
+            ctx.stats.retries_budget_exhausted += self.budget.exhausted - refused;
+            // Connects refused at once count toward ejection like late ones.
+            for &b in &tried[failed..] {
+                outlier::record(ctx.backends, b, Outcome::Failure("connect failed".into()), ctx.now);
+            }
+            match got {
                 Ok(Got::Reused { backend, conn }) => {
                     self.conns[conn].phase = ConnPhase::Busy { client: key };
                     return Some((conn, backend, true));
@@ -154,10 +163,45 @@ impl HttpEngine {
         let (old_conn, backend) = (ex.conn, ex.backend);
         ex.claim = None;
         ctx.backends[backend].note_connect_failure(ctx.now, &format_args!("{err} (s={id})"));
+        outlier::record(ctx.backends, backend, Outcome::Failure(format!("connect failed: {err}")), ctx.now);
         ex.tried.push(backend);
+        self.close_conn(old_conn);
+        self.send_elsewhere(key, ctx);
+        self.drive(key, ctx);
+    }
+
+    /// Backend `ex.backend` answered `status` (502 or 503) to an idempotent
+    /// request with nothing of its body sent: the answer is dropped with its
+    /// connection and the request goes to another backend (the caller
+    /// checked the retry budget and that one is left).
+    pub(super) fn retry_answer(&mut self, key: usize, status: u16, ctx: &mut Ctx) {
+        let Some(c) = self.clients.get_mut(key) else { return };
+        let ClientPhase::Exchange(ex) = &mut c.phase else {
+            return;
+        };
+        debug!("s={}: backend {} answered {status}: retrying elsewhere", c.id, ctx.backends[ex.backend].addr);
+        let (old_conn, backend) = (ex.conn, ex.backend);
+        ex.claim = None;
+        ex.tried.push(backend);
+        // The request goes out again from its start.
+        ex.head_sent = false;
+        ex.sent_at = None;
+        ex.first_byte = None;
+        ex.last_progress = ctx.now;
+        self.close_conn(old_conn);
+        // The caller is driving the client: it goes on from the new state.
+        self.send_elsewhere(key, ctx);
+    }
+
+    /// Open a connection to a backend not in the exchange's `tried` and send
+    /// the request there; none left (or no retry budget): 502.
+    fn send_elsewhere(&mut self, key: usize, ctx: &mut Ctx) {
+        let Some(c) = self.clients.get_mut(key) else { return };
+        let ClientPhase::Exchange(ex) = &mut c.phase else {
+            return;
+        };
         let mut tried = std::mem::take(&mut ex.tried);
         let request_hash = ex.head.request_hash;
-        self.close_conn(old_conn);
         let pick = PickKey { client_ip: self.clients[key].addr.ip(), request_hash };
         match self.open_conn(key, pick, &mut tried, ctx) {
             Some((conn, idx, reused)) => {
@@ -176,7 +220,6 @@ impl HttpEngine {
                 if !reused {
                     self.prefix_proxy_header(key, conn);
                 }
-                self.drive(key, ctx);
             }
             None => {
                 // Nothing was sent anywhere: answer 502 and keep the client if we can.
@@ -185,7 +228,6 @@ impl HttpEngine {
                     ex.conn = usize::MAX;
                 }
                 self.fail_exchange(key, 502, ctx);
-                self.drive(key, ctx);
             }
         }
     }

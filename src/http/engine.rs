@@ -24,11 +24,12 @@ use slab::Slab;
 use super::access_log::{AccessLog, Entry};
 use super::exchange::Exchange;
 use super::head::{self, HashKey, HeadError, RequestHead};
+use super::retry_budget::RetryBudget;
 use super::tunnel::Tunnel;
 use crate::buffer::Buffer;
 use crate::connection::{ConnectCheck, Io, Ready, check_connect, classify};
 use crate::per_ip::ClientSlot;
-use crate::policy::{Candidates, PickKey};
+use crate::policy::PickKey;
 use crate::proxy_protocol;
 use crate::sessions::{End, Summary, log_end, next_id};
 use crate::tls::ClientIo;
@@ -76,6 +77,7 @@ pub struct HttpSettings {
     pub backend_tls: Option<crate::tls::BackendTls>,
     /// `--log-sessions`: session end lines at info (else at debug).
     pub log_sessions: bool,
+    pub retry_budget: super::retry_budget::RetryBudgetConfig,
 }
 
 pub use crate::mode::Ctx;
@@ -209,12 +211,13 @@ pub struct HttpEngine {
     /// A backend connect failed for want of descriptors since the reactor
     /// last asked (it then pauses accepting).
     pub(super) out_of_descriptors: bool,
+    /// How many retries the recent requests allow.
+    pub(super) budget: RetryBudget,
 }
 
 impl HttpEngine {
     pub fn new(settings: HttpSettings, backends: usize, access_log: Option<AccessLog>) -> HttpEngine {
         HttpEngine {
-            settings,
             clients: Slab::new(),
             conns: Slab::new(),
             idle: vec![Vec::new(); backends],
@@ -222,6 +225,8 @@ impl HttpEngine {
             access_log,
             draining: false,
             out_of_descriptors: false,
+            budget: RetryBudget::new(settings.retry_budget, Instant::now()),
+            settings,
         }
     }
 
@@ -560,7 +565,7 @@ impl HttpEngine {
         }
         if let HttpRole::Redirect(code) = self.settings.role {
             let pick_key = PickKey { client_ip, request_hash: h.request_hash };
-            let pick = ctx.policy.pick(&pick_key, &Candidates::new(ctx.backends, &[]));
+            let pick = crate::slow_start::pick(&mut *ctx.policy, &pick_key, ctx.backends, &[], ctx.now);
             // A body we do not read cannot be skipped safely: close after answering.
             let close = !h.keep_alive || !h.framing.is_done() || self.draining;
             let status = if pick.is_some() { code } else { 503 };
@@ -583,6 +588,7 @@ impl HttpEngine {
             return;
         }
 
+        self.budget.note_request(ctx.now);
         let mut tried = Vec::new();
         let opened = self.open_conn(key, PickKey { client_ip, request_hash: h.request_hash }, &mut tried, ctx);
         let Some((conn, backend, reused)) = opened else {

@@ -12,8 +12,9 @@ use super::access_log::{CLIENT_CLOSED, Entry};
 use super::engine::{BackendConnMode, ClientPhase, ConnPhase, Ctx, HttpEngine, read_some, write_some};
 use super::framing::BodyFraming;
 use super::head::{self, RequestHead};
-use crate::backend::Claim;
+use crate::backend::{Backend, Claim};
 use crate::buffer::{Buffer, BufferPool};
+use crate::outlier::{self, Outcome};
 use crate::sessions::End;
 
 /// Largest response body copied behind its head into one write.
@@ -42,6 +43,14 @@ pub(super) struct Exchange {
 }
 
 impl Exchange {
+    /// May a 502/503 answer to this request be dropped and the request sent
+    /// to another backend? Only an idempotent one without a body (nothing
+    /// of it is kept to send again), with an untried backend left.
+    fn may_retry(&self, backends: &[Backend]) -> bool {
+        let safe = self.head.is_idempotent() && self.body_sent == 0 && self.req_body.is_done() && !self.head.upgrade;
+        safe && (0..backends.len()).any(|i| i != self.backend && !self.tried.contains(&i) && backends[i].accepts_new())
+    }
+
     /// The backend's response time (request head written to response head
     /// read), handed to its histogram and the policy; `None` if unknown.
     pub fn observe_latency(&self, ctx: &mut Ctx) -> Option<Duration> {
@@ -185,6 +194,22 @@ impl HttpEngine {
             let rbuf = bc.rbuf.get_or_insert_with(|| ctx.pool.take());
             match head::parse_response(rbuf.data(), max_head.min(ctx.pool.buffer_size()), ex.head.is_head()) {
                 Ok(Some(rh)) => {
+                    if !rh.is_interim() {
+                        let outcome = match rh.status {
+                            500.. => Outcome::Failure(format!("answered {}", rh.status)),
+                            _ => Outcome::Success,
+                        };
+                        outlier::record(ctx.backends, ex.backend, outcome, ctx.now);
+                        if matches!(rh.status, 502 | 503) && ex.may_retry(ctx.backends) {
+                            if self.budget.can_retry(ctx.now) {
+                                ctx.backends[ex.backend].stats.responses.add(rh.status);
+                                self.retry_answer(key, rh.status, ctx);
+                                return Ok(true);
+                            }
+                            self.budget.exhausted += 1;
+                            ctx.stats.retries_budget_exhausted += 1;
+                        }
+                    }
                     rbuf.consume(rh.len);
                     moved = true;
                     let b = &mut ctx.backends[ex.backend];
@@ -241,6 +266,7 @@ impl HttpEngine {
                 Ok(None) => {}
                 Err(e) => {
                     warn!("s={}: backend {}: malformed response ({e:?})", c.id, ctx.backends[ex.backend].addr);
+                    outlier::record(ctx.backends, ex.backend, Outcome::Failure("malformed response".into()), ctx.now);
                     self.fail_exchange(key, 502, ctx);
                     return Ok(true);
                 }
@@ -311,6 +337,7 @@ impl HttpEngine {
             ex.reused && ex.resp.is_none() && ex.first_byte.is_none() && ex.head.is_idempotent() && ex.body_sent == 0;
         if !retry {
             warn!("s={id}: backend {addr}: {err}");
+            outlier::record(ctx.backends, ex.backend, Outcome::Failure(err.to_string()), ctx.now);
             self.fail_exchange(key, 502, ctx);
             return;
         }

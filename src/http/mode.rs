@@ -76,6 +76,7 @@ impl Mode for HttpEngine {
 
     fn reconfigure(&mut self, config: &crate::config::Config) {
         if let Some(settings) = config.http_settings() {
+            self.budget.config = settings.retry_budget;
             self.settings = settings;
         }
     }

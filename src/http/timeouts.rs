@@ -8,6 +8,7 @@ use log::debug;
 
 use super::engine::Client;
 use super::engine::{ClientPhase, ConnPhase, Ctx, HttpEngine, HttpSettings};
+use crate::outlier::{self, Outcome};
 use crate::sessions::End;
 
 /// Why a client connection's time is up.
@@ -87,6 +88,12 @@ impl HttpEngine {
                         ClientPhase::Exchange(ex)
                             if !ex.req_body.is_done() && ex.resp.is_none() && ex.head_sent && nothing_held
                     );
+                    if let ClientPhase::Exchange(ex) = &c.phase
+                        && !client_stalled
+                    {
+                        let why = Outcome::Failure("no progress within --backend-timeout".into());
+                        outlier::record(ctx.backends, ex.backend, why, ctx.now);
+                    }
                     self.fail_exchange(k, if client_stalled { 408 } else { 504 }, ctx);
                     self.drive(k, ctx);
                 }

@@ -3,7 +3,8 @@
 //! keeps some (HTTP's pool), else start a non-blocking connect. A connect
 //! refused at once counts against that backend, and the policy is asked
 //! again without it; running out of descriptors is the proxy's own
-//! condition and blames no backend.
+//! condition and blames no backend. Picks go through the slow-start ramp
+//! (`slow_start::pick`) in every mode; HTTP bounds its retries with a budget.
 
 use std::io;
 
@@ -11,7 +12,8 @@ use mio::net::TcpStream;
 
 use super::Ctx;
 use crate::connection::is_descriptor_exhaustion;
-use crate::policy::{Candidates, PickKey};
+use crate::policy::PickKey;
+use crate::slow_start;
 
 /// A backend connection to use.
 pub enum Got<C> {
@@ -35,12 +37,28 @@ pub fn connect<C>(
     ctx: &mut Ctx,
     key: &PickKey,
     tried: &mut Vec<usize>,
+    idle: impl FnMut(usize) -> Option<C>,
+) -> Result<Got<C>, NoBackend> {
+    connect_within(ctx, key, tried, idle, || true)
+}
+
+/// [`connect`], where every retry must first be allowed by `retry_ok` (a
+/// retry budget); a refused one ends the attempt as if no backend were left.
+pub fn connect_within<C>(
+    ctx: &mut Ctx,
+    key: &PickKey,
+    tried: &mut Vec<usize>,
     mut idle: impl FnMut(usize) -> Option<C>,
+    mut retry_ok: impl FnMut() -> bool,
 ) -> Result<Got<C>, NoBackend> {
     loop {
-        let backend = ctx.policy.pick(key, &Candidates::new(ctx.backends, tried)).ok_or(NoBackend::NoneLeft)?;
+        let backend =
+            slow_start::pick(&mut *ctx.policy, key, ctx.backends, tried, ctx.now).ok_or(NoBackend::NoneLeft)?;
         // A pick after a failed connect (here or reported later by the mode) is a retry.
         if !tried.is_empty() {
+            if !retry_ok() {
+                return Err(NoBackend::NoneLeft);
+            }
             ctx.stats.retries += 1;
         }
         if let Some(conn) = idle(backend) {

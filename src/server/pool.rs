@@ -18,6 +18,8 @@ use crate::admin::{Reply, replicas};
 use crate::backend::{AdminState, Backend, usage_line};
 use crate::checks::Checker;
 use crate::config::{BackendSpec, Config};
+use crate::outlier::{self, Outlier};
+use crate::slow_start::Ramp;
 use crate::spawn::Spawner;
 
 pub struct Pool {
@@ -67,7 +69,9 @@ impl DnsState {
 /// A backend as configured: failure marking, and health thresholds when
 /// checks are on. `start_down`: no traffic until `rise` checks pass.
 fn make_backend(config: &Config, addr: SocketAddr, start_down: bool) -> Backend {
-    let b = Backend::with_fail_policy(addr, config.fail_policy);
+    let mut b = Backend::with_fail_policy(addr, config.fail_policy);
+    b.ramp = Ramp::new(config.slow_start);
+    b.outlier = Outlier::new(config.eject);
     match &config.health {
         Some(h) => b.with_health(h.rise, h.fall, start_down),
         None => b,
@@ -189,6 +193,10 @@ impl Pool {
                 self.backends.len() - 1
             }
         };
+        if !start_down {
+            // A backend waiting for its checks starts its ramp when they pass.
+            self.backends[i].ramp.start(Instant::now());
+        }
         info!("backend {addr} added{}", if start_down { " (waiting for its health checks)" } else { "" });
         i
     }
@@ -290,10 +298,14 @@ impl Pool {
         reweighted
     }
 
-    /// Backends whose fail timeout ended go back in rotation (housekeeping tick).
+    /// Backends whose fail timeout or ejection ended go back in rotation,
+    /// ramping up (housekeeping tick).
     pub fn revive_due(&mut self, now: Instant) {
         for b in self.backends.iter_mut() {
             b.revive_if_due(now);
+        }
+        for i in outlier::return_due(&mut self.backends, now) {
+            self.backends[i].ramp.start(now);
         }
     }
 }

@@ -256,6 +256,11 @@ fn update_pool(
             b.reconfigure(config.fail_policy, thresholds);
         }
     }
+    for b in pool.backends.iter_mut() {
+        // Ramps and ejections under way keep going with the new lengths.
+        b.ramp.duration = config.slow_start.filter(|d| !d.is_zero());
+        b.outlier.policy = config.eject;
+    }
     if health_changed {
         pool.restart_checks(now, timers);
         changes.0.push(format!("pool {name}: health checks restarted"));

@@ -39,6 +39,8 @@ pub struct Member {
     pub removed: bool,
     pub up: bool,
     pub active: Arc<AtomicU64>,
+    /// Slow start, as the main reactor's copy ramps.
+    pub ramp: crate::slow_start::Ramp,
 }
 
 impl Member {
@@ -51,6 +53,7 @@ impl Member {
             removed: b.removed,
             up: b.is_up(),
             active: b.active_counter(),
+            ramp: b.ramp.clone(),
         }
     }
 
@@ -61,7 +64,8 @@ impl Member {
             | (b.admin as u64) << 32
             | u64::from(b.removing) << 40
             | u64::from(b.removed) << 41
-            | u64::from(b.is_up()) << 42;
+            | u64::from(b.is_up()) << 42
+            | b.ramp.since().map_or(0, |_| 1 << 43);
         mix64(h ^ hash_addr(0, b.addr) ^ mix64(flags))
     }
 }
@@ -288,6 +292,7 @@ pub fn mirror(backends: &mut Vec<Backend>, slots: Vec<Member>) -> Vec<usize> {
         b.removing = m.removing;
         b.removed = m.removed;
         b.follow_health(m.up);
+        b.ramp.follow(&m.ramp);
         if !Arc::ptr_eq(&b.active_counter(), &m.active) {
             b.count_into(m.active);
         }
