@@ -189,6 +189,13 @@ pub enum Phase {
 // not read them), so nothing is lost and no buffer is held while waiting.
 
 pub struct Session {
+    // Fields drop in this order: the claim and the place are given back
+    // before the sockets close, so a client that sees the close and comes
+    // back at once finds them free, even in another worker thread.
+    /// Counts this session in the backend's active sessions while it lives.
+    pub claim: Claim,
+    /// Its client address's place under `--max-conns-per-ip`, while it lives.
+    pub slot: ClientSlot,
     pub client: TcpStream,
     pub client_addr: SocketAddr,
     pub client_ready: Ready,
@@ -196,10 +203,6 @@ pub struct Session {
     pub backend_ready: Ready,
     /// Index of the backend in the reactor's list.
     pub backend_idx: usize,
-    /// Counts this session in the backend's active sessions while it lives.
-    pub claim: Claim,
-    /// Its client address's place under `--max-conns-per-ip`, while it lives.
-    pub slot: ClientSlot,
     pub phase: Phase,
     /// Client to backend.
     pub up: Pipe,

@@ -9,12 +9,15 @@
 //! addresses with open connections or a bucket still refilling, and the
 //! periodic sweep removes the rest, so memory follows the live clients, not
 //! every address ever seen.
+//!
+//! The table is shared by every worker thread's copy of the frontend (it
+//! travels in the frontend's configuration), so the limits hold for the
+//! process, not per worker.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use log::{debug, warn};
@@ -54,7 +57,23 @@ struct Entry {
     warned: bool,
 }
 
-type Table = Rc<RefCell<HashMap<IpAddr, Entry>>>;
+type Table = Arc<Mutex<HashMap<IpAddr, Entry>>>;
+
+/// The addresses one frontend tracks, shared by its workers. Equal to any
+/// other: it is state, not a setting, so a reload comparing settings ignores it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedEntries(Table);
+
+impl PartialEq for SharedEntries {
+    fn eq(&self, _: &SharedEntries) -> bool {
+        true
+    }
+}
+
+fn lock(t: &Table) -> MutexGuard<'_, HashMap<IpAddr, Entry>> {
+    // A worker that panicked holding it left whole entries: go on with them.
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// One frontend's limits and the addresses they are tracking.
 pub struct PerIpTable {
@@ -78,18 +97,22 @@ impl ClientSlot {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        if let Some((table, ip)) = self.held.take() {
-            let mut t = table.borrow_mut();
-            if let Some(e) = t.get_mut(&ip) {
-                e.open = e.open.saturating_sub(1);
-            }
+        if let Some((table, ip)) = self.held.take()
+            && let Some(e) = lock(&table).get_mut(&ip)
+        {
+            e.open = e.open.saturating_sub(1);
         }
     }
 }
 
 impl PerIpTable {
     pub fn new(limits: PerIpLimits) -> PerIpTable {
-        PerIpTable { limits, entries: Rc::default(), refused: 0 }
+        PerIpTable::shared(limits, SharedEntries::default())
+    }
+
+    /// Limits over `entries`, which other workers' tables may share.
+    pub fn shared(limits: PerIpLimits, entries: SharedEntries) -> PerIpTable {
+        PerIpTable { limits, entries: entries.0, refused: 0 }
     }
 
     /// New limits (reload): open connections keep their places.
@@ -99,7 +122,7 @@ impl PerIpTable {
 
     /// Addresses tracked now.
     pub fn tracked(&self) -> usize {
-        self.entries.borrow().len()
+        lock(&self.entries).len()
     }
 
     /// A new connection from `ip`; in TCP mode (`is_request`) it also takes
@@ -111,23 +134,20 @@ impl PerIpTable {
             return Ok(ClientSlot::unlimited());
         }
         let verdict = {
-            let mut t = self.entries.borrow_mut();
+            let mut t = lock(&self.entries);
             let e = t.entry(ip).or_insert_with(|| fresh(rate, now));
-            match max_conns {
+            let verdict = match max_conns {
                 Some(max) if e.open >= max => Err(Refused::Connections(e.open)),
                 _ => rate.map_or(Ok(()), |r| take_token(e, r, now)),
+            };
+            // Counted under the same lock as the check: two workers cannot both take the last place.
+            if verdict.is_ok() && max_conns.is_some() {
+                e.open += 1;
             }
+            verdict
         };
         match verdict {
-            Ok(()) => {
-                let held = max_conns.map(|_| {
-                    if let Some(e) = self.entries.borrow_mut().get_mut(&ip) {
-                        e.open += 1;
-                    }
-                    (Rc::clone(&self.entries), ip)
-                });
-                Ok(ClientSlot { held })
-            }
+            Ok(()) => Ok(ClientSlot { held: max_conns.map(|_| (Arc::clone(&self.entries), ip)) }),
             Err(why) => Err(self.refuse(ip, why)),
         }
     }
@@ -136,7 +156,7 @@ impl PerIpTable {
     pub fn admit_request(&mut self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
         let Some(rate) = self.limits.rate else { return Ok(()) };
         let verdict = {
-            let mut t = self.entries.borrow_mut();
+            let mut t = lock(&self.entries);
             let e = t.entry(ip).or_insert_with(|| fresh(Some(rate), now));
             take_token(e, rate, now)
         };
@@ -145,7 +165,7 @@ impl PerIpTable {
 
     fn refuse(&mut self, ip: IpAddr, why: Refused) -> Refused {
         self.refused += 1;
-        let mut t = self.entries.borrow_mut();
+        let mut t = lock(&self.entries);
         // Once per address while it is tracked: a flood must not flood the log.
         match t.get_mut(&ip) {
             Some(e) if !e.warned => {
@@ -160,7 +180,7 @@ impl PerIpTable {
     /// Forget addresses with nothing open whose bucket is full again.
     pub fn sweep(&mut self, now: Instant) {
         let rate = self.limits.rate;
-        self.entries.borrow_mut().retain(|_, e| e.open > 0 || rate.is_some_and(|r| refilled(e, r, now) < r as f64));
+        lock(&self.entries).retain(|_, e| e.open > 0 || rate.is_some_and(|r| refilled(e, r, now) < r as f64));
     }
 }
 

@@ -90,6 +90,8 @@ pub struct Config {
     pub workers: values::Workers,
     /// The frontend's round-robin position, shared by its workers' copies.
     pub rotation: crate::policy::Rotation,
+    /// The addresses its per-address limits track, shared by its workers' copies.
+    pub per_ip_entries: crate::per_ip::SharedEntries,
     pub mode: Mode,
     pub backend_conn: BackendConnMode,
     pub pool_size: usize,

@@ -482,6 +482,7 @@ impl ServerConfig {
             seed: g.seed,
             workers: g.workers,
             rotation: Default::default(),
+            per_ip_entries: Default::default(),
             mode: f.mode,
             backend_conn: f.backend_conn,
             pool_size: f.pool_size,

@@ -102,6 +102,11 @@ pub(super) enum ClientPhase {
 }
 
 pub(super) struct Client {
+    /// Its address's place under `--max-conns-per-ip`, while it lives.
+    /// First, so it is given back before the socket closes (fields drop in
+    /// order): a client that sees the close and comes back at once finds it
+    /// free, even in another worker thread.
+    pub _slot: ClientSlot,
     /// The socket, plain or under TLS.
     pub io: ClientIo,
     pub addr: SocketAddr,
@@ -116,8 +121,6 @@ pub(super) struct Client {
     /// When the head being read began (connection start, or its first byte
     /// after an exchange); `None` while idle between requests.
     pub head_since: Option<Instant>,
-    /// Its address's place under `--max-conns-per-ip`, while it lives.
-    pub _slot: ClientSlot,
     /// TLS close_notify queued (Closing phase).
     pub closing_notified: bool,
     /// Unique in the process, for log lines (`s=N`).

@@ -57,7 +57,7 @@ impl Frontend {
             mode,
             policy: config.policy.build(&config.params),
             prober: None,
-            per_ip: PerIpTable::new(config.per_ip),
+            per_ip: PerIpTable::shared(config.per_ip, config.per_ip_entries.clone()),
             pool,
             config,
             stats: FrontendStats::default(),
