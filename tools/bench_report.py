@@ -43,7 +43,7 @@ def cell(test, target, v):
 
 print(f"# {title}\n")
 print("Made by the script named below; re-run it to reproduce. One machine:")
-print("proxies pinned to CPU 1, load generator and backends to CPU 0 with `taskset`.")
+print(os.environ.get("PLACEMENT", "proxies pinned to CPU 1, load generator and backends to CPU 0 with `taskset`."))
 if n_rounds > 1:
     print(f"Each cell is the median of {n_rounds} interleaved rounds, with the lowest and highest "
           "round in brackets (every round: rounds.csv).\n")
