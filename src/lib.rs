@@ -1,10 +1,11 @@
 //! # lbproxy
 //!
-//! A single-threaded load balancer on one mio (epoll) reactor.
+//! A load balancer on mio (epoll) reactors: one thread, or several
+//! workers (`--workers`) that share listeners, membership and counters.
 //!
 //! # Layout
 //! - `config`: flags (cli.rs) and the TOML file (file.rs) into one `ServerConfig` (frontends, pools; defaults stated once), value parsers, the per-frontend `Config`.
-//! - `server`: the poll loop, tokens, frontends and pools, accept, signals and shutdown.
+//! - `server`: the poll loop, tokens, frontends and pools, accept, signals and shutdown; workers (more reactor threads) and what they share.
 //! - `mode`: the `Mode` interface every frontend's mode implements; TCP mode.
 //! - `connection`: one TCP session, its two pipes and the splice step; I/O helpers.
 //! - `buffer`: fixed-size buffers and the pool they are taken from.
