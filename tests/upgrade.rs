@@ -25,6 +25,9 @@ fn proxy_at(port: u16, socket: &PathBuf, args: &[&str]) -> Proc {
         .arg("--upgrade-socket")
         .arg(socket)
         .args(args);
+    if let Some(n) = std::env::var_os("LBPROXY_TEST_WORKERS") {
+        cmd.arg("--workers").arg(n);
+    }
     spawn_cmd_and_wait(cmd)
 }
 

@@ -47,7 +47,8 @@ fn open_file(path: &Path, format: AccessLogFormat) -> std::io::Result<File> {
         .open(path)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open access log {}: {e}", path.display())))?;
     if format == AccessLogFormat::Csv && f.metadata()?.len() == 0 {
-        writeln!(f, "{ACCESS_LOG_HEADER}")?;
+        // One write: a worker opening the file at the same time sees it whole.
+        f.write_all(format!("{ACCESS_LOG_HEADER}\n").as_bytes())?;
     }
     Ok(f)
 }

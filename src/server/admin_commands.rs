@@ -164,10 +164,13 @@ impl Server {
             frontends: self
                 .frontends
                 .iter()
-                .map(|f| {
+                .enumerate()
+                .map(|(i, f)| {
                     let mut stats = f.stats.clone();
                     let mut open = f.mode.open_clients();
-                    for (_, s, n) in snaps.iter().flat_map(|s| &s.frontends).filter(|x| x.0 == f.name) {
+                    // Same index in every reactor (a replaced frontend keeps its slot under its name).
+                    let copies = snaps.iter().filter_map(|s| s.frontends.get(i)).filter(|x| x.0 == f.name);
+                    for (_, s, n) in copies {
                         stats.add(s);
                         open += n;
                     }

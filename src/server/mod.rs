@@ -154,6 +154,10 @@ pub struct Server {
     upgrade: Option<(UnixListener, PathBuf)>,
     /// A handover sent and waiting for the new process's `ready`.
     handover: Option<Handover>,
+    /// Listeners taken over from a running process, which waits for our
+    /// `ready` (sent once everything, workers included, is up): the stream
+    /// to it and how many of its listeners were not needed.
+    takeover: Option<(std::os::unix::net::UnixStream, usize)>,
     started: Instant,
     next_tick: Instant,
     next_stats: Option<Instant>,
@@ -187,22 +191,41 @@ impl Server {
         let threads = plan.frontends.first().map_or(1, |(_, c, _)| c.workers.resolve());
         let worker_plan = (threads > 1).then(|| plan.for_worker());
         let mut server = Server::build(plan, None, threads)?;
+        // A running process we take over from hears `ready` only after this.
         if let Some(mut plan) = worker_plan {
             for (_, c, _) in plan.frontends.iter_mut() {
                 c.max_connections = server.global.max_connections;
             }
             let (shares, members) = (|| server.listener_shares(), || server.members());
-            let workers = Workers::start(threads - 1, &server.waker, &plan, shares, members)?;
+            let workers = Workers::start(threads, &server.waker, &plan, shares, members)?;
             info!("{threads} workers (reactor threads) serving every frontend");
             server.workers = Some(workers);
         }
+        server.finish_start()?;
         Ok(server)
+    }
+
+    /// Everything is up: tell the process we took over from (it then
+    /// drains), and take upgrade requests ourselves.
+    fn finish_start(&mut self) -> io::Result<()> {
+        if let Some((stream, unused)) = self.takeover.take() {
+            upgrade::confirm(stream)?;
+            info!("took over listeners from the running lbproxy ({unused} not needed here, closed)");
+        }
+        if let Some((_, path)) = &self.upgrade {
+            upgrade::publish(path)?;
+        }
+        Ok(())
     }
 
     /// A worker of `threads`: the main reactor's plan for workers, its
     /// listeners, its pools' current slots.
-    fn worker(plan: Plan, handed: Vec<upgrade::Handed>, members: Vec<PoolMembers>, link: Link) -> io::Result<Server> {
-        let threads = plan.frontends.first().map_or(1, |(_, c, _)| c.workers.resolve());
+    fn worker(
+        plan: Plan,
+        handed: Vec<upgrade::Handed>,
+        (members, threads): (Vec<PoolMembers>, usize),
+        link: Link,
+    ) -> io::Result<Server> {
         let mut server = Server::build(plan, Some(handed), threads)?;
         server.link = Some(link);
         for m in members {
@@ -264,10 +287,11 @@ impl Server {
             let slots = pools[pool].backends.len();
             frontends.push(Frontend::new(name, (listener, addr), mode, (pool, slots), config, i, (now, &mut timers)));
         }
-        // The limit is the process's: each worker takes its part.
+        // The limit is the process's: each worker takes its part. Every
+        // reactor keeps its own idle backend connections, epoll and wakers.
         // A worker's plan carries the main reactor's figures.
         let max_connections_total = match supplied {
-            None => crate::limits::cap_connections(global.max_connections, reserved),
+            None => crate::limits::cap_connections(global.max_connections, reserved * threads as u64),
             Some(_) => global.max_connections * threads,
         };
         if supplied.is_none() {
@@ -304,18 +328,15 @@ impl Server {
             Some(path) => Some((upgrade::listen(&path)?, path)),
             None => None,
         };
-        if let Some((stream, unused)) = handover {
-            upgrade::confirm(stream)?;
-            info!("took over listeners from the running lbproxy ({} not needed here, closed)", unused.len());
-        }
         let upgrade = match upgrade {
             Some((mut l, path)) => {
-                upgrade::publish(&path)?;
                 poll.registry().register(&mut l, UPGRADE_LISTENER, Interest::READABLE)?;
                 Some((l, path))
             }
             None => None,
         };
+        // Listeners not needed here are closed now; `ready` waits for `finish_start`.
+        let takeover = handover.map(|(stream, unused)| (stream, unused.len()));
         let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
         Ok(Server {
             waker,
@@ -326,6 +347,7 @@ impl Server {
             reloader: None,
             upgrade,
             handover: None,
+            takeover,
             signals,
             frontends,
             pools,
@@ -603,7 +625,9 @@ impl Server {
                 let Some(l) = f.listener.as_mut() else { continue };
                 let r = match pause {
                     Some(_) => listeners::deregister(&self.poll, l, true),
-                    None => listeners::register(&self.poll, l, Owner::Listener { frontend: i }.token(), true),
+                    // A reload during the pause may have registered one already.
+                    None => listeners::register(&self.poll, l, Owner::Listener { frontend: i }.token(), true)
+                        .or_else(|e| if e.raw_os_error() == Some(libc::EEXIST) { Ok(()) } else { Err(e) }),
                 };
                 if let Err(e) = r {
                     warn!(
@@ -646,15 +670,16 @@ impl Server {
                 continue;
             }
             if sig == SIGUSR1 {
-                if let Some(w) = self.workers.as_ref() {
-                    w.send(|| Command::ReopenLogs);
-                }
                 for f in self.frontends.iter_mut() {
                     match f.mode.reopen_logs() {
                         Some(Ok(path)) => info!("SIGUSR1: access log {} reopened", path.display()),
                         Some(Err(e)) => warn!("SIGUSR1: {e}; still writing to the file open before"),
                         None => {}
                     }
+                }
+                // After ours: the new file has its header before any worker opens it.
+                if let Some(w) = self.workers.as_ref() {
+                    w.send(|| Command::ReopenLogs);
                 }
                 continue;
             }
@@ -676,7 +701,8 @@ impl Server {
     fn start_drain(&mut self, why: &str, refuse: bool) {
         // Close the listeners before saying so: new clients are refused from
         // here on (with workers, the socket is stopped for all of them).
-        let stop_for_all = refuse && self.exclusive && !self.is_worker();
+        // Not while a new process holds the same sockets (a handover under way).
+        let stop_for_all = refuse && self.exclusive && !self.is_worker() && self.handover.is_none();
         for f in self.frontends.iter_mut() {
             if let Some(mut l) = f.listener.take() {
                 let _ = listeners::deregister(&self.poll, &mut l, self.exclusive);

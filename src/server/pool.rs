@@ -68,7 +68,7 @@ impl DnsState {
 
 /// A backend as configured: failure marking, and health thresholds when
 /// checks are on. `start_down`: no traffic until `rise` checks pass.
-fn make_backend(config: &Config, addr: SocketAddr, start_down: bool) -> Backend {
+pub(super) fn make_backend(config: &Config, addr: SocketAddr, start_down: bool) -> Backend {
     let mut b = Backend::with_fail_policy(addr, config.fail_policy);
     b.ramp = Ramp::new(config.slow_start);
     b.outlier = Outlier::new(config.eject);

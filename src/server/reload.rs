@@ -94,10 +94,9 @@ impl Server {
                 _ if config.routed => Listener::None,
                 Some(i) => Listener::From(i),
                 None => {
-                    let mut l = self.open_listener(&name, &config)?;
+                    // Registered only once nothing can fail (see the commit below).
+                    let l = self.open_listener(&name, &config)?;
                     let addr = l.local_addr().map_err(|e| e.to_string())?;
-                    let token = Owner::Listener { frontend: index }.token();
-                    listeners::register(&self.poll, &mut l, token, self.exclusive).map_err(|e| e.to_string())?;
                     Listener::Fresh(l, addr)
                 }
             };
@@ -122,9 +121,9 @@ impl Server {
                 continue;
             }
             updated.push(p);
-            // A worker's membership is the main reactor's (sent after the reload).
+            // A worker's membership is the main reactor's (sent with the reload).
             let (gone, weights) = if self.is_worker() {
-                self.pools[p].config = (**config).clone();
+                apply_backend_settings(&mut self.pools[p], config);
                 (Vec::new(), false)
             } else {
                 update_pool(&mut self.pools[p], config, (now, &mut self.timers), &mut changes)
@@ -166,7 +165,16 @@ impl Server {
                     let index = self.frontends.len();
                     let pool = self.pools.iter().position(|p| p.name == pool).expect("prepared above");
                     let (listener, addr) = match listener {
-                        Listener::Fresh(l, addr) => (Some(l), addr),
+                        Listener::Fresh(mut l, addr) => {
+                            // Shared listeners stay out of the poll while accepting is paused.
+                            if !(self.exclusive && self.accept_pause.is_some()) {
+                                let token = Owner::Listener { frontend: index }.token();
+                                if let Err(e) = listeners::register(&self.poll, &mut l, token, self.exclusive) {
+                                    log::warn!("reload: frontend {name} on {addr} cannot be polled: {e}");
+                                }
+                            }
+                            (Some(l), addr)
+                        }
                         Listener::From(i) => match self.retire(i, Some(index), &mut changes) {
                             Some((l, addr)) => (Some(l), addr),
                             None => (None, config.listen),
@@ -238,15 +246,9 @@ impl Server {
     }
 }
 
-/// Bring `pool` to what `config` says; returns the indices of backends
-/// removed at once (nothing was open on them), and whether a weight changed.
-fn update_pool(
-    pool: &mut Pool,
-    config: &Config,
-    (now, timers): (Instant, &mut Timers),
-    changes: &mut Changes,
-) -> (Vec<usize>, bool) {
-    let name = pool.name.clone();
+/// The pool's new settings, and each backend's part of them (failure
+/// marking, health thresholds, ramp length, ejection).
+fn apply_backend_settings(pool: &mut Pool, config: &Config) {
     let health_changed = pool.config.health != config.health;
     let fail_changed = pool.config.fail_policy != config.fail_policy;
     pool.config = config.clone();
@@ -261,6 +263,19 @@ fn update_pool(
         b.ramp.duration = config.slow_start.filter(|d| !d.is_zero());
         b.outlier.policy = config.eject;
     }
+}
+
+/// Bring `pool` to what `config` says; returns the indices of backends
+/// removed at once (nothing was open on them), and whether a weight changed.
+fn update_pool(
+    pool: &mut Pool,
+    config: &Config,
+    (now, timers): (Instant, &mut Timers),
+    changes: &mut Changes,
+) -> (Vec<usize>, bool) {
+    let name = pool.name.clone();
+    let health_changed = pool.config.health != config.health;
+    apply_backend_settings(pool, config);
     if health_changed {
         pool.restart_checks(now, timers);
         changes.0.push(format!("pool {name}: health checks restarted"));

@@ -7,17 +7,13 @@ use std::sync::atomic::Ordering;
 
 use log::{info, warn};
 
-use super::workers::{self, Command, PoolMembers, Shared, Snapshot};
+use super::workers::{self, Command, PoolMembers, Snapshot};
 use super::{Server, listeners, upgrade};
 use crate::policy::PolicyKind;
 
 impl Server {
     pub(super) fn waker(&self) -> Arc<mio::Waker> {
         Arc::clone(&self.waker)
-    }
-
-    pub(super) fn worker_shared(&self) -> Option<Arc<Shared>> {
-        self.link.as_ref().map(|l| Arc::clone(&l.shared))
     }
 
     pub(super) fn is_worker(&self) -> bool {
@@ -60,12 +56,15 @@ impl Server {
             let Some(cmd) = self.link.as_ref().and_then(|l| l.rx.try_recv().ok()) else { return };
             match cmd {
                 Command::Members(m) => self.on_members(m),
-                Command::Reload(plan, handed) => {
+                Command::Reload(plan, handed, members) => {
                     self.supplied = Some(handed);
                     if let Err(e) = self.apply(*plan) {
                         warn!("worker: reload failed here ({e}); serving as before");
                     }
                     self.supplied = None;
+                    for m in members {
+                        self.on_members(m);
+                    }
                 }
                 Command::Policy(name, kind) => {
                     let now = self.now;
@@ -95,7 +94,9 @@ impl Server {
     /// Worker: mirror the main reactor's slots of one pool.
     pub(super) fn on_members(&mut self, m: PoolMembers) {
         let Some(p) = self.pools.iter().position(|p| p.name == m.pool) else { return };
-        let gone = workers::mirror(&mut self.pools[p].backends, m.slots);
+        let pool = &mut self.pools[p];
+        let config = &pool.config;
+        let gone = workers::mirror(&mut pool.backends, m.slots, |addr| super::pool::make_backend(config, addr, false));
         self.sync_modes(p, &gone);
     }
 
@@ -130,17 +131,23 @@ impl Server {
         }
     }
 
-    /// Main reactor, after a reload: the workers apply the same plan.
-    pub(super) fn reload_workers(&self, plan: super::Plan) {
+    /// Main reactor, after a reload: the workers apply the same plan, then
+    /// the pools' slots as they are now.
+    pub(super) fn reload_workers(&mut self, plan: super::Plan) {
         let Some(w) = self.workers.as_ref() else { return };
         let plan = plan.for_worker();
         w.send(|| match self.listener_shares() {
-            Ok(handed) => Command::Reload(Box::new(plan.clone()), handed),
+            Ok(handed) => Command::Reload(Box::new(plan.clone()), handed, self.members()),
             Err(e) => {
                 warn!("reload: cannot share listeners with workers ({e}); they keep the old frontends");
                 Command::Members(PoolMembers { pool: String::new(), slots: Vec::new() })
             }
         });
         info!("reload: passed to {} workers", w.len());
+        let sent: Vec<(String, u64)> =
+            self.pools.iter().map(|p| (p.name.clone(), workers::pool_fingerprint(&p.backends))).collect();
+        if let Some(w) = self.workers.as_mut() {
+            w.sent_all(&sent);
+        }
     }
 }

@@ -64,10 +64,17 @@ impl Member {
             | (b.admin as u64) << 32
             | u64::from(b.removing) << 40
             | u64::from(b.removed) << 41
-            | u64::from(b.is_up()) << 42
-            | b.ramp.since().map_or(0, |_| 1 << 43);
-        mix64(h ^ hash_addr(0, b.addr) ^ mix64(flags))
+            | u64::from(b.is_up()) << 42;
+        let ramp = b.ramp.since().map_or(0, |t| t.saturating_duration_since(origin()).as_nanos() as u64 | 1)
+            ^ b.ramp.duration.map_or(0, |d| mix64(d.as_nanos() as u64));
+        mix64(h ^ hash_addr(0, b.addr) ^ mix64(flags) ^ mix64(ramp))
     }
+}
+
+/// A fixed instant to express ramp start times as numbers.
+fn origin() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
 }
 
 /// A pool's slots, in the main reactor's order.
@@ -82,8 +89,9 @@ pub fn pool_fingerprint(backends: &[Backend]) -> u64 {
 
 pub enum Command {
     Members(PoolMembers),
-    /// A reload: the plan, and descriptors of the listeners it needs by frontend name.
-    Reload(Box<Plan>, Vec<Handed>),
+    /// A reload: the plan, descriptors of the listeners it needs by frontend
+    /// name, and every pool's slots after it (applied before any client is).
+    Reload(Box<Plan>, Vec<Handed>, Vec<PoolMembers>),
     /// The admin API switched this frontend's policy.
     Policy(String, crate::policy::PolicyKind),
     /// Publish a snapshot now, marked with this number, and wake the main reactor.
@@ -116,6 +124,15 @@ pub struct Shared {
     pub snapshot: Mutex<Snapshot>,
 }
 
+/// Marks a worker finished when its thread ends.
+struct Finished(Arc<Shared>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.finished.store(true, Ordering::Release);
+    }
+}
+
 /// The worker's end.
 pub struct Link {
     pub rx: Receiver<Command>,
@@ -141,44 +158,45 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Start `n` workers on `plan`, each with descriptors of the listeners
-    /// (`listeners()`) and the pools' current slots (`members()`). Returns
-    /// once each has bound everything or one failed.
+    /// Start the workers 1..`threads` on `plan`, each with descriptors of
+    /// the listeners (`listeners()`) and the pools' current slots
+    /// (`members()`). Returns once each has bound everything; if one fails,
+    /// those started already are stopped (dropping `Workers` drains them).
     pub fn start(
-        n: usize,
+        threads: usize,
         main: &Arc<mio::Waker>,
         plan: &Plan,
         listeners: impl Fn() -> std::io::Result<Vec<Handed>>,
         members: impl Fn() -> Vec<PoolMembers>,
     ) -> std::io::Result<Workers> {
-        let mut handles = Vec::new();
-        for id in 1..=n {
+        let mut workers = Workers { handles: Vec::new(), sent: Vec::new(), asked: 0 };
+        for id in 1..threads {
             let (tx, rx) = mpsc::channel();
             let shared = Arc::new(Shared::default());
             let link = Link { rx, shared: Arc::clone(&shared), main: Arc::clone(main) };
             let (ready_tx, ready_rx) = mpsc::channel();
             let (plan, handed, members) = (plan.clone(), listeners()?, members());
+            let finished = Finished(Arc::clone(&shared));
             let thread = std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
-                let server = match Server::worker(plan, handed, members, link) {
+                // Set however the thread ends, a panic included.
+                let _finished = finished;
+                let server = match Server::worker(plan, handed, (members, threads), link) {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                let shared = server.worker_shared();
                 let _ = ready_tx.send(Ok(server.waker()));
                 if let Err(e) = server.run() {
                     error!("worker {id}: {e}");
                 }
-                if let Some(s) = shared {
-                    s.finished.store(true, Ordering::Release);
-                }
             })?;
-            let waker = ready_rx.recv().map_err(|_| std::io::Error::other(format!("worker {id} did not start")))??;
-            handles.push(Handle { tx, waker, shared, thread: Some(thread) });
+            let started = ready_rx.recv().map_err(|_| std::io::Error::other(format!("worker {id} did not start")));
+            let waker = started?.map_err(|e| std::io::Error::new(e.kind(), format!("worker {id}: {e}")))?;
+            workers.handles.push(Handle { tx, waker, shared, thread: Some(thread) });
         }
-        Ok(Workers { handles, sent: Vec::new(), asked: 0 })
+        Ok(workers)
     }
 
     pub fn len(&self) -> usize {
@@ -194,6 +212,11 @@ impl Workers {
                 warn!("worker {} is gone", i + 1);
             }
         }
+    }
+
+    /// Note pools' slots as sent (with a reload, which carries them).
+    pub fn sent_all(&mut self, pools: &[(String, u64)]) {
+        self.sent = pools.to_vec();
     }
 
     /// Send pool `name`'s slots if they changed since last sent.
@@ -272,20 +295,25 @@ impl Drop for Workers {
     }
 }
 
-/// Make a worker's copy of a pool mirror the main reactor's slots. Returns
-/// the slots whose backend went away or changed (the modes forget them).
-pub fn mirror(backends: &mut Vec<Backend>, slots: Vec<Member>) -> Vec<usize> {
+/// Make a worker's copy of a pool mirror the main reactor's slots (a new
+/// backend made by `new`, with the pool's settings). Returns the slots
+/// whose backend went away or changed (the modes forget them).
+pub fn mirror(
+    backends: &mut Vec<Backend>,
+    slots: Vec<Member>,
+    new: impl Fn(std::net::SocketAddr) -> Backend,
+) -> Vec<usize> {
     let mut gone = Vec::new();
     for (i, m) in slots.into_iter().enumerate() {
         if i == backends.len() {
-            backends.push(Backend::new(m.addr));
+            backends.push(new(m.addr));
         }
         let b = &mut backends[i];
         if b.addr != m.addr || (m.removed && !b.removed) {
             gone.push(i);
         }
         if b.addr != m.addr {
-            *b = Backend::new(m.addr);
+            *b = new(m.addr);
         }
         b.weight = m.weight;
         b.admin = m.admin;
