@@ -170,6 +170,8 @@ struct RawFrontend {
     retry_budget: Option<u32>,
     #[serde(deserialize_with = "via::max_fails")]
     retry_min_per_sec: Option<u32>,
+    #[serde(deserialize_with = "via::splice")]
+    splice: Option<crate::splice::SpliceMode>,
 }
 
 /// One `sni_routes` entry of a frontend: names and the pool they go to.
@@ -327,6 +329,7 @@ mod via {
         hash_key: HashKey = parse_hash_key;
         backend_conn: BackendConnMode = parse_backend_conn;
         redirect_code: u16 = parse_redirect_code;
+        splice: crate::splice::SpliceMode = parse_splice;
         balance_factor: f64 = parse_balance_factor;
         accept_proxy: Option<AcceptMode> = parse_accept_proxy;
         send_proxy: Option<ProxyVersion> = parse_send_proxy;
@@ -629,6 +632,7 @@ impl Checker<'_> {
                 min_per_sec: f.retry_min_per_sec.unwrap_or(d.retry_budget.min_per_sec),
             },
             redirect_code: f.redirect_code.unwrap_or(d.redirect_code),
+            splice: f.splice.unwrap_or(d.splice),
         }
     }
 
@@ -717,6 +721,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "redirect_code",
             "retry_budget",
             "retry_min_per_sec",
+            "splice",
         ],
     ),
     (

@@ -115,6 +115,7 @@ pub struct Config {
     pub access_log_format: AccessLogFormat,
     pub redirect_code: u16,
     pub retry_budget: crate::http::retry_budget::RetryBudgetConfig,
+    pub splice: crate::splice::SpliceMode,
     pub fail_policy: FailPolicy,
     pub slow_start: Option<Duration>,
     pub eject: crate::outlier::EjectPolicy,

@@ -150,6 +150,7 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str, pools: &[PoolConfi
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
     let b = f.retry_budget;
     let _ = writeln!(out, "retry_budget = \"{}%\"\nretry_min_per_sec = {}", b.percent, b.min_per_sec);
+    let _ = writeln!(out, "splice = {}", q(f.splice.name()));
 }
 
 fn pool(out: &mut String, p: &PoolConfig) {

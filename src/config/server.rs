@@ -124,6 +124,8 @@ pub struct FrontendConfig {
     pub redirect_code: u16,
     /// HTTP: how many retries the recent requests allow.
     pub retry_budget: RetryBudgetConfig,
+    /// TCP mode: splice(2) where possible, or always buffers.
+    pub splice: crate::splice::SpliceMode,
 }
 
 /// A set of backends with its health checks and failure policy.
@@ -233,6 +235,7 @@ impl Default for FrontendConfig {
             access_log_format: AccessLogFormat::Csv,
             redirect_code: 301,
             retry_budget: RetryBudgetConfig::default(),
+            splice: crate::splice::SpliceMode::Auto,
         }
     }
 }
@@ -423,6 +426,7 @@ impl ServerConfig {
             access_log_format: a.access_log_format,
             redirect_code: a.redirect_code,
             retry_budget: RetryBudgetConfig { percent: a.retry_budget, min_per_sec: a.retry_min_per_sec },
+            splice: a.splice,
         };
         let pool = PoolConfig {
             name: DEFAULT_NAME.into(),
@@ -502,6 +506,7 @@ impl ServerConfig {
             retry_budget: f.retry_budget,
             slow_start: p.slow_start,
             eject: p.eject,
+            splice: f.splice,
             sni_routes: f
                 .sni_routes
                 .iter()
