@@ -78,6 +78,8 @@ struct Shared {
     fallbacks: Cell<u64>,
     /// A pipe was taken since the last `trim`.
     used: Cell<bool>,
+    /// Bytes spliced out of pipes into sockets, ever.
+    bytes: Cell<u64>,
 }
 
 /// Hands out pipes; cheap to share, since checkouts find their way back alone.
@@ -94,6 +96,7 @@ impl PipePool {
                 max,
                 fallbacks: Cell::new(0),
                 used: Cell::new(false),
+                bytes: Cell::new(0),
             }),
         }
     }
@@ -134,6 +137,11 @@ impl PipePool {
 
     pub fn fallbacks(&self) -> u64 {
         self.shared.fallbacks.get()
+    }
+
+    /// Bytes delivered through pipes (the rest went through buffers).
+    pub fn bytes_spliced(&self) -> u64 {
+        self.shared.bytes.get()
     }
 
     /// Housekeeping: close the free pipes when none was taken since the last call.
@@ -231,6 +239,8 @@ impl Checkout {
         let r = splice(self.pipe().read.as_raw_fd(), dst.as_raw_fd(), self.0.held);
         if let Spliced::Moved(n) = r {
             self.0.held -= n.min(self.0.held);
+            let bytes = &self.0.shared.bytes;
+            bytes.set(bytes.get() + n as u64);
         }
         r
     }
@@ -266,7 +276,7 @@ mod tests {
         dst_peer.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"hello splice");
         drop(c);
-        assert_eq!((pool.in_use(), pool.free()), (0, 1));
+        assert_eq!((pool.in_use(), pool.free(), pool.bytes_spliced()), (0, 1, 12));
         // Nothing waits in the socket (it is blocking, so set it non-blocking).
         src.set_nonblocking(true).unwrap();
         let mut c = pool.take().unwrap();

@@ -159,6 +159,13 @@ pub fn metrics_text(v: &StatsView) -> String {
         "Times a splice pipe was wanted and a buffer was used.",
     );
     let _ = writeln!(out, "lbproxy_splice_fallbacks_total {}", v.pipes.fallbacks);
+    family(
+        &mut out,
+        "lbproxy_spliced_bytes_total",
+        "counter",
+        "Bytes delivered through splice pipes (TCP mode), both ways.",
+    );
+    let _ = writeln!(out, "lbproxy_spliced_bytes_total {}", v.pipes.bytes);
     frontend_metrics(&mut out, v);
     backend_metrics(&mut out, v);
     family(&mut out, "lbproxy_worker_sessions_total", "counter", "Client connections accepted by each worker thread.");

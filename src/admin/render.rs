@@ -43,12 +43,18 @@ pub struct PipeCounts {
     pub in_use: usize,
     pub free: usize,
     pub fallbacks: u64,
+    pub bytes: u64,
 }
 
 impl PipeCounts {
     /// Two reactors' counts added up (workers).
     pub fn plus(&self, o: &PipeCounts) -> PipeCounts {
-        PipeCounts { in_use: self.in_use + o.in_use, free: self.free + o.free, fallbacks: self.fallbacks + o.fallbacks }
+        PipeCounts {
+            in_use: self.in_use + o.in_use,
+            free: self.free + o.free,
+            fallbacks: self.fallbacks + o.fallbacks,
+            bytes: self.bytes + o.bytes,
+        }
     }
 }
 
@@ -137,6 +143,7 @@ pub fn stats_json(v: &StatsView) -> Value {
         "pipes_in_use": v.pipes.in_use,
         "pipes_free": v.pipes.free,
         "splice_fallbacks": v.pipes.fallbacks,
+        "bytes_spliced": v.pipes.bytes,
         "timers_pending": v.timers_pending,
         "backends": backends,
         "frontends": frontends,

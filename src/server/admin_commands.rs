@@ -141,10 +141,12 @@ impl Server {
 
     /// This reactor's splice pipe pool, as `/stats` shows it.
     pub(super) fn pipe_counts(&self) -> crate::admin::PipeCounts {
+        let p = &self.pipes;
         crate::admin::PipeCounts {
-            in_use: self.pipes.in_use(),
-            free: self.pipes.free(),
-            fallbacks: self.pipes.fallbacks(),
+            in_use: p.in_use(),
+            free: p.free(),
+            fallbacks: p.fallbacks(),
+            bytes: p.bytes_spliced(),
         }
     }
 
