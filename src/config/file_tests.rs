@@ -91,6 +91,7 @@ max_header_size = "8K"
 access_log = "/var/log/lb.csv"
 access_log_format = "combined"
 redirect_code = 307
+splice = "off"
 
 [[pool]]
 name = "app"
@@ -121,6 +122,7 @@ fail_timeout = "20s"
     assert_eq!((c.request_timeout, c.backend_timeout), (Duration::from_secs(5), Duration::from_secs(7)));
     assert_eq!((c.backend_conn, c.pool_size, c.max_header_size), (BackendConnMode::PerRequest, 8, 8192));
     assert_eq!((c.access_log, c.redirect_code), (Some(PathBuf::from("/var/log/lb.csv")), 307));
+    assert_eq!(c.splice, crate::splice::SpliceMode::Off);
     assert_eq!((c.access_log_format, c.log_sessions, c.max_connections), (AccessLogFormat::Combined, true, 500));
     let weights: Vec<(u16, u32)> = c.backends.iter().map(|b| (b.addr.port(), b.weight)).collect();
     assert_eq!(weights, [(8001, 1), (8002, 2), (8003, 1), (8004, 3)]);
@@ -238,6 +240,7 @@ fn bad_values_name_the_key() {
         ("ewma_alpha = 2.5", "ewma_alpha", "invalid alpha \"2.5\""),
         ("hash_key = \"cookie\"", "hash_key", "invalid hash key"),
         ("redirect_code = 200", "redirect_code", "invalid redirect code"),
+        ("splice = \"always\"", "splice", "invalid splice mode \"always\""),
         ("pool_size = -1", "pool_size", "invalid number \"-1\""),
         ("probe_path = 1", "probe_path", "expected a string"),
     ] {
