@@ -125,27 +125,7 @@ impl Pipe {
     ) -> io::Result<u64> {
         let mut written = 0u64;
         loop {
-            let mut progressed = false;
-
-            if let Some(buf) = self.buf.as_mut() {
-                while !buf.is_empty() && dst_ready.writable {
-                    let want = buf.len();
-                    match classify(buf.drain_to(dst)) {
-                        Io::Moved(n) => {
-                            written += n as u64;
-                            progressed |= n > 0;
-                            if n > 0 && n < want {
-                                // Short write: the send buffer is full.
-                                dst_ready.writable = false;
-                            }
-                        }
-                        Io::WouldBlock => dst_ready.writable = false,
-                        Io::Closed => return Err(ErrorKind::WriteZero.into()),
-                        Io::Failed(e) => return Err(e),
-                    }
-                }
-            }
-            self.release_if_empty();
+            let mut progressed = self.flush(dst, dst_ready, &mut written)?;
 
             if !self.eof && src_ready.readable && *budget > 0 {
                 let buf = self.buf.get_or_insert_with(|| pool.take());
@@ -181,10 +161,37 @@ impl Pipe {
         Ok(written)
     }
 
+    /// Write what the buffer holds while `dst` takes it; drop the buffer once
+    /// empty. Adds to `written`; says whether anything moved.
+    fn flush(&mut self, dst: &mut impl Write, dst_ready: &mut Ready, written: &mut u64) -> io::Result<bool> {
+        let mut progressed = false;
+        if let Some(buf) = self.buf.as_mut() {
+            while !buf.is_empty() && dst_ready.writable {
+                let want = buf.len();
+                match classify(buf.drain_to(dst)) {
+                    Io::Moved(n) => {
+                        *written += n as u64;
+                        progressed |= n > 0;
+                        if n > 0 && n < want {
+                            // Short write: the send buffer is full.
+                            dst_ready.writable = false;
+                        }
+                    }
+                    Io::WouldBlock => dst_ready.writable = false,
+                    Io::Closed => return Err(ErrorKind::WriteZero.into()),
+                    Io::Failed(e) => return Err(e),
+                }
+            }
+        }
+        self.release_if_empty();
+        Ok(progressed)
+    }
+
     /// `pump` between two plain sockets: through a kernel pipe (splice(2),
     /// no copy in user space) when this direction may splice and a pipe can
-    /// be had, else through a buffer. Bytes already in a buffer go out first,
-    /// so order holds when the two take turns. The pipe is given back as soon
+    /// be had, else through a buffer for this turn. Bytes a buffer holds go
+    /// out first, and no more are read until it is empty, so order holds and
+    /// the next turn goes back to a pipe. The pipe is given back as soon
     /// as it is empty at the end of a turn (the source would block, ended, or
     /// the budget ran out), so an idle session holds none.
     #[allow(clippy::too_many_arguments)]
@@ -198,10 +205,14 @@ impl Pipe {
         pipes: &PipePool,
         budget: &mut u32,
     ) -> io::Result<u64> {
-        if !self.splice || self.buf.is_some() {
+        if !self.splice {
             return self.pump(src, src_ready, dst, dst_ready, pool, budget);
         }
         let mut written = 0u64;
+        self.flush(dst, dst_ready, &mut written)?;
+        if self.buf.is_some() {
+            return Ok(written);
+        }
         loop {
             let mut progressed = false;
             if let Some(p) = self.spliced.as_mut() {
@@ -272,7 +283,8 @@ impl Pipe {
     /// Work is waiting that the readiness we hold allows.
     pub(crate) fn has_work(&self, src_ready: &Ready, dst_ready: &Ready) -> bool {
         let room = match (&self.buf, &self.spliced) {
-            (Some(b), _) => !b.is_full(),
+            // A splicing direction reads no more until its buffer is flushed.
+            (Some(b), _) => !self.splice && !b.is_full(),
             (None, Some(p)) => p.room() > 0 && !self.stalled,
             (None, None) => true,
         };
