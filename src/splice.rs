@@ -54,7 +54,8 @@ struct KernelPipe {
 }
 
 impl KernelPipe {
-    fn new() -> io::Result<KernelPipe> {
+    /// A pipe, asked to hold `size` bytes when that is not the kernel's default.
+    fn new(size: usize) -> io::Result<KernelPipe> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: pipe2 writes two descriptors into the array we own.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
@@ -62,8 +63,19 @@ impl KernelPipe {
         }
         // SAFETY: both descriptors were just opened and belong to nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let fd = write.as_raw_fd();
         // SAFETY: F_GETPIPE_SZ only reads the pipe's size.
-        let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        let given = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+        if given > 0 && given as usize != size {
+            // SAFETY: F_SETPIPE_SZ resizes the empty pipe we own. Refused
+            // (EPERM past pipe-max-size, or the per-user pipe memory limit):
+            // the pipe keeps the size it has.
+            if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size as libc::c_int) } < 0 {
+                log::debug!("pipe size {size} refused: {}", io::Error::last_os_error());
+            }
+        }
+        // SAFETY: as above.
+        let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
         // Past the per-user pipe memory limit the kernel hands out one-page pipes.
         let capacity = if size > 0 { size as usize } else { 4096 };
         Ok(KernelPipe { read, write, capacity })
@@ -74,6 +86,8 @@ struct Shared {
     free: RefCell<Vec<KernelPipe>>,
     in_use: Cell<usize>,
     max: usize,
+    /// Capacity asked for each new pipe (`--pipe-size`).
+    size: usize,
     /// Times a pipe was wanted and none could be had (buffers were used).
     fallbacks: Cell<u64>,
     /// A pipe was taken since the last `trim`.
@@ -88,12 +102,14 @@ pub struct PipePool {
 }
 
 impl PipePool {
-    pub fn new(max: usize) -> PipePool {
+    /// At most `max` pipes out at once, each asked to hold `size` bytes.
+    pub fn new(max: usize, size: usize) -> PipePool {
         PipePool {
             shared: Rc::new(Shared {
                 free: RefCell::new(Vec::new()),
                 in_use: Cell::new(0),
                 max,
+                size,
                 fallbacks: Cell::new(0),
                 used: Cell::new(false),
                 bytes: Cell::new(0),
@@ -112,7 +128,7 @@ impl PipePool {
         }
         let pipe = match s.free.borrow_mut().pop() {
             Some(p) => p,
-            None => match KernelPipe::new() {
+            None => match KernelPipe::new(s.size) {
                 Ok(p) => p,
                 Err(e) => {
                     log::debug!("no pipe for splicing ({e}): using a buffer");
@@ -262,7 +278,7 @@ mod tests {
 
     #[test]
     fn bytes_go_socket_to_pipe_to_socket_and_the_pipe_returns_empty() {
-        let pool = PipePool::new(4);
+        let pool = PipePool::new(4, 64 * 1024);
         let (mut src_peer, src) = pair();
         let (dst, mut dst_peer) = pair();
         src_peer.write_all(b"hello splice").unwrap();
@@ -288,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_pipe_with_bytes_left_is_closed_not_reused() {
-        let pool = PipePool::new(4);
+        let pool = PipePool::new(4, 64 * 1024);
         let (mut src_peer, src) = pair();
         src_peer.write_all(b"stuck").unwrap();
         let mut c = pool.take().unwrap();
@@ -299,7 +315,7 @@ mod tests {
 
     #[test]
     fn past_the_maximum_take_falls_back_and_counts_it() {
-        let pool = PipePool::new(1);
+        let pool = PipePool::new(1, 64 * 1024);
         let a = pool.take();
         assert!(a.is_some());
         assert!(pool.take().is_none());
@@ -310,7 +326,7 @@ mod tests {
 
     #[test]
     fn trim_closes_free_pipes_only_after_an_unused_period() {
-        let pool = PipePool::new(4);
+        let pool = PipePool::new(4, 64 * 1024);
         drop(pool.take());
         assert_eq!(pool.free(), 1);
         pool.trim(); // used since the last trim: kept
@@ -320,8 +336,15 @@ mod tests {
     }
 
     #[test]
+    fn a_pipe_gets_the_size_asked_for_within_the_limit() {
+        // 128 KiB is within the default pipe-max-size (1 MiB) for anyone.
+        let pool = PipePool::new(1, 128 * 1024);
+        assert_eq!(pool.take().unwrap().room(), 128 * 1024);
+    }
+
+    #[test]
     fn room_is_the_capacity_minus_what_is_held() {
-        let pool = PipePool::new(1);
+        let pool = PipePool::new(1, 64 * 1024);
         let (mut src_peer, src) = pair();
         let mut c = pool.take().unwrap();
         let cap = c.room();

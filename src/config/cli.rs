@@ -29,7 +29,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 69] = [
+const SERVER_FLAGS: [&str; 70] = [
     "workers",
     "policy",
     "port",
@@ -39,6 +39,7 @@ const SERVER_FLAGS: [&str; 69] = [
     "idle_timeout",
     "max_connections",
     "buffer_size",
+    "pipe_size",
     "stats_interval",
     "drain_timeout",
     "backlog",
@@ -156,6 +157,12 @@ pub struct Args {
     /// A session holds at most two; idle sessions hold none.
     #[arg(long, default_value = fmt_size(GLOBAL.buffer_size), value_parser = parse_size)]
     pub buffer_size: usize,
+
+    /// Capacity asked for each splice pipe (F_SETPIPE_SZ; the kernel's
+    /// default is 64KiB, more than /proc/sys/fs/pipe-max-size needs root).
+    /// A direction stops reading while its pipe holds this much.
+    #[arg(long, default_value = fmt_size(GLOBAL.pipe_size), value_parser = parse_size)]
+    pub pipe_size: usize,
 
     /// How often to log the one-line usage summary per pool, when it changed
     /// since the last one (0 = only at shutdown).

@@ -92,6 +92,8 @@ struct RawGlobal {
     max_connections: Option<usize>,
     #[serde(deserialize_with = "via::size")]
     buffer_size: Option<usize>,
+    #[serde(deserialize_with = "via::size")]
+    pipe_size: Option<usize>,
     #[serde(deserialize_with = "via::backlog")]
     backlog: Option<i32>,
     #[serde(deserialize_with = "via::duration")]
@@ -475,6 +477,7 @@ impl Checker<'_> {
             log_sessions: g.log_sessions.unwrap_or(d.log_sessions),
             max_connections: g.max_connections.or(d.max_connections),
             buffer_size: g.buffer_size.unwrap_or(d.buffer_size),
+            pipe_size: g.pipe_size.unwrap_or(d.pipe_size),
             backlog: g.backlog.unwrap_or(d.backlog),
             drain_timeout: g.drain_timeout.unwrap_or(d.drain_timeout),
             stats_interval: g.stats_interval.map_or(d.stats_interval, off_if_zero),
@@ -676,6 +679,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "log_sessions",
             "max_connections",
             "buffer_size",
+            "pipe_size",
             "backlog",
             "drain_timeout",
             "stats_interval",

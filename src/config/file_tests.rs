@@ -59,6 +59,7 @@ log_format = "json"
 log_sessions = true
 max_connections = 500
 buffer_size = "16KiB"
+pipe_size = "1MiB"
 backlog = 64
 drain_timeout = "500ms"
 stats_interval = "0"
@@ -109,6 +110,7 @@ fail_timeout = "20s"
     assert_eq!(g.admin, Some("127.0.0.1:9100".parse().unwrap()));
     assert_eq!(g.admin_token.as_deref(), Some("s3cret"));
     assert_eq!((g.log_level, g.max_connections, g.buffer_size, g.backlog), (LevelFilter::Debug, Some(500), 16384, 64));
+    assert_eq!(g.pipe_size, 1 << 20);
     assert_eq!((g.log_format, g.log_sessions), (LogFormat::Json, true));
     assert_eq!((g.drain_timeout, g.stats_interval, g.seed), (Duration::from_millis(500), None, 42));
     let c = s.to_config(0);

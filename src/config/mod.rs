@@ -82,6 +82,8 @@ pub struct Config {
     /// `--log-sessions`: an info line per ended session.
     pub log_sessions: bool,
     pub buffer_size: usize,
+    /// Capacity asked for each splice pipe.
+    pub pipe_size: usize,
     pub stats_interval: Option<Duration>,
     pub drain_timeout: Duration,
     pub backlog: i32,

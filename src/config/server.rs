@@ -72,6 +72,8 @@ pub struct GlobalConfig {
     /// `None`: as many as the open-file limit allows.
     pub max_connections: Option<usize>,
     pub buffer_size: usize,
+    /// Capacity asked for each splice pipe (TCP mode).
+    pub pipe_size: usize,
     pub backlog: i32,
     pub drain_timeout: Duration,
     /// `None`: the usage table is logged only at shutdown.
@@ -182,6 +184,7 @@ impl Default for GlobalConfig {
             log_sessions: false,
             max_connections: None,
             buffer_size: 64 * 1024,
+            pipe_size: 64 * 1024,
             backlog: 1024,
             drain_timeout: Duration::from_secs(10),
             stats_interval: Some(Duration::from_secs(5)),
@@ -383,6 +386,7 @@ impl ServerConfig {
             log_sessions: a.log_sessions,
             max_connections: a.max_connections,
             buffer_size: a.buffer_size,
+            pipe_size: a.pipe_size,
             backlog: a.backlog,
             drain_timeout: a.drain_timeout,
             stats_interval: off_if_zero(a.stats_interval),
@@ -480,6 +484,7 @@ impl ServerConfig {
             max_connections: g.max_connections.unwrap_or(0),
             log_sessions: g.log_sessions,
             buffer_size: g.buffer_size,
+            pipe_size: g.pipe_size,
             stats_interval: g.stats_interval,
             drain_timeout: g.drain_timeout,
             backlog: g.backlog,

@@ -340,7 +340,7 @@ impl Server {
             pools,
             buffers: BufferPool::new(global.buffer_size, POOL_KEEP_FREE),
             // The maximum is the process's: each worker takes its part.
-            pipes: PipePool::new(MAX_PIPES.div_ceil(threads)),
+            pipes: PipePool::new(MAX_PIPES.div_ceil(threads), global.pipe_size),
             accept_pause: None,
             out_of_descriptors_logged: false,
             admin,
