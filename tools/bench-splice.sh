@@ -166,10 +166,12 @@ verdict=$(python3 - "$OUT/results.csv" <<'PY'
 import csv, sys
 v = {(r["test"], r["target"]): float(r["value"]) for r in csv.DictReader(open(sys.argv[1]))}
 direct = v[("iperf3", "direct")]
+said = []
 for t in ("splice", "splice_1m"):
     ratio = v[("iperf3", t)] / direct
-    print(f"iperf3 through {t} is {ratio:.2f}x the direct connection: target 0.9x "
-          + ("met." if ratio >= 0.9 else "NOT met."), end="; " if t == "splice" else "\n")
+    said.append(f"iperf3 through {t} is {ratio:.2f}x the direct connection (target 0.9x: "
+                + ("met)" if ratio >= 0.9 else "NOT met)"))
+print("; ".join(said) + ".")
 PY
 )
 echo "$verdict"
@@ -184,7 +186,7 @@ cat >"$work/commands.md" <<MD
   frontend per backend; HAProxy 1 thread, \`mode tcp\`, \`option splice-auto\` (its default pipe size).
 - Proxies on CPU $PROXY_CPU, load and backends on CPU $LOAD_CPU; $ROUNDS interleaved rounds, medians (min-max).
 - CPU s/GiB: the proxy's user + system time during the run over the bytes it moved (iperf3's received bytes;
-  for the transfer, upload + download).
+  for the transfer, upload + download); /proc counts CPU time in 10 ms ticks, so short runs read coarse.
 
 ## Result
 
