@@ -126,10 +126,11 @@ fn transfers_of_256mib_both_ways_are_sha256_exact_spliced_and_buffered() {
 }
 
 #[test]
-fn parallel_file_transfers_through_pipes_are_byte_exact() {
+fn parallel_file_transfers_through_pipes_are_byte_exact_with_workers() {
     let bs: Vec<_> = (1..=2).map(stream_backend).collect();
     let admin_port = dead_addr().port().to_string();
-    let lb = lbproxy("round_robin", &[bs[0].addr, bs[1].addr], &["--admin", &admin_port]);
+    // Two reactors, each with its own pipe pool: /stats adds them up.
+    let lb = lbproxy("round_robin", &[bs[0].addr, bs[1].addr], &["--admin", &admin_port, "--workers", "2"]);
     let admin = admin_addr(&lb);
     let out = Command::new(example_bin("file_client"))
         .args(["--lb", &lb.addr.to_string(), "--size", "64MiB", "--parallel", "4"])
@@ -138,7 +139,14 @@ fn parallel_file_transfers_through_pipes_are_byte_exact() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "file_client failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("sha256 verified both ways: OK"), "{stdout}");
-    assert!(stat(admin, "bytes_spliced") >= 4 * 2 * 64 * MIB, "splice is the default in TCP mode");
+    let v = admin_stats(admin);
+    let spliced = v["bytes_spliced"].as_u64().unwrap();
+    assert!(spliced >= 4 * 2 * 64 * MIB, "splice is the default in TCP mode: {spliced} bytes spliced");
+    let deadline = Instant::now() + PATIENCE;
+    while stat(admin, "pipes_in_use") > 0 {
+        assert!(Instant::now() < deadline, "pipes still in use after every transfer ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
