@@ -146,7 +146,7 @@ pub struct Server {
     frontends: Vec<Frontend>,
     pools: Vec<Pool>,
     buffers: BufferPool,
-    /// Kernel pipes of splicing TCP sessions, shared by every frontend.
+    /// Kernel pipes of splicing TCP sessions, shared by this reactor's frontends.
     pipes: PipePool,
     /// Global settings (limits, admin, stats, drain): the first frontend's.
     global: Config,
