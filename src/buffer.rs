@@ -35,10 +35,12 @@ impl Shelf {
     }
 }
 
+/// `start..end` is the filled part. u32 offsets (buffers are at most 64 MiB,
+/// `config::values::parse_size`) keep a session's two directions small.
 pub struct Buffer {
     data: Box<[u8]>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
     shelf: Rc<Shelf>,
 }
 
@@ -63,7 +65,15 @@ impl Buffer {
     }
 
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
+    }
+
+    fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    fn end(&self) -> usize {
+        self.end as usize
     }
 
     /// No byte can be read in, even after moving the filled part to the front.
@@ -73,17 +83,17 @@ impl Buffer {
 
     /// Bytes the next `fill_from` may read.
     pub fn space(&self) -> usize {
-        if self.end == self.data.len() { self.data.len() - self.len() } else { self.data.len() - self.end }
+        if self.end() == self.data.len() { self.data.len() - self.len() } else { self.data.len() - self.end() }
     }
 
     /// The filled part.
     pub fn data(&self) -> &[u8] {
-        &self.data[self.start..self.end]
+        &self.data[self.start()..self.end()]
     }
 
     /// Drop `n` bytes from the front of the filled part.
     pub fn consume(&mut self, n: usize) {
-        self.start += n.min(self.len());
+        self.start += n.min(self.len()) as u32;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -93,20 +103,22 @@ impl Buffer {
     /// Read once from `src` into the free tail. When the tail is full but
     /// the front was consumed, the filled part is moved to the front first.
     pub fn fill_from<R: Read>(&mut self, src: &mut R) -> io::Result<usize> {
-        if self.end == self.data.len() && self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
+        if self.end() == self.data.len() && self.start > 0 {
+            let (start, end) = (self.start(), self.end());
+            self.data.copy_within(start..end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let n = src.read(&mut self.data[self.end..])?;
-        self.end += n;
+        let end = self.end();
+        let n = src.read(&mut self.data[end..])?;
+        self.end += n as u32;
         Ok(n)
     }
 
     /// Write once from the filled part into `dst`.
     pub fn drain_to<W: Write>(&mut self, dst: &mut W) -> io::Result<usize> {
-        let n = dst.write(&self.data[self.start..self.end])?;
-        self.start += n;
+        let n = dst.write(&self.data[self.start()..self.end()])?;
+        self.start += n as u32;
         if self.start == self.end {
             // Empty: rewind so the next read gets the whole buffer.
             self.start = 0;
@@ -155,7 +167,7 @@ impl BufferPool {
         }
         let mut big = self.full.take();
         big.data[..b.len()].copy_from_slice(b.data());
-        big.end = b.len();
+        big.end = b.len() as u32;
         big
     }
 }

@@ -15,6 +15,7 @@ use mio::net::TcpStream;
 use crate::backend::Claim;
 use crate::buffer::{Buffer, BufferPool};
 use crate::per_ip::ClientSlot;
+use crate::splice::{Checkout, PipePool, Spliced};
 
 /// Read and write readiness of one socket, as last reported by the kernel.
 #[derive(Debug, Default, Clone, Copy)]
@@ -61,23 +62,36 @@ pub(crate) fn is_descriptor_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
-/// One direction of a session: bytes read from `src` waiting to reach `dst`.
+/// One direction of a session: bytes read from `src` waiting to reach `dst`,
+/// in a buffer or (splice) in a kernel pipe, never in both at once.
 #[derive(Default)]
 pub struct Pipe {
     buf: Option<Buffer>,
+    /// Bytes in flight through a kernel pipe instead (`pump_sockets`).
+    spliced: Option<Checkout>,
     /// The source has sent its FIN.
     pub eof: bool,
     /// We have shut the write half toward the destination.
     pub shut: bool,
+    /// This direction may splice (two plain TCP sockets, `--splice auto`).
+    splice: bool,
+    /// A splice into the pipe found nothing to take while the pipe held
+    /// bytes: the pipe may be full, so no more reading until some drain.
+    stalled: bool,
 }
 
 impl Pipe {
     /// A pipe that starts with bytes already read from its source (an HTTP
     /// connection switching protocols hands over what followed the heads).
     pub(crate) fn holding(buf: Option<Buffer>) -> Pipe {
-        let mut pipe = Pipe { buf, eof: false, shut: false };
+        let mut pipe = Pipe { buf, ..Pipe::default() };
         pipe.release_if_empty();
         pipe
+    }
+
+    /// A TCP session's direction: it splices when `splice` says so.
+    pub(crate) fn between_sockets(splice: bool) -> Pipe {
+        Pipe { splice, ..Pipe::default() }
     }
 
     /// Drop the buffer (it returns to its pool) once it holds nothing.
@@ -87,8 +101,14 @@ impl Pipe {
         }
     }
 
+    /// Bytes read from the source and not yet written, buffer or pipe.
     pub fn buffered(&self) -> usize {
-        self.buf.as_ref().map_or(0, Buffer::len)
+        self.buf.as_ref().map_or(0, Buffer::len) + self.spliced.as_ref().map_or(0, Checkout::held)
+    }
+
+    /// Holds a kernel pipe now (bytes in flight through it).
+    pub fn has_pipe(&self) -> bool {
+        self.spliced.is_some()
     }
 
     /// Move bytes from `src` to `dst` until both are drained, the buffer
@@ -105,27 +125,7 @@ impl Pipe {
     ) -> io::Result<u64> {
         let mut written = 0u64;
         loop {
-            let mut progressed = false;
-
-            if let Some(buf) = self.buf.as_mut() {
-                while !buf.is_empty() && dst_ready.writable {
-                    let want = buf.len();
-                    match classify(buf.drain_to(dst)) {
-                        Io::Moved(n) => {
-                            written += n as u64;
-                            progressed |= n > 0;
-                            if n > 0 && n < want {
-                                // Short write: the send buffer is full.
-                                dst_ready.writable = false;
-                            }
-                        }
-                        Io::WouldBlock => dst_ready.writable = false,
-                        Io::Closed => return Err(ErrorKind::WriteZero.into()),
-                        Io::Failed(e) => return Err(e),
-                    }
-                }
-            }
-            self.release_if_empty();
+            let mut progressed = self.flush(dst, dst_ready, &mut written)?;
 
             if !self.eof && src_ready.readable && *budget > 0 {
                 let buf = self.buf.get_or_insert_with(|| pool.take());
@@ -161,14 +161,134 @@ impl Pipe {
         Ok(written)
     }
 
+    /// Write what the buffer holds while `dst` takes it; drop the buffer once
+    /// empty. Adds to `written`; says whether anything moved.
+    fn flush(&mut self, dst: &mut impl Write, dst_ready: &mut Ready, written: &mut u64) -> io::Result<bool> {
+        let mut progressed = false;
+        if let Some(buf) = self.buf.as_mut() {
+            while !buf.is_empty() && dst_ready.writable {
+                let want = buf.len();
+                match classify(buf.drain_to(dst)) {
+                    Io::Moved(n) => {
+                        *written += n as u64;
+                        progressed |= n > 0;
+                        if n > 0 && n < want {
+                            // Short write: the send buffer is full.
+                            dst_ready.writable = false;
+                        }
+                    }
+                    Io::WouldBlock => dst_ready.writable = false,
+                    Io::Closed => return Err(ErrorKind::WriteZero.into()),
+                    Io::Failed(e) => return Err(e),
+                }
+            }
+        }
+        self.release_if_empty();
+        Ok(progressed)
+    }
+
+    /// `pump` between two plain sockets: through a kernel pipe (splice(2),
+    /// no copy in user space) when this direction may splice and a pipe can
+    /// be had, else through a buffer for this turn. Bytes a buffer holds go
+    /// out first, and no more are read until it is empty, so order holds and
+    /// the next turn goes back to a pipe. The pipe is given back as soon
+    /// as it is empty at the end of a turn (the source would block, ended, or
+    /// the budget ran out), so an idle session holds none.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pump_sockets(
+        &mut self,
+        src: &mut TcpStream,
+        src_ready: &mut Ready,
+        dst: &mut TcpStream,
+        dst_ready: &mut Ready,
+        pool: &BufferPool,
+        pipes: &PipePool,
+        budget: &mut u32,
+    ) -> io::Result<u64> {
+        if !self.splice {
+            return self.pump(src, src_ready, dst, dst_ready, pool, budget);
+        }
+        let mut written = 0u64;
+        self.flush(dst, dst_ready, &mut written)?;
+        if self.buf.is_some() {
+            return Ok(written);
+        }
+        loop {
+            let mut progressed = false;
+            if let Some(p) = self.spliced.as_mut() {
+                while p.held() > 0 && dst_ready.writable {
+                    let want = p.held();
+                    match p.drain_to(dst) {
+                        Spliced::Moved(n) => {
+                            written += n as u64;
+                            progressed |= n > 0;
+                            self.stalled &= n == 0;
+                            if n > 0 && n < want {
+                                // Short write: the send buffer is full.
+                                dst_ready.writable = false;
+                            }
+                        }
+                        Spliced::WouldBlock => dst_ready.writable = false,
+                        // A pipe with bytes never reads as ended; a 0 here is the
+                        // socket refusing them, like a 0-byte write.
+                        Spliced::Closed => return Err(ErrorKind::WriteZero.into()),
+                        Spliced::Failed(e) => return Err(e),
+                    }
+                }
+            }
+
+            if !self.eof && src_ready.readable && *budget > 0 && !self.stalled {
+                if self.spliced.is_none() {
+                    match pipes.take() {
+                        Some(p) => self.spliced = Some(p),
+                        // No pipe (pool at its maximum, out of descriptors):
+                        // this turn goes through a buffer.
+                        None => return Ok(written + self.pump(src, src_ready, dst, dst_ready, pool, budget)?),
+                    }
+                }
+                if let Some(p) = self.spliced.as_mut().filter(|p| p.room() > 0) {
+                    *budget -= 1;
+                    let was_empty = p.held() == 0;
+                    match p.fill_from(src) {
+                        // A short splice proves nothing (the pipe's slots may
+                        // have run out first): only EAGAIN into an empty pipe does.
+                        Spliced::Moved(_) => progressed = true,
+                        Spliced::WouldBlock if was_empty => src_ready.readable = false,
+                        Spliced::WouldBlock => self.stalled = true,
+                        Spliced::Closed => {
+                            self.eof = true;
+                            progressed = true;
+                        }
+                        Spliced::Failed(e) => return Err(e),
+                    }
+                }
+            }
+
+            if !progressed {
+                break;
+            }
+        }
+        if self.spliced.as_ref().is_some_and(|p| p.held() == 0) {
+            self.spliced = None;
+            self.stalled = false;
+        }
+        Ok(written)
+    }
+
     /// The source ended and everything it sent is delivered: time to pass its FIN on.
     pub(crate) fn wants_shut(&self) -> bool {
-        self.eof && self.buf.is_none() && !self.shut
+        self.eof && self.buffered() == 0 && !self.shut
     }
 
     /// Work is waiting that the readiness we hold allows.
     pub(crate) fn has_work(&self, src_ready: &Ready, dst_ready: &Ready) -> bool {
-        let can_read = !self.eof && src_ready.readable && self.buf.as_ref().is_none_or(|b| !b.is_full());
+        let room = match (&self.buf, &self.spliced) {
+            // A splicing direction reads no more until its buffer is flushed.
+            (Some(b), _) => !self.splice && !b.is_full(),
+            (None, Some(p)) => p.room() > 0 && !self.stalled,
+            (None, None) => true,
+        };
+        let can_read = !self.eof && src_ready.readable && room;
         let can_write = self.buffered() > 0 && dst_ready.writable;
         can_read || can_write
     }
@@ -244,25 +364,27 @@ pub struct Moved {
 impl Session {
     /// Drive both directions. At most `budget` reads are done, so that one
     /// fast session cannot starve the others within one poll round.
-    pub fn step(&mut self, pool: &BufferPool, mut budget: u32, moved: &mut Moved) -> Step {
-        let up = self.up.pump(
+    pub fn step(&mut self, pool: &BufferPool, pipes: &PipePool, mut budget: u32, moved: &mut Moved) -> Step {
+        let up = self.up.pump_sockets(
             &mut self.client,
             &mut self.client_ready,
             &mut self.backend,
             &mut self.backend_ready,
             pool,
+            pipes,
             &mut budget,
         );
         match up {
             Ok(n) => moved.up += n,
             Err(e) => return Step::Failed(e),
         }
-        let down = self.down.pump(
+        let down = self.down.pump_sockets(
             &mut self.backend,
             &mut self.backend_ready,
             &mut self.client,
             &mut self.client_ready,
             pool,
+            pipes,
             &mut budget,
         );
         match down {
@@ -296,7 +418,7 @@ impl Session {
         Step::Open { more }
     }
 
-    /// Close both sockets (buffers go back to the pool when dropped); on
+    /// Close both sockets (buffers and pipes go back to their pools when dropped); on
     /// failure make both peers see a reset rather than a clean end, so a
     /// truncated transfer is never mistaken for a whole one.
     pub fn close(self, abort: bool) {
@@ -346,5 +468,18 @@ pub fn check_connect(stream: &TcpStream, ready: &mut Ready) -> ConnectCheck {
             ConnectCheck::Pending
         }
         Err(e) => ConnectCheck::Failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_direction_costs_no_more_with_splice_than_before() {
+        // An idle session holds no buffer and no pipe; what it pays is these
+        // structs, 48 bytes a direction before splicing existed (the
+        // measured 0.26 KiB per idle session must not grow).
+        assert!(size_of::<Pipe>() <= 48, "Pipe is {} bytes", size_of::<Pipe>());
     }
 }

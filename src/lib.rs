@@ -7,8 +7,9 @@
 //! - `config`: flags (cli.rs) and the TOML file (file.rs) into one `ServerConfig` (frontends, pools; defaults stated once), value parsers, the per-frontend `Config`.
 //! - `server`: the poll loop, tokens, frontends and pools, accept, signals and shutdown; workers (more reactor threads) and what they share.
 //! - `mode`: the `Mode` interface every frontend's mode implements; TCP mode.
-//! - `connection`: one TCP session, its two pipes and the splice step; I/O helpers.
+//! - `connection`: one TCP session, its two directions (buffer or kernel pipe); I/O helpers.
 //! - `buffer`: fixed-size buffers and the pool they are taken from.
+//! - `splice`: kernel pipes for splice(2) in TCP mode and the pool they are taken from.
 //! - `backend`: the backend list and its per-backend counters.
 //! - `stats`: counters by status code and time histograms (backends and frontends).
 //! - `sessions`: session numbers for log lines, how a session ended, its end line.
@@ -53,6 +54,7 @@ pub mod server;
 pub mod sessions;
 pub mod slow_start;
 pub mod spawn;
+pub mod splice;
 pub mod stats;
 pub mod tls;
 

@@ -25,6 +25,7 @@ fn bad_values_exit_2_and_name_flag_and_value() {
         (&["--backend", "127.0.0.1:1", "--max-connections", "0"], "--max-connections", "0"),
         (&["--backend", "127.0.0.1:1", "--retry-budget", "150%"], "--retry-budget", "\"150%\""),
         (&["--backend", "127.0.0.1:1", "--eject-max-percent", "x"], "--eject-max-percent", "\"x\""),
+        (&["--backend", "127.0.0.1:1", "--splice", "always"], "--splice", "invalid splice mode \"always\""),
         (&[], "--backend", "required"),
     ];
     for (args, flag, detail) in cases {
@@ -50,10 +51,12 @@ fn help_lists_every_flag_with_defaults() {
         "--buffer-size",
         "--stats-interval",
         "--drain-timeout",
+        "--splice",
     ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
     assert!(out.contains("[default: round_robin]") && out.contains("[default: 2s]"), "{out}");
+    assert!(out.contains("splice(2)") && out.contains("[default: auto]"), "{out}");
 }
 
 #[test]

@@ -146,10 +146,26 @@ pub fn metrics_text(v: &StatsView) -> String {
         ("lbproxy_open_clients", "Client connections open now, every frontend.", v.open_clients.to_string()),
         ("lbproxy_buffers_in_use", "Buffers taken from the pool now.", v.buffers_in_use.to_string()),
         ("lbproxy_timers_pending", "Entries in the timer queues.", v.timers_pending.to_string()),
+        ("lbproxy_pipes_in_use", "Splice pipes taken from the pool now.", v.pipes.in_use.to_string()),
+        ("lbproxy_pipes_free", "Splice pipes kept free for reuse (two descriptors each).", v.pipes.free.to_string()),
     ] {
         family(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
+    family(
+        &mut out,
+        "lbproxy_splice_fallbacks_total",
+        "counter",
+        "Times a splice pipe was wanted and a buffer was used.",
+    );
+    let _ = writeln!(out, "lbproxy_splice_fallbacks_total {}", v.pipes.fallbacks);
+    family(
+        &mut out,
+        "lbproxy_spliced_bytes_total",
+        "counter",
+        "Bytes delivered through splice pipes (TCP mode), both ways.",
+    );
+    let _ = writeln!(out, "lbproxy_spliced_bytes_total {}", v.pipes.bytes);
     frontend_metrics(&mut out, v);
     backend_metrics(&mut out, v);
     family(&mut out, "lbproxy_worker_sessions_total", "counter", "Client connections accepted by each worker thread.");
@@ -312,6 +328,7 @@ mod tests {
             uptime: Duration::from_secs(2),
             open_clients: 0,
             buffers_in_use: 0,
+            pipes: Default::default(),
             timers_pending: 0,
             frontends: vec![front],
             pools: vec![("default", &b, None)],

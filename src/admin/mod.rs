@@ -19,7 +19,7 @@ mod resolver;
 mod routes;
 
 pub use metrics::{COMMIT, metrics_text};
-pub use render::{FrontendView, StatsView, replicas, stats_json};
+pub use render::{FrontendView, PipeCounts, StatsView, replicas, stats_json};
 pub use routes::{Command, Reply, membership_of, route};
 
 use std::io::{ErrorKind, Read, Write};

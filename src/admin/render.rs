@@ -23,6 +23,9 @@ pub struct StatsView<'a> {
     pub open_clients: usize,
     /// Buffers out of the pool (0 when nothing is in flight: a leak shows here).
     pub buffers_in_use: usize,
+    /// Splice pipes out of the pool (0 when nothing is in flight), kept
+    /// free for reuse, and times one was wanted but a buffer was used.
+    pub pipes: PipeCounts,
     /// Entries in the timer queues.
     pub timers_pending: usize,
     /// Every frontend: name, address, mode, policy, pool, open clients.
@@ -32,6 +35,27 @@ pub struct StatsView<'a> {
     /// Per worker (reactor thread; the main reactor first): client
     /// connections accepted, and open now.
     pub workers: Vec<(u64, usize)>,
+}
+
+/// The splice pipe pool's numbers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PipeCounts {
+    pub in_use: usize,
+    pub free: usize,
+    pub fallbacks: u64,
+    pub bytes: u64,
+}
+
+impl PipeCounts {
+    /// Two reactors' counts added up (workers).
+    pub fn plus(&self, o: &PipeCounts) -> PipeCounts {
+        PipeCounts {
+            in_use: self.in_use + o.in_use,
+            free: self.free + o.free,
+            fallbacks: self.fallbacks + o.fallbacks,
+            bytes: self.bytes + o.bytes,
+        }
+    }
 }
 
 /// One frontend as `/stats` shows it.
@@ -116,6 +140,10 @@ pub fn stats_json(v: &StatsView) -> Value {
         "policy": v.policy,
         "open_clients": v.open_clients,
         "buffers_in_use": v.buffers_in_use,
+        "pipes_in_use": v.pipes.in_use,
+        "pipes_free": v.pipes.free,
+        "splice_fallbacks": v.pipes.fallbacks,
+        "bytes_spliced": v.pipes.bytes,
         "timers_pending": v.timers_pending,
         "backends": backends,
         "frontends": frontends,

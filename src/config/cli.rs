@@ -29,7 +29,7 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 68] = [
+const SERVER_FLAGS: [&str; 70] = [
     "workers",
     "policy",
     "port",
@@ -39,6 +39,7 @@ const SERVER_FLAGS: [&str; 68] = [
     "idle_timeout",
     "max_connections",
     "buffer_size",
+    "pipe_size",
     "stats_interval",
     "drain_timeout",
     "backlog",
@@ -98,6 +99,7 @@ const SERVER_FLAGS: [&str; 68] = [
     "eject_max_percent",
     "retry_budget",
     "retry_min_per_sec",
+    "splice",
 ];
 
 /// lbproxy: a single-threaded load balancer for TCP sessions, HTTP/1.1 requests and redirects.
@@ -155,6 +157,12 @@ pub struct Args {
     /// A session holds at most two; idle sessions hold none.
     #[arg(long, default_value = fmt_size(GLOBAL.buffer_size), value_parser = parse_size)]
     pub buffer_size: usize,
+
+    /// Capacity asked for each splice pipe (F_SETPIPE_SZ; the kernel's
+    /// default is 64KiB, more than /proc/sys/fs/pipe-max-size needs root).
+    /// A direction stops reading while its pipe holds this much.
+    #[arg(long, default_value = fmt_size(GLOBAL.pipe_size), value_parser = parse_size)]
+    pub pipe_size: usize,
 
     /// How often to log the one-line usage summary per pool, when it changed
     /// since the last one (0 = only at shutdown).
@@ -410,6 +418,12 @@ pub struct Args {
     /// Redirect mode: the status code sent (301, 302, 307 or 308).
     #[arg(long, default_value_t = FRONTEND.redirect_code, value_parser = parse_redirect_code)]
     pub redirect_code: u16,
+
+    /// TCP mode: `auto` moves bytes socket to kernel pipe to socket with
+    /// splice(2), no copy through user space (pipes only while bytes are in
+    /// flight; buffers where a pipe cannot be had); `off`: always buffers.
+    #[arg(long, value_name = "MODE", default_value = FRONTEND.splice.name(), value_parser = parse_splice)]
+    pub splice: crate::splice::SpliceMode,
 
     /// Read a PROXY protocol header (v1 or v2) from upstreams in
     /// --trusted-proxies: `required` (connections without one are closed),

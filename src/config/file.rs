@@ -92,6 +92,8 @@ struct RawGlobal {
     max_connections: Option<usize>,
     #[serde(deserialize_with = "via::size")]
     buffer_size: Option<usize>,
+    #[serde(deserialize_with = "via::size")]
+    pipe_size: Option<usize>,
     #[serde(deserialize_with = "via::backlog")]
     backlog: Option<i32>,
     #[serde(deserialize_with = "via::duration")]
@@ -170,6 +172,8 @@ struct RawFrontend {
     retry_budget: Option<u32>,
     #[serde(deserialize_with = "via::max_fails")]
     retry_min_per_sec: Option<u32>,
+    #[serde(deserialize_with = "via::splice")]
+    splice: Option<crate::splice::SpliceMode>,
 }
 
 /// One `sni_routes` entry of a frontend: names and the pool they go to.
@@ -327,6 +331,7 @@ mod via {
         hash_key: HashKey = parse_hash_key;
         backend_conn: BackendConnMode = parse_backend_conn;
         redirect_code: u16 = parse_redirect_code;
+        splice: crate::splice::SpliceMode = parse_splice;
         balance_factor: f64 = parse_balance_factor;
         accept_proxy: Option<AcceptMode> = parse_accept_proxy;
         send_proxy: Option<ProxyVersion> = parse_send_proxy;
@@ -472,6 +477,7 @@ impl Checker<'_> {
             log_sessions: g.log_sessions.unwrap_or(d.log_sessions),
             max_connections: g.max_connections.or(d.max_connections),
             buffer_size: g.buffer_size.unwrap_or(d.buffer_size),
+            pipe_size: g.pipe_size.unwrap_or(d.pipe_size),
             backlog: g.backlog.unwrap_or(d.backlog),
             drain_timeout: g.drain_timeout.unwrap_or(d.drain_timeout),
             stats_interval: g.stats_interval.map_or(d.stats_interval, off_if_zero),
@@ -629,6 +635,7 @@ impl Checker<'_> {
                 min_per_sec: f.retry_min_per_sec.unwrap_or(d.retry_budget.min_per_sec),
             },
             redirect_code: f.redirect_code.unwrap_or(d.redirect_code),
+            splice: f.splice.unwrap_or(d.splice),
         }
     }
 
@@ -672,6 +679,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "log_sessions",
             "max_connections",
             "buffer_size",
+            "pipe_size",
             "backlog",
             "drain_timeout",
             "stats_interval",
@@ -717,6 +725,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "redirect_code",
             "retry_budget",
             "retry_min_per_sec",
+            "splice",
         ],
     ),
     (

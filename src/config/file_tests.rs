@@ -59,6 +59,7 @@ log_format = "json"
 log_sessions = true
 max_connections = 500
 buffer_size = "16KiB"
+pipe_size = "1MiB"
 backlog = 64
 drain_timeout = "500ms"
 stats_interval = "0"
@@ -91,6 +92,7 @@ max_header_size = "8K"
 access_log = "/var/log/lb.csv"
 access_log_format = "combined"
 redirect_code = 307
+splice = "off"
 
 [[pool]]
 name = "app"
@@ -108,6 +110,7 @@ fail_timeout = "20s"
     assert_eq!(g.admin, Some("127.0.0.1:9100".parse().unwrap()));
     assert_eq!(g.admin_token.as_deref(), Some("s3cret"));
     assert_eq!((g.log_level, g.max_connections, g.buffer_size, g.backlog), (LevelFilter::Debug, Some(500), 16384, 64));
+    assert_eq!(g.pipe_size, 1 << 20);
     assert_eq!((g.log_format, g.log_sessions), (LogFormat::Json, true));
     assert_eq!((g.drain_timeout, g.stats_interval, g.seed), (Duration::from_millis(500), None, 42));
     let c = s.to_config(0);
@@ -121,6 +124,7 @@ fail_timeout = "20s"
     assert_eq!((c.request_timeout, c.backend_timeout), (Duration::from_secs(5), Duration::from_secs(7)));
     assert_eq!((c.backend_conn, c.pool_size, c.max_header_size), (BackendConnMode::PerRequest, 8, 8192));
     assert_eq!((c.access_log, c.redirect_code), (Some(PathBuf::from("/var/log/lb.csv")), 307));
+    assert_eq!(c.splice, crate::splice::SpliceMode::Off);
     assert_eq!((c.access_log_format, c.log_sessions, c.max_connections), (AccessLogFormat::Combined, true, 500));
     let weights: Vec<(u16, u32)> = c.backends.iter().map(|b| (b.addr.port(), b.weight)).collect();
     assert_eq!(weights, [(8001, 1), (8002, 2), (8003, 1), (8004, 3)]);
@@ -238,6 +242,7 @@ fn bad_values_name_the_key() {
         ("ewma_alpha = 2.5", "ewma_alpha", "invalid alpha \"2.5\""),
         ("hash_key = \"cookie\"", "hash_key", "invalid hash key"),
         ("redirect_code = 200", "redirect_code", "invalid redirect code"),
+        ("splice = \"always\"", "splice", "invalid splice mode \"always\""),
         ("pool_size = -1", "pool_size", "invalid number \"-1\""),
         ("probe_path = 1", "probe_path", "expected a string"),
     ] {

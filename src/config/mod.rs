@@ -82,6 +82,8 @@ pub struct Config {
     /// `--log-sessions`: an info line per ended session.
     pub log_sessions: bool,
     pub buffer_size: usize,
+    /// Capacity asked for each splice pipe.
+    pub pipe_size: usize,
     pub stats_interval: Option<Duration>,
     pub drain_timeout: Duration,
     pub backlog: i32,
@@ -115,6 +117,7 @@ pub struct Config {
     pub access_log_format: AccessLogFormat,
     pub redirect_code: u16,
     pub retry_budget: crate::http::retry_budget::RetryBudgetConfig,
+    pub splice: crate::splice::SpliceMode,
     pub fail_policy: FailPolicy,
     pub slow_start: Option<Duration>,
     pub eject: crate::outlier::EjectPolicy,

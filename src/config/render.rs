@@ -65,8 +65,9 @@ fn global(out: &mut String, g: &GlobalConfig) {
     opt(out, "max_connections", g.max_connections.map(|n| n.to_string()), "what the open-file limit allows");
     let _ = write!(
         out,
-        "buffer_size = {}\nbacklog = {}\ndrain_timeout = {}\nstats_interval = {}\nseed = {seed}\nworkers = {}\n",
+        "buffer_size = {}\npipe_size = {}\nbacklog = {}\ndrain_timeout = {}\nstats_interval = {}\nseed = {seed}\nworkers = {}\n",
         q(&fmt_size(g.buffer_size)),
+        q(&fmt_size(g.pipe_size)),
         g.backlog,
         q(&fmt_duration(g.drain_timeout)),
         q(&fmt_optional_duration(g.stats_interval)),
@@ -150,6 +151,7 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str, pools: &[PoolConfi
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
     let b = f.retry_budget;
     let _ = writeln!(out, "retry_budget = \"{}%\"\nretry_min_per_sec = {}", b.percent, b.min_per_sec);
+    let _ = writeln!(out, "splice = {}", q(f.splice.name()));
 }
 
 fn pool(out: &mut String, p: &PoolConfig) {

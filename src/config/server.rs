@@ -72,6 +72,8 @@ pub struct GlobalConfig {
     /// `None`: as many as the open-file limit allows.
     pub max_connections: Option<usize>,
     pub buffer_size: usize,
+    /// Capacity asked for each splice pipe (TCP mode).
+    pub pipe_size: usize,
     pub backlog: i32,
     pub drain_timeout: Duration,
     /// `None`: the usage table is logged only at shutdown.
@@ -124,6 +126,8 @@ pub struct FrontendConfig {
     pub redirect_code: u16,
     /// HTTP: how many retries the recent requests allow.
     pub retry_budget: RetryBudgetConfig,
+    /// TCP mode: splice(2) where possible, or always buffers.
+    pub splice: crate::splice::SpliceMode,
 }
 
 /// A set of backends with its health checks and failure policy.
@@ -180,6 +184,7 @@ impl Default for GlobalConfig {
             log_sessions: false,
             max_connections: None,
             buffer_size: 64 * 1024,
+            pipe_size: 64 * 1024,
             backlog: 1024,
             drain_timeout: Duration::from_secs(10),
             stats_interval: Some(Duration::from_secs(5)),
@@ -233,6 +238,7 @@ impl Default for FrontendConfig {
             access_log_format: AccessLogFormat::Csv,
             redirect_code: 301,
             retry_budget: RetryBudgetConfig::default(),
+            splice: crate::splice::SpliceMode::Auto,
         }
     }
 }
@@ -380,6 +386,7 @@ impl ServerConfig {
             log_sessions: a.log_sessions,
             max_connections: a.max_connections,
             buffer_size: a.buffer_size,
+            pipe_size: a.pipe_size,
             backlog: a.backlog,
             drain_timeout: a.drain_timeout,
             stats_interval: off_if_zero(a.stats_interval),
@@ -423,6 +430,7 @@ impl ServerConfig {
             access_log_format: a.access_log_format,
             redirect_code: a.redirect_code,
             retry_budget: RetryBudgetConfig { percent: a.retry_budget, min_per_sec: a.retry_min_per_sec },
+            splice: a.splice,
         };
         let pool = PoolConfig {
             name: DEFAULT_NAME.into(),
@@ -476,6 +484,7 @@ impl ServerConfig {
             max_connections: g.max_connections.unwrap_or(0),
             log_sessions: g.log_sessions,
             buffer_size: g.buffer_size,
+            pipe_size: g.pipe_size,
             stats_interval: g.stats_interval,
             drain_timeout: g.drain_timeout,
             backlog: g.backlog,
@@ -502,6 +511,7 @@ impl ServerConfig {
             retry_budget: f.retry_budget,
             slow_start: p.slow_start,
             eject: p.eject,
+            splice: f.splice,
             sni_routes: f
                 .sni_routes
                 .iter()

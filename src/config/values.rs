@@ -54,6 +54,16 @@ pub fn parse_redirect_code(s: &str) -> Result<u16, String> {
     }
 }
 
+/// `--splice`: `auto` or `off`.
+pub fn parse_splice(s: &str) -> Result<crate::splice::SpliceMode, String> {
+    use crate::splice::SpliceMode;
+    match s.trim() {
+        "auto" | "on" => Ok(SpliceMode::Auto),
+        "off" => Ok(SpliceMode::Off),
+        _ => Err(format!("invalid splice mode \"{s}\" (expected auto or off)")),
+    }
+}
+
 /// `off`, `v1` or `v2`.
 pub fn parse_send_proxy(s: &str) -> Result<Option<ProxyVersion>, String> {
     match s.trim() {

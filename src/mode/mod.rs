@@ -36,6 +36,8 @@ pub struct Ctx<'a> {
     pub policy: &'a mut dyn Policy,
     /// The buffer pool (not the backend pool).
     pub pool: &'a BufferPool,
+    /// Kernel pipes for splicing (TCP mode).
+    pub pipes: &'a crate::splice::PipePool,
     pub now: Instant,
     /// Index of the frontend whose mode is called, for its sockets' tokens.
     pub frontend: usize,

@@ -1,5 +1,6 @@
 //! TCP pass-through: a client connection is pinned to one backend for its
-//! life and bytes are spliced both ways (`connection::Session`).
+//! life and bytes are spliced both ways (`connection::Session`): with
+//! splice(2) through a kernel pipe (`--splice auto`), else through buffers.
 //!
 //! The backend connect is non-blocking with a deadline; a refusal or timeout
 //! counts against that backend and the policy is asked again without it.
@@ -17,11 +18,12 @@ use slab::Slab;
 use super::connector::{self, Got, NoBackend};
 use super::{Ctx, Mode, ReadyAgain};
 use crate::config::Config;
-use crate::connection::{ConnectCheck, Moved, Phase, Ready, Session, Step, check_connect};
+use crate::connection::{ConnectCheck, Moved, Phase, Pipe, Ready, Session, Step, check_connect};
 use crate::per_ip::ClientSlot;
 use crate::policy::PickKey;
 use crate::proxy_protocol;
 use crate::sessions::{End, Summary, log_end, next_id};
+use crate::splice::SpliceMode;
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
@@ -66,6 +68,8 @@ pub struct TcpMode {
     send_proxy: Option<proxy_protocol::Version>,
     /// `--log-sessions`: session end lines at info.
     log_sessions: bool,
+    /// `--splice auto`: new sessions move bytes with splice(2).
+    splice: bool,
 }
 
 impl TcpMode {
@@ -79,6 +83,7 @@ impl TcpMode {
             next_idle_sweep: None,
             out_of_descriptors: None,
             log_sessions: config.log_sessions,
+            splice: config.splice == SpliceMode::Auto,
         }
     }
 
@@ -116,7 +121,7 @@ impl TcpMode {
             }
         }
         let mut moved = Moved::default();
-        let step = s.step(ctx.pool, READ_BUDGET, &mut moved);
+        let step = s.step(ctx.pool, ctx.pipes, READ_BUDGET, &mut moved);
         if moved.up + moved.down > 0 {
             s.last_active = ctx.now;
             let st = &mut ctx.backends[s.backend_idx].stats;
@@ -260,8 +265,8 @@ impl Mode for TcpMode {
             claim: ctx.backends[idx].claim(),
             slot,
             phase: Phase::Connecting { since: ctx.now, attempt },
-            up: Default::default(),
-            down: Default::default(),
+            up: Pipe::between_sockets(self.splice),
+            down: Pipe::between_sockets(self.splice),
             tried,
             last_active: ctx.now,
             awaiting_first_byte: Some(ctx.now),
@@ -351,5 +356,6 @@ impl Mode for TcpMode {
         self.idle_timeout = config.idle_timeout;
         self.send_proxy = config.send_proxy;
         self.log_sessions = config.log_sessions;
+        self.splice = config.splice == SpliceMode::Auto;
     }
 }

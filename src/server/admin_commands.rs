@@ -139,6 +139,17 @@ impl Server {
         }
     }
 
+    /// This reactor's splice pipe pool, as `/stats` shows it.
+    pub(super) fn pipe_counts(&self) -> crate::admin::PipeCounts {
+        let p = &self.pipes;
+        crate::admin::PipeCounts {
+            in_use: p.in_use(),
+            free: p.free(),
+            fallbacks: p.fallbacks(),
+            bytes: p.bytes_spliced(),
+        }
+    }
+
     /// The counters of every worker added up, shown to `f`.
     fn with_stats_view<R>(&self, f: impl FnOnce(&StatsView) -> R) -> R {
         match self.workers.as_ref() {
@@ -160,6 +171,7 @@ impl Server {
             uptime: self.now.saturating_duration_since(self.started),
             open_clients: self.open_clients() + self.workers.as_ref().map_or(0, |w| w.open_clients()),
             buffers_in_use: self.buffers.in_use() + snaps.iter().map(|s| s.buffers_in_use).sum::<usize>(),
+            pipes: snaps.iter().fold(self.pipe_counts(), |sum, s| sum.plus(&s.pipes)),
             timers_pending: self.timers.len() + snaps.iter().map(|s| s.timers_pending).sum::<usize>(),
             frontends: self
                 .frontends

@@ -45,6 +45,7 @@ use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
+use crate::splice::{MAX_PIPES, PipePool, SpliceMode};
 use frontend::Frontend;
 use listeners::{listen, take_listener, take_over_if_running};
 use pool::Pool;
@@ -145,6 +146,8 @@ pub struct Server {
     frontends: Vec<Frontend>,
     pools: Vec<Pool>,
     buffers: BufferPool,
+    /// Kernel pipes of splicing TCP sessions, shared by this reactor's frontends.
+    pipes: PipePool,
     /// Global settings (limits, admin, stats, drain): the first frontend's.
     global: Config,
     accept_pause: Option<AcceptPause>,
@@ -253,6 +256,12 @@ impl Server {
         // Descriptors kept aside: our own, admin connections, HTTP idle pools, checks.
         let admin_conns = if global.admin.is_some() { admin::MAX_CONNS } else { 0 };
         let mut reserved = (64 + admin_conns) as u64;
+        // Pipes in flight take descriptors beside the sessions' two.
+        let splices =
+            plan.frontends.iter().any(|(_, c, _)| c.mode == crate::config::Mode::Tcp && c.splice == SpliceMode::Auto);
+        if splices {
+            reserved += 2 * MAX_PIPES as u64;
+        }
         for (i, (name, config, pool_name)) in plan.frontends.into_iter().enumerate() {
             let pool = match pools.iter().position(|p| p.name == pool_name) {
                 Some(p) => p,
@@ -352,6 +361,8 @@ impl Server {
             frontends,
             pools,
             buffers: BufferPool::new(global.buffer_size, POOL_KEEP_FREE),
+            // The maximum is the process's: each worker takes its part.
+            pipes: PipePool::new(MAX_PIPES.div_ceil(threads), global.pipe_size),
             accept_pause: None,
             out_of_descriptors_logged: false,
             admin,
@@ -536,6 +547,7 @@ impl Server {
             backends: &mut pool.backends,
             policy: front.policy.as_mut(),
             pool: &self.buffers,
+            pipes: &self.pipes,
             now: self.now,
             frontend: i,
             timers: &mut self.timers,
@@ -824,6 +836,7 @@ impl Server {
             for p in self.pools.iter_mut() {
                 p.revive_due(now);
             }
+            self.pipes.trim();
             self.dns_tick();
             self.sweep_handshakes();
             self.upkeep_pools();

@@ -114,6 +114,7 @@ impl Server {
                 .collect(),
             pools: self.pools.iter().map(|p| (p.name.clone(), p.backends.clone())).collect(),
             buffers_in_use: self.buffers.in_use(),
+            pipes: self.pipe_counts(),
             timers_pending: self.timers.len(),
             asked,
         };

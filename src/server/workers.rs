@@ -109,6 +109,7 @@ pub struct Snapshot {
     /// Pool name, its backends (counters, latencies).
     pub pools: Vec<(String, Vec<Backend>)>,
     pub buffers_in_use: usize,
+    pub pipes: crate::admin::PipeCounts,
     pub timers_pending: usize,
     /// The `Publish` it answers (0: a periodic one).
     pub asked: u64,
