@@ -29,9 +29,11 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 68] = [
+const SERVER_FLAGS: [&str; 70] = [
     "workers",
     "policy",
+    "shadow_policy",
+    "access_log_explain",
     "port",
     "bind",
     "backends",
@@ -120,6 +122,12 @@ pub struct Args {
     /// ketama, p2c).
     #[arg(long, default_value = FRONTEND.policy.name(), value_parser = parse_policy)]
     pub policy: PolicyKind,
+
+    /// A shadow policy (repeat for more): it decides on every pick beside
+    /// --policy, on the same backends, and nothing is sent for it; /stats,
+    /// /metrics, the dashboard and the access log show what it would have done.
+    #[arg(long, value_name = "POLICY", value_parser = parse_policy)]
+    pub shadow_policy: Vec<PolicyKind>,
 
     /// Port to listen on for clients (0 picks a free port and logs it).
     #[arg(long, default_value_t = FRONTEND.listen.port())]
@@ -241,6 +249,11 @@ pub struct Args {
     /// line). `time` is ISO-8601 UTC.
     #[arg(long, default_value = FRONTEND.access_log_format.name(), value_parser = parse_access_log_format)]
     pub access_log_format: AccessLogFormat,
+
+    /// Add a field `explain` to every access log line: the candidates, each
+    /// one's score as the policy saw it, exclusions, and the pick (marked *).
+    #[arg(long)]
+    pub access_log_explain: bool,
 
     /// Process log (stderr) format: `text` or `json` (one object per line:
     /// time, level, target, msg).

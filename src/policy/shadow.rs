@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Candidates, Explanation, PickKey, Policy, PolicyKind, PolicyParams};
+use super::{Candidates, Explanation, PickKey, Policy, PolicyKind, PolicyParams, Rotation};
 
 /// One shadow: its policy and what it would have done.
 pub struct Shadow {
@@ -93,6 +93,16 @@ impl Shadowed {
         self.decisions
     }
 
+    /// `Policy::pick`, callable without the trait in scope.
+    pub fn pick(&mut self, key: &PickKey, c: &Candidates) -> Option<usize> {
+        Policy::pick(self, key, c)
+    }
+
+    /// `Policy::observe`, callable without the trait in scope.
+    pub fn observe(&mut self, i: usize, latency: Duration, now: Instant) {
+        Policy::observe(self, i, latency, now)
+    }
+
     /// The shadows' choices (and the explanation) of the last decision.
     pub fn last_note(&self) -> &PickNote {
         &self.last
@@ -130,6 +140,12 @@ impl Policy for Shadowed {
 
     fn wants_probes(&self) -> bool {
         self.real.wants_probes()
+    }
+
+    /// The real policy's position only: a round_robin shadow turning the
+    /// shared rotation would change the real picks.
+    fn share_rotation(&mut self, r: Rotation) {
+        self.real.share_rotation(r);
     }
 
     fn probed(&mut self, i: usize, result: Option<Duration>) {

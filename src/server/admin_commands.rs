@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::Server;
 use super::workers::Snapshot;
+use crate::admin::lab::share_view;
 use crate::admin::{
     AdminRequest, Command, DASHBOARD_HTML, FrontendView, Reply, StatsView, metrics_text, replicas, route, stats_json,
 };
@@ -180,6 +181,18 @@ impl Server {
                         open_clients: open,
                         accepting: f.is_live(),
                         stats,
+                        picks: share_view(f.config.policy.name(), (f.policy.decisions(), None), f.policy.picks(), {
+                            &self.pools[f.pool].backends
+                        }),
+                        shadows: f
+                            .policy
+                            .shadows()
+                            .iter()
+                            .map(|s| {
+                                let counts = (f.policy.decisions(), Some(s.agreed));
+                                share_view(s.kind.name(), counts, &s.picks, &self.pools[f.pool].backends)
+                            })
+                            .collect(),
                     }
                 })
                 .collect(),
