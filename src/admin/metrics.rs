@@ -200,7 +200,8 @@ fn lab_metrics(out: &mut String, v: &StatsView) {
             let _ = writeln!(out, "{name}{{{},backend=\"{addr}\"}} {n}", labels(f, s));
         }
     }
-    let counters: [(&str, &str, fn(&ShareView) -> u64); 2] = [
+    type Counter = (&'static str, &'static str, fn(&ShareView) -> u64);
+    let counters: [Counter; 2] = [
         ("lbproxy_shadow_decisions_total", "Picks the shadow policy made beside the real one.", |s| s.decisions),
         ("lbproxy_shadow_agreed_total", "Picks where the shadow chose what the real policy chose.", |s| {
             s.agreed.unwrap_or(0)

@@ -95,6 +95,7 @@ impl Server {
                 }
             },
             Command::Stats => Reply::json(200, &self.with_stats_view(stats_json)),
+            Command::Explain { frontend, key } => self.explain(frontend.as_deref(), &key),
             Command::Metrics => Reply {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",

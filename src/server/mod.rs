@@ -16,6 +16,7 @@
 
 mod admin_commands;
 mod discovery;
+mod explain;
 mod frontend;
 mod handshake;
 mod listeners;
