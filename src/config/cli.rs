@@ -497,6 +497,29 @@ mod tests {
         assert_eq!(c.backends.len(), 3);
         assert_eq!(c.stats_interval, None);
         assert_eq!(c.listen.port(), 9000);
+        assert!(c.shadow_policies.is_empty() && !c.access_log_explain);
+    }
+
+    #[test]
+    fn shadow_policies_repeat_and_bad_names_are_refused() {
+        let a = Args::try_parse_from([
+            "lbproxy",
+            "--backend",
+            "127.0.0.1:1",
+            "--shadow-policy",
+            "maglev",
+            "--shadow-policy",
+            "leastconn",
+            "--access-log-explain",
+        ])
+        .unwrap();
+        let c = Config::from(a);
+        assert_eq!(c.shadow_policies, [PolicyKind::Maglev, PolicyKind::FewestConnections]);
+        assert!(c.access_log_explain);
+        let e =
+            Args::try_parse_from(["lbproxy", "--backend", "127.0.0.1:1", "--shadow-policy", "fastets"]).unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.contains("--shadow-policy") && shown.contains("unknown policy \"fastets\""), "{shown}");
     }
 
     /// `--config` conflicts with every other server flag; a new flag must be
