@@ -196,8 +196,8 @@ fn dashboard_draws_shares_fairness_and_shadow_policies() {
                 assert_eq!(r.status, 200);
             }
         });
-        let dom = // Its own budget: the profile folder is named after it, apart from the other tests' browsers.
-        dump_dom(&chromium, &format!("http://{admin}/"), 6001);
+        // Its own budget: the profile folder is named after it, apart from the other tests' browsers.
+        let dom = dump_dom(&chromium, &format!("http://{admin}/"), 6001);
         stop.store(true, Ordering::Relaxed);
         dom
     });
