@@ -224,3 +224,61 @@ fn stats_and_metrics_show_shadows_and_fairness() {
             .contains("lbproxy_shadow_predicted_latency_seconds{frontend=\"default\",policy=\"ip_hash\",stat=\"p99\"}")
     );
 }
+
+/// `policy-lab ARGS`: its exit status, stdout and stderr.
+fn policy_lab(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_policy-lab")).args(args).output().expect("run policy-lab");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn replay_of_a_recorded_log_is_the_same_for_a_seed() {
+    let dir = temp_dir("replay");
+    let log = dir.join("access.csv");
+    let log_s = log.display().to_string();
+    {
+        let b: Vec<Proc> = [0, 3, 9]
+            .iter()
+            .enumerate()
+            .map(|(i, &ms)| http_backend(i as u32 + 1, &["--delay-ms", &ms.to_string()]))
+            .collect();
+        let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
+        let (mut lb, _admin) = proxy("round_robin", &addrs, &["--access-log", &log_s, "--shadow-policy", "maglev"]);
+        for k in 0..60u8 {
+            request_from(lb.addr, 1 + k % 6, &addrs);
+        }
+        lb.signal(libc::SIGTERM);
+        assert!(lb.wait_exit().success());
+    }
+    let run = |seed: &str, out: &str| {
+        let out = dir.join(out);
+        let (ok, stdout, stderr) =
+            policy_lab(&["replay", "--trace", &log_s, "--seed", seed, "--out", &out.display().to_string()]);
+        assert!(ok, "policy-lab replay failed: {stderr}");
+        assert!(stdout.contains("| p2c_peak_ewma |"), "{stdout}");
+        std::fs::read_to_string(out.join("replay.csv")).expect("replay.csv")
+    };
+    let (a, b) = (run("3", "a"), run("3", "b"));
+    assert_eq!(a, b, "two replays with one seed");
+    let lines: Vec<&str> = a.lines().collect();
+    assert_eq!(lines.len(), 1 + 13, "a row per policy: {a}");
+    assert!(
+        lines[0].starts_with("policy,requests,refused,jain,max_over_mean,mean_ms,p99_ms,p999_ms,keys_moved,share_")
+    );
+    let rr = lines.iter().find(|l| l.starts_with("round_robin,")).expect("round robin row");
+    assert!(rr.starts_with("round_robin,60,0,1.0000,1.0000,"), "round robin replays 20 each: {rr}");
+    assert_ne!(a, run("4", "c"), "another seed draws other random picks and times");
+    assert!(dir.join("a/report.md").exists());
+    // Failure paths name what is wrong.
+    let (ok, _, err) = policy_lab(&["replay"]);
+    assert!(!ok && err.contains("--trace FILE is required"), "{err}");
+    let missing = dir.join("nope.csv").display().to_string();
+    let (ok, _, err) = policy_lab(&["replay", "--trace", &missing]);
+    assert!(!ok && err.contains(&format!("cannot read {missing}")), "{err}");
+    let (ok, _, err) = policy_lab(&["replay", "--trace", &log_s, "--policies", "round_robin,fastets"]);
+    assert!(!ok && err.contains("unknown policy \"fastets\""), "{err}");
+}
