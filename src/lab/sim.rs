@@ -47,12 +47,14 @@ impl LatencyModel for Empirical {
 }
 
 /// Uniform in whole milliseconds from 0 to below a maximum per backend
-/// (the delay services of tower's balance demo).
+/// (the delay services of tower's balance demo), but at least 1 ms: a
+/// timer set for 0 ms fires on the timer's next 1 ms tick, not at once (an
+/// answer in no time at all would let one backend take unbounded traffic).
 pub struct UniformMs(pub Vec<u64>);
 
 impl LatencyModel for UniformMs {
     fn draw(&self, backend: usize, rng: &mut SplitMix64) -> Duration {
-        Duration::from_millis(rng.below(self.0[backend].max(1)))
+        Duration::from_millis(rng.below(self.0[backend].max(1)).max(1))
     }
 }
 

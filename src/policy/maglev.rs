@@ -81,6 +81,19 @@ impl Maglev {
 }
 
 impl Maglev {
+    /// Table entries per backend index (built for `c` if needed): what the
+    /// policy lab measures the table's balance by.
+    pub fn entries(&mut self, c: &Candidates) -> Vec<usize> {
+        if self.built_for != Some(c.fingerprint()) {
+            self.rebuild(c);
+        }
+        let mut per = vec![0; c.len()];
+        for &i in &self.table {
+            per[i] += 1;
+        }
+        per
+    }
+
     /// The key's slot in the table, and the backend the walk from it ends at.
     fn choose(&self, key: &PickKey, c: &Candidates) -> Option<(usize, usize)> {
         let m = self.table.len();
@@ -152,10 +165,7 @@ mod tests {
         let mut p = Maglev::new(0, 65_537);
         let counts = spread(&mut p, &b, &[], 10_000);
         assert!(counts.iter().all(|&n| (3_000..=3_667).contains(&n)), "{counts:?}");
-        let mut per = [0usize; 3];
-        for &i in &p.table {
-            per[i] += 1;
-        }
+        let per = p.entries(&Candidates::new(&b, &[]));
         // Maglev fills the table within one entry per backend of even.
         assert!(per.iter().all(|&n| n.abs_diff(65_537 / 3) <= 1), "{per:?}");
     }
