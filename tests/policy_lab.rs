@@ -282,3 +282,21 @@ fn replay_of_a_recorded_log_is_the_same_for_a_seed() {
     let (ok, _, err) = policy_lab(&["replay", "--trace", &log_s, "--policies", "round_robin,fastets"]);
     assert!(!ok && err.contains("unknown policy \"fastets\""), "{err}");
 }
+
+#[test]
+fn shadow_counts_add_up_over_workers() {
+    let b = backends();
+    let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
+    let (lb, admin) = proxy("round_robin", &addrs, &["--workers", "2", "--shadow-policy", "ip_hash"]);
+    for k in 0..30u8 {
+        request_from(lb.addr, 1 + k % 5, &addrs);
+    }
+    let stats = admin_stats(admin);
+    let f = &stats["frontends"][0];
+    assert_eq!(f["picks"]["decisions"], 30, "every worker's picks are counted: {f}");
+    let picks: u64 = f["picks"]["picks"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(picks, 30);
+    assert_eq!(f["shadows"][0]["decisions"], 30, "{f}");
+    let shadow: u64 = f["shadows"][0]["picks"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(shadow, 30);
+}

@@ -43,7 +43,7 @@ pub use maglev::Maglev;
 pub use p2c_peak_ewma::P2cPeakEwma;
 pub use random::Random;
 pub use round_robin::RoundRobin;
-pub use shadow::{PickNote, Shadowed};
+pub use shadow::{LabCounts, PickNote, Shadowed};
 pub use sma::Sma;
 pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::WeightedRoundRobin;
@@ -114,6 +114,8 @@ impl<'a> Candidates<'a> {
             "disabled"
         } else if !b.is_up() {
             "down"
+        } else if b.outlier.is_ejected() {
+            "ejected"
         } else if self.excluded.contains(&i) {
             "tried"
         } else if !b.accepts_new() {

@@ -35,6 +35,40 @@ pub struct PickNote {
     pub explain: Option<String>,
 }
 
+/// The counts of a `Shadowed`, to add up over the workers that each run a copy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabCounts {
+    pub decisions: u64,
+    /// The real policy's picks per backend.
+    pub picks: Vec<u64>,
+    /// Per shadow, in the order named: (decisions it agreed on, its picks per backend).
+    pub shadows: Vec<(u64, Vec<u64>)>,
+}
+
+fn add_to(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+impl LabCounts {
+    /// Add another copy's counts (the same shadows, in the same order).
+    pub fn add(&mut self, other: &LabCounts) {
+        self.decisions += other.decisions;
+        add_to(&mut self.picks, &other.picks);
+        if self.shadows.len() < other.shadows.len() {
+            self.shadows.resize(other.shadows.len(), (0, Vec::new()));
+        }
+        for (a, b) in self.shadows.iter_mut().zip(&other.shadows) {
+            a.0 += b.0;
+            add_to(&mut a.1, &b.1);
+        }
+    }
+}
+
 pub struct Shadowed {
     real: Box<dyn Policy>,
     shadows: Vec<Shadow>,
@@ -91,6 +125,14 @@ impl Shadowed {
 
     pub fn decisions(&self) -> u64 {
         self.decisions
+    }
+
+    pub fn counts(&self) -> LabCounts {
+        LabCounts {
+            decisions: self.decisions,
+            picks: self.picks.clone(),
+            shadows: self.shadows.iter().map(|s| (s.agreed, s.picks.clone())).collect(),
+        }
     }
 
     /// `Policy::pick`, callable without the trait in scope.
@@ -202,5 +244,11 @@ mod tests {
         assert_eq!(p.picks(), [10, 10, 10]);
         assert_eq!(s.agreed, agreed);
         assert_eq!(s.agreed, 10);
+        // Two workers' copies add up.
+        let mut total = p.counts();
+        total.add(&p.counts());
+        assert_eq!((total.decisions, total.picks.clone()), (60, vec![20, 20, 20]));
+        assert_eq!(total.shadows[0].0, 20);
+        assert_eq!(total.shadows[0].1.iter().sum::<u64>(), 60);
     }
 }

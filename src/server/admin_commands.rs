@@ -173,6 +173,11 @@ impl Server {
                         stats.add(s);
                         open += n;
                     }
+                    // Picks made in every worker's copy of the policy, shadows included.
+                    let mut lab = f.policy.counts();
+                    for (_, c) in snaps.iter().flat_map(|s| &s.lab).filter(|x| x.0 == f.name) {
+                        lab.add(c);
+                    }
                     FrontendView {
                         name: f.name.clone(),
                         listen: f.local_addr.to_string(),
@@ -182,16 +187,16 @@ impl Server {
                         open_clients: open,
                         accepting: f.is_live(),
                         stats,
-                        picks: share_view(f.config.policy.name(), (f.policy.decisions(), None), f.policy.picks(), {
-                            &self.pools[f.pool].backends
-                        }),
-                        shadows: f
-                            .policy
-                            .shadows()
-                            .iter()
-                            .map(|s| {
-                                let counts = (f.policy.decisions(), Some(s.agreed));
-                                share_view(s.kind.name(), counts, &s.picks, &self.pools[f.pool].backends)
+                        picks: share_view(
+                            f.config.policy.name(),
+                            (lab.decisions, None),
+                            &lab.picks,
+                            backends_of(f.pool),
+                        ),
+                        shadows: (f.policy.shadows().iter().zip(&lab.shadows))
+                            .map(|(s, (agreed, picks))| {
+                                let counts = (lab.decisions, Some(*agreed));
+                                share_view(s.kind.name(), counts, picks, backends_of(f.pool))
                             })
                             .collect(),
                     }

@@ -1,7 +1,10 @@
 //! `GET /explain?frontend=F&key=K`: what frontend F's policy would pick now
 //! for key K, and why, with each shadow's answer beside it. Nothing is
 //! picked: the next real pick for K is the one explained, unless something
-//! changes in between (another pick, a response time, a health change).
+//! changes in between (another pick, a response time, a health change), or
+//! slow start refuses the pick (`slow_start` says whether it would), or the
+//! pick happens in a worker (`--workers`), whose copy of the policy has its
+//! own state: this explains the main reactor's.
 
 use std::net::IpAddr;
 
@@ -40,7 +43,20 @@ impl Server {
         };
         let backends = &self.pools[f.pool].backends;
         let c = Candidates::new(backends, &[]);
-        let mut answer = f.policy.explain(&pick_key, &c).to_json(&c);
+        let explained = f.policy.explain(&pick_key, &c);
+        let mut answer = explained.to_json(&c);
+        // Slow start acts around the policy: a ramping backend the policy
+        // picks takes only its share, else the policy is asked again without it.
+        let now = self.now;
+        let ramping: Vec<_> = (backends.iter().enumerate())
+            .filter(|(_, b)| !b.removed && b.ramp.clone().ramping(now))
+            .map(|(i, b)| {
+                let admits = b.ramp.clone().admit(now);
+                json!({"backend": b.addr.to_string(), "factor": b.ramp.factor(now), "admits_next_pick": admits,
+                       "picked": explained.pick == Some(i)})
+            })
+            .collect();
+        answer["slow_start"] = json!(ramping);
         let shadows: Vec<_> = f
             .policy
             .shadows_mut()
