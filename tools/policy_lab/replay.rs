@@ -74,6 +74,21 @@ pub fn main(mut args: impl Iterator<Item = String>) -> Result<(), String> {
     Ok(())
 }
 
+/// How many different keys the trace has.
+fn distinct(t: &trace::Trace, key: KeyFrom) -> usize {
+    let mut keys: Vec<String> = t
+        .requests
+        .iter()
+        .map(|r| match key {
+            KeyFrom::Client => r.client.to_string(),
+            KeyFrom::Path => r.path.split('?').next().unwrap_or("").to_string(),
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.len()
+}
+
 fn report(
     path: &Path,
     t: &trace::Trace,
@@ -90,7 +105,8 @@ fn report(
          (the {}). Each answer takes a time drawn (seeded) from what its backend was recorded to take; a \
          backend keeps its recorded times whatever load the policy sends it, so the figures show where each \
          policy sends traffic, not the queueing a different spread would cause. Keys moved: the share of the \
-         trace's distinct keys on another backend once the last backend ({}) is removed.\n\n\
+         trace's {} distinct keys on another backend once the last backend ({}) is removed (for policies that \
+         do not hash, a key's backend follows the order of arrival, so most keys move).\n\n\
          | policy | Jain | max/mean | mean | p99 | p99.9 | keys moved | shares |\n|---|---|---|---|---|---|---|---|\n",
         path.display(),
         path.display(),
@@ -98,6 +114,7 @@ fn report(
         t.requests.len(),
         t.backends.len(),
         if key == KeyFrom::Path { "path" } else { "client address" },
+        distinct(t, key),
         t.backends.last().map(|b| b.to_string()).unwrap_or_default(),
     );
     for r in results {
