@@ -215,6 +215,12 @@ impl Backend {
         }
     }
 
+    /// The recorded response times (microseconds), if any: what the policy
+    /// lab predicts a shadow policy's latency from.
+    pub fn latency_histogram(&self) -> Option<&Histogram<u64>> {
+        self.latency.as_ref().filter(|h| !h.is_empty())
+    }
+
     /// p50, p90, p99 and max of the recorded response times, in microseconds.
     pub fn latency_percentiles(&self) -> Option<[u64; 4]> {
         let h = self.latency.as_ref().filter(|h| !h.is_empty())?;

@@ -23,6 +23,7 @@
 //! - `discovery`: pools from DNS (A/AAAA, SRV) resolved on their own thread.
 //! - `admin`: the admin API (routes, JSON, metrics, dashboard).
 //! - `probes`: speed probes for the fastest_ranked policy.
+//! - `lab`: the policy lab's simulation: access logs read back as traces, policies run over virtual time.
 //! - `proxy_protocol`: PROXY protocol v1/v2 headers, read from upstreams and written to backends.
 //! - `outbound`: the one non-blocking GET client of checks and probes.
 //! - `spawn`: backends started by lbproxy (--spawn-cmd, --replicas).
@@ -41,6 +42,7 @@ pub mod connection;
 pub mod discovery;
 pub mod health;
 pub mod http;
+pub mod lab;
 pub mod limits;
 pub mod logfmt;
 pub mod mode;

@@ -172,3 +172,58 @@ fn dashboard_page_loads_without_the_token_and_asks_for_it() {
     assert!(dom.contains("the admin API needs a token: enter it above"), "{dom}");
     assert!(!dom.contains("data-backend="), "nothing is shown without the token: {dom}");
 }
+
+#[test]
+fn dashboard_draws_shares_fairness_and_shadow_policies() {
+    let Some(chromium) = chromium("dashboard_draws_shares_fairness_and_shadow_policies") else {
+        return;
+    };
+    let (b1, b2) = (http_backend(1, &[]), http_backend(2, &[]));
+    let admin_port = dead_addr().port().to_string();
+    let args = ["--mode", "http", "--admin", &admin_port, "--shadow-policy", "ip_hash"];
+    let lb = lbproxy("round_robin", &[b1.addr, b2.addr], &args);
+    let admin = admin_addr(&lb);
+    let stop = AtomicBool::new(false);
+    let dom = std::thread::scope(|s| {
+        s.spawn(|| {
+            let until = Instant::now() + PATIENCE;
+            let mut c = Conn::open(lb.addr);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                let r = c.try_get("/").unwrap_or_else(|_| {
+                    c = Conn::open(lb.addr);
+                    c.get("/")
+                });
+                assert_eq!(r.status, 200);
+            }
+        });
+        // Its own budget: the profile folder is named after it, apart from the other tests' browsers.
+        let dom = dump_dom(&chromium, &format!("http://{admin}/"), 6001);
+        stop.store(true, Ordering::Relaxed);
+        dom
+    });
+    let dom = &dom[..dom.find("<script>").expect("the page's script")];
+    assert!(dom.contains("<div id=\"err\"></div>"), "the page shows an error: {dom}");
+    assert!(!dom.contains("undefined") && !dom.contains("NaN"), "{dom}");
+    // The share chart: a line per backend, round robin near half each.
+    let chart = section(dom, "data-chart=\"share\"", "</svg>");
+    for b in [b1.addr, b2.addr] {
+        let line = chart
+            .split("<polyline ")
+            .find(|l| l.contains(&format!("data-backend=\"{b}\"")))
+            .unwrap_or_else(|| panic!("no share line for {b}: {chart}"));
+        assert!(section(line, "points=\"", "\"").split(' ').count() >= 2, "{line}");
+    }
+    // Fairness in the frontend row: round robin over two backends is even within one request.
+    let row = section(dom, "<tr data-frontend=\"default\">", "</tr>");
+    let jain: f64 = cell(row, "jain").parse().expect("Jain's index is a number");
+    assert!(jain > 0.99, "{row}");
+    // The real policy and the shadow side by side; one client address: ip_hash sends all to one backend.
+    let real = section(dom, "data-policy=\"round_robin\" data-real=\"yes\">", "</tr>");
+    assert_eq!(cell(real, "agreed"), "(real)");
+    let shadow = section(dom, "data-policy=\"ip_hash\" data-real=\"no\">", "</tr>");
+    let agreed: f64 = cell(shadow, "agreed").trim_end_matches(" %").parse().expect("agreement in %");
+    assert!((30.0..=70.0).contains(&agreed), "one backend of two: about half agree: {shadow}");
+    let shadow_jain: f64 = cell(shadow, "jain").parse().expect("the shadow's Jain index");
+    assert!((shadow_jain - 0.5).abs() < 1e-9, "all on one of two backends: {shadow}");
+    assert!(cell(shadow, "pmean").ends_with("ms"), "a predicted latency from observed times: {shadow}");
+}

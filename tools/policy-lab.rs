@@ -7,6 +7,17 @@
 //! default a new `measurements/policy-lab/YYYY-MM-DD-HHMM/` (and points
 //! `measurements/policy-lab/latest` at it). The report ends with the
 //! Provenance section of `tools/provenance.py` (commit, date, machine).
+//!
+//! `policy-lab replay --trace access.csv [..]`: a recorded access log
+//! replayed through the policies (`policy_lab/replay.rs`).
+//! `policy-lab reproduce [..]`: published results (tower's peak EWMA,
+//! Maglev, Envoy's ring against Maglev) run again (`policy_lab/reproduce.rs`).
+//! Both write SVG plots with the `plot` binary built beside this one.
+
+#[path = "policy_lab/replay.rs"]
+mod replay;
+#[path = "policy_lab/reproduce.rs"]
+mod reproduce;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -51,14 +62,72 @@ fn provenance(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `out`, or a new dated folder under `base`; whether it is the dated one.
+fn out_dir(out: Option<PathBuf>, base: &str) -> Result<(PathBuf, bool), String> {
+    let (dir, dated) = match out {
+        Some(dir) => (dir, false),
+        None => (PathBuf::from(provenance(&["--run-dir", base])?.trim()), true),
+    };
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok((dir, dated))
+}
+
+/// Bars of `values` (legend `names`) per row of `dir/csv` into `dir/svg`,
+/// by the `plot` binary beside this one.
+fn draw(
+    dir: &std::path::Path,
+    csv: &str,
+    svg: &str,
+    values: &[String],
+    names: &[String],
+    title: &str,
+    ylabel: &str,
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("where is this binary: {e}"))?;
+    let plot = exe.with_file_name("plot");
+    if !plot.exists() {
+        return Err(format!("{} not built (cargo build --release --bin plot)", plot.display()));
+    }
+    let out = std::process::Command::new(&plot)
+        .args(["bars", "--csv"])
+        .arg(dir.join(csv))
+        .args(["--label", "policy", "--values", &values.join(","), "--names", &names.join(",")])
+        .args(["--title", title, "--ylabel", ylabel, "--out"])
+        .arg(dir.join(svg))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", plot.display()))?;
+    if !out.status.success() {
+        return Err(format!("plot {svg}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(())
+}
+
 fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    let result = match args.peek().cloned().as_deref() {
+        Some("replay") => replay::main(args.skip(1)),
+        Some("reproduce") => reproduce::main(args.skip(1)),
+        _ => {
+            lab(args);
+            return;
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// Distribution and disruption of every policy (the lab's first report).
+fn lab(mut args: impl Iterator<Item = String>) {
     let mut out: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = Some(PathBuf::from(args.next().expect("--out DIR"))),
             "-h" | "--help" => {
                 println!("policy-lab [--out DIR]: distribution and disruption of every policy");
+                println!("policy-lab replay --trace FILE [..]: a recorded access log through the policies");
+                println!("policy-lab reproduce [..]: tower's peak EWMA, Maglev, Envoy's ring against Maglev");
                 return;
             }
             other => {

@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 
+use super::lab::ShareView;
 use super::render::StatsView;
 use crate::backend::Backend;
 use crate::stats::TimeHistogram;
@@ -167,12 +168,89 @@ pub fn metrics_text(v: &StatsView) -> String {
     );
     let _ = writeln!(out, "lbproxy_spliced_bytes_total {}", v.pipes.bytes);
     frontend_metrics(&mut out, v);
+    lab_metrics(&mut out, v);
     backend_metrics(&mut out, v);
     family(&mut out, "lbproxy_worker_sessions_total", "counter", "Client connections accepted by each worker thread.");
     for (i, (sessions, _)) in v.workers.iter().enumerate() {
         let _ = writeln!(out, "lbproxy_worker_sessions_total{{worker=\"{i}\"}} {sessions}");
     }
     out
+}
+
+/// The real policy's picks and fairness per frontend, and each shadow's.
+fn lab_metrics(out: &mut String, v: &StatsView) {
+    let front = |f: &super::FrontendView| format!("frontend=\"{}\"", esc(&f.name));
+    let name = "lbproxy_frontend_picks_total";
+    family(out, name, "counter", "Backends the policy picked (a retry's pick counts too), by backend.");
+    for f in &v.frontends {
+        for (addr, n) in &f.picks.picks {
+            let _ = writeln!(out, "{name}{{{},backend=\"{addr}\"}} {n}", front(f));
+        }
+    }
+    type Gauge = (&'static str, &'static str, fn(&ShareView) -> Option<f64>);
+    let fairness: [Gauge; 2] = [
+        (
+            "fairness_jain",
+            "Jain's fairness index of the picks per unit of weight (1: even, 1/n: one takes all).",
+            |s| s.fairness.jain,
+        ),
+        ("load_max_over_mean", "The most picked backend's picks per unit of weight over the mean.", |s| {
+            s.fairness.max_over_mean
+        }),
+    ];
+    for (suffix, help, get) in fairness {
+        let name = format!("lbproxy_frontend_{suffix}");
+        family(out, &name, "gauge", help);
+        for f in &v.frontends {
+            if let Some(x) = get(&f.picks) {
+                let _ = writeln!(out, "{name}{{{}}} {x}", front(f));
+            }
+        }
+    }
+    let shadows = || v.frontends.iter().flat_map(|f| f.shadows.iter().map(move |s| (f, s)));
+    let labels = |f: &super::FrontendView, s: &ShareView| format!("{},policy=\"{}\"", front(f), s.policy);
+    let name = "lbproxy_shadow_picks_total";
+    family(out, name, "counter", "Backends a shadow policy would have picked (nothing is sent), by backend.");
+    for (f, s) in shadows() {
+        for (addr, n) in &s.picks {
+            let _ = writeln!(out, "{name}{{{},backend=\"{addr}\"}} {n}", labels(f, s));
+        }
+    }
+    type Counter = (&'static str, &'static str, fn(&ShareView) -> u64);
+    let counters: [Counter; 2] = [
+        ("lbproxy_shadow_decisions_total", "Picks the shadow policy made beside the real one.", |s| s.decisions),
+        ("lbproxy_shadow_agreed_total", "Picks where the shadow chose what the real policy chose.", |s| {
+            s.agreed.unwrap_or(0)
+        }),
+    ];
+    for (name, help, get) in counters {
+        family(out, name, "counter", help);
+        for (f, s) in shadows() {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(f, s), get(s));
+        }
+    }
+    for (suffix, help, get) in fairness {
+        let name = format!("lbproxy_shadow_{suffix}");
+        family(out, &name, "gauge", help);
+        for (f, s) in shadows() {
+            if let Some(x) = get(s) {
+                let _ = writeln!(out, "{name}{{{}}} {x}", labels(f, s));
+            }
+        }
+    }
+    let name = "lbproxy_shadow_predicted_latency_seconds";
+    family(
+        out,
+        name,
+        "gauge",
+        "Response time the shadow would have seen, mixing the observed per-backend times in its shares.",
+    );
+    for (f, s) in shadows() {
+        if let Some(p) = s.predicted {
+            let _ = writeln!(out, "{name}{{{},stat=\"mean\"}} {}", labels(f, s), p.mean_us / 1e6);
+            let _ = writeln!(out, "{name}{{{},stat=\"p99\"}} {}", labels(f, s), p.p99_us as f64 / 1e6);
+        }
+    }
 }
 
 fn process_metrics(out: &mut String) {
@@ -320,6 +398,8 @@ mod tests {
             open_clients: 0,
             accepting: true,
             stats,
+            picks: crate::admin::lab::share_view("round_robin", (3, None), &[3], &b),
+            shadows: vec![crate::admin::lab::share_view("maglev", (3, Some(2)), &[3], &b)],
         };
         let view = StatsView {
             backends: &b,
@@ -346,6 +426,11 @@ mod tests {
         assert!(text.contains(&format!("lbproxy_backend_response_time_seconds_bucket{{{labels},le=\"0.0025\"}} 1\n")));
         assert!(text.contains(&format!("lbproxy_backend_response_time_seconds_count{{{labels}}} 1\n")));
         assert!(text.contains("lbproxy_build_info{version=\""), "{text}");
+        assert!(text.contains("lbproxy_frontend_picks_total{frontend=\"web\",backend=\"127.0.0.1:8001\"} 3\n"));
+        assert!(text.contains("lbproxy_frontend_fairness_jain{frontend=\"web\"} 1\n"), "{text}");
+        assert!(text.contains("lbproxy_shadow_agreed_total{frontend=\"web\",policy=\"maglev\"} 2\n"), "{text}");
+        let mean = "lbproxy_shadow_predicted_latency_seconds{frontend=\"web\",policy=\"maglev\",stat=\"mean\"} 0.002";
+        assert!(text.contains(mean), "{text}");
         assert!(text.contains("\nprocess_open_fds "), "{text}");
     }
 }

@@ -9,10 +9,12 @@
 //! to take the answer.
 //!
 //! Layout: `routes` checks a request and names the `Command`; `render`
-//! turns state into JSON, `metrics` into Prometheus text; `resolver` looks
+//! turns state into JSON, `metrics` into Prometheus text; `lab` the shadow
+//! policies' shares, fairness and predicted latency; `resolver` looks
 //! host names up on a thread of its own; this file is the transport (accept,
 //! read, answer, linger, deadlines); `dashboard.html` is the page.
 
+pub mod lab;
 mod metrics;
 mod render;
 mod resolver;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::lab::ShareView;
 use crate::backend::Backend;
 use crate::stats::FrontendStats;
 
@@ -70,6 +71,10 @@ pub struct FrontendView {
     pub accepting: bool,
     /// Requests, answers by status, bytes, response times.
     pub stats: FrontendStats,
+    /// The real policy's picks per backend and their fairness.
+    pub picks: ShareView,
+    /// What each shadow policy would have done.
+    pub shadows: Vec<ShareView>,
 }
 
 /// A backend's ramp (while it lasts) and ejection state.
@@ -129,7 +134,9 @@ pub fn stats_json(v: &StatsView) -> Value {
             json!({"name": f.name, "listen": f.listen, "mode": f.mode, "policy": f.policy, "pool": f.pool,
                    "open_clients": f.open_clients, "accepting": f.accepting, "requests": f.stats.requests,
                    "proxy_status_codes": f.stats.proxy_responses.to_json(), "retries": f.stats.retries,
-                   "retries_budget_exhausted": f.stats.retries_budget_exhausted})
+                   "retries_budget_exhausted": f.stats.retries_budget_exhausted,
+                   "picks": f.picks.to_json(), "fairness": f.picks.to_json()["fairness"].clone(),
+                   "shadows": f.shadows.iter().map(ShareView::to_json).collect::<Vec<_>>()})
         })
         .collect();
     let pools: Vec<Value> =

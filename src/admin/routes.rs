@@ -39,6 +39,11 @@ pub enum Command {
     },
     SetPolicy(PolicyKind),
     Stats,
+    /// What frontend `frontend`'s policy (and shadows) would pick now for `key`, and why.
+    Explain {
+        frontend: Option<String>,
+        key: String,
+    },
     Metrics,
     Dashboard,
     /// Read the configuration file again and apply it.
@@ -144,7 +149,7 @@ pub fn lookup(hostnames: &[String]) -> Result<Vec<SocketAddr>, String> {
 
 /// Check one request and name what it asks for.
 pub fn route(method: &str, path: &str, body: &[u8]) -> Result<Command, Reply> {
-    let path = path.split('?').next().unwrap_or("/");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let allow = |ok: &[&str]| -> Result<(), Reply> {
         if ok.contains(&method) {
             Ok(())
@@ -156,6 +161,14 @@ pub fn route(method: &str, path: &str, body: &[u8]) -> Result<Command, Reply> {
         "/" | "/dashboard" => allow(&["GET"]).map(|_| Command::Dashboard),
         "/rep" => allow(&["GET"]).map(|_| Command::ListReplicas),
         "/stats" => allow(&["GET"]).map(|_| Command::Stats),
+        "/explain" => {
+            allow(&["GET"])?;
+            let param = |name: &str| query_param(query, name);
+            let key = param("key")?.ok_or_else(|| {
+                Reply::failure(400, "/explain needs key=K: the client IP, or the --hash-key value the frontend hashes")
+            })?;
+            Ok(Command::Explain { frontend: param("frontend")?, key })
+        }
         "/metrics" => allow(&["GET"]).map(|_| Command::Metrics),
         "/reload" => allow(&["POST"]).map(|_| Command::Reload),
         "/add" => {
@@ -192,6 +205,34 @@ pub fn route(method: &str, path: &str, body: &[u8]) -> Result<Command, Reply> {
     }
 }
 
+/// Parameter `name` of a query string, percent-decoded (`+` is a space).
+fn query_param(query: &str, name: &str) -> Result<Option<String>, Reply> {
+    let Some(raw) = query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')) else {
+        return Ok(None);
+    };
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(hex.ok_or_else(|| Reply::failure(400, &format!("bad percent escape in {name}={raw}")))?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map(Some).map_err(|_| Reply::failure(400, &format!("{name}={raw} is not UTF-8")))
+}
+
 fn not_found(path: &str) -> Reply {
     Reply::failure(404, &format!("no such route: {path}"))
 }
@@ -204,6 +245,12 @@ mod tests {
     fn routes_and_their_errors() {
         assert_eq!(route("GET", "/rep", b""), Ok(Command::ListReplicas));
         assert_eq!(route("GET", "/stats?x=1", b""), Ok(Command::Stats));
+        let explain = route("GET", "/explain?frontend=web&key=user%2042+x", b"").unwrap();
+        assert_eq!(explain, Command::Explain { frontend: Some("web".into()), key: "user 42 x".into() });
+        let no_key = route("GET", "/explain?frontend=web&keys=1", b"").unwrap_err();
+        assert!(no_key.status == 400 && no_key.body.contains("needs key=K"), "{}", no_key.body);
+        assert!(route("GET", "/explain?key=%zz", b"").unwrap_err().body.contains("key=%zz"));
+        assert_eq!(route("POST", "/explain?key=1", b"").unwrap_err().status, 405);
         let add = route("POST", "/add", br#"{"n":2,"hostnames":["127.0.0.1:8004"]}"#).unwrap();
         assert_eq!(add, Command::Add { n: 2, hostnames: vec!["127.0.0.1:8004".parse().unwrap()] });
         let twice = route("POST", "/add", br#"{"n":3,"hostnames":["127.0.0.1:8004","127.0.0.1:8004"]}"#).unwrap();

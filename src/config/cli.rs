@@ -29,9 +29,11 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 70] = [
+const SERVER_FLAGS: [&str; 72] = [
     "workers",
     "policy",
+    "shadow_policy",
+    "access_log_explain",
     "port",
     "bind",
     "backends",
@@ -122,6 +124,12 @@ pub struct Args {
     /// ketama, p2c).
     #[arg(long, default_value = FRONTEND.policy.name(), value_parser = parse_policy)]
     pub policy: PolicyKind,
+
+    /// A shadow policy (repeat for more): it decides on every pick beside
+    /// --policy, on the same backends, and nothing is sent for it; /stats,
+    /// /metrics, the dashboard and the access log show what it would have done.
+    #[arg(long, value_name = "POLICY", value_parser = parse_policy)]
+    pub shadow_policy: Vec<PolicyKind>,
 
     /// Port to listen on for clients (0 picks a free port and logs it).
     #[arg(long, default_value_t = FRONTEND.listen.port())]
@@ -249,6 +257,11 @@ pub struct Args {
     /// line). `time` is ISO-8601 UTC.
     #[arg(long, default_value = FRONTEND.access_log_format.name(), value_parser = parse_access_log_format)]
     pub access_log_format: AccessLogFormat,
+
+    /// Add a field `explain` to every access log line: the candidates, each
+    /// one's score as the policy saw it, exclusions, and the pick (marked *).
+    #[arg(long)]
+    pub access_log_explain: bool,
 
     /// Process log (stderr) format: `text` or `json` (one object per line:
     /// time, level, target, msg).
@@ -498,6 +511,29 @@ mod tests {
         assert_eq!(c.backends.len(), 3);
         assert_eq!(c.stats_interval, None);
         assert_eq!(c.listen.port(), 9000);
+        assert!(c.shadow_policies.is_empty() && !c.access_log_explain);
+    }
+
+    #[test]
+    fn shadow_policies_repeat_and_bad_names_are_refused() {
+        let a = Args::try_parse_from([
+            "lbproxy",
+            "--backend",
+            "127.0.0.1:1",
+            "--shadow-policy",
+            "maglev",
+            "--shadow-policy",
+            "leastconn",
+            "--access-log-explain",
+        ])
+        .unwrap();
+        let c = Config::from(a);
+        assert_eq!(c.shadow_policies, [PolicyKind::Maglev, PolicyKind::FewestConnections]);
+        assert!(c.access_log_explain);
+        let e =
+            Args::try_parse_from(["lbproxy", "--backend", "127.0.0.1:1", "--shadow-policy", "fastets"]).unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.contains("--shadow-policy") && shown.contains("unknown policy \"fastets\""), "{shown}");
     }
 
     /// `--config` conflicts with every other server flag; a new flag must be

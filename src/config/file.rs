@@ -117,6 +117,7 @@ struct RawFrontend {
     mode: Option<Mode>,
     #[serde(deserialize_with = "via::policy")]
     policy: Option<PolicyKind>,
+    shadow_policies: Option<Vec<String>>,
     #[serde(deserialize_with = "via::vnodes")]
     vnodes: Option<u32>,
     #[serde(deserialize_with = "via::ring_slots")]
@@ -166,6 +167,7 @@ struct RawFrontend {
     access_log: Option<PathBuf>,
     #[serde(deserialize_with = "via::access_log_format")]
     access_log_format: Option<AccessLogFormat>,
+    access_log_explain: Option<bool>,
     #[serde(deserialize_with = "via::redirect_code")]
     redirect_code: Option<u16>,
     #[serde(deserialize_with = "via::percent")]
@@ -408,6 +410,13 @@ impl Checker<'_> {
                 .map(|c| c.parse())
                 .collect::<Result<_, String>>()
                 .map_err(|e| self.src.error(at("trusted_proxies"), e))?;
+            let shadows: Vec<PolicyKind> = f
+                .shadow_policies
+                .iter()
+                .flatten()
+                .map(|p| parse_policy(p))
+                .collect::<Result<_, String>>()
+                .map_err(|e| self.src.error(at("shadow_policies"), e))?;
             let tls = match &f.tls {
                 None => None,
                 Some(entries) => {
@@ -441,6 +450,7 @@ impl Checker<'_> {
             }
             let mut front = self.frontend(name, listen, pool, &global, trusted, f);
             front.tls = tls;
+            front.shadow_policies = shadows;
             front.sni_routes = sni_routes;
             frontends.push(front);
         }
@@ -602,6 +612,7 @@ impl Checker<'_> {
             mode: f.mode.unwrap_or(d.mode),
             pool,
             policy: f.policy.unwrap_or(d.policy),
+            shadow_policies: Vec::new(),
             params: PolicyParams {
                 seed: g.seed,
                 vnodes: f.vnodes.unwrap_or(d.params.vnodes),
@@ -634,6 +645,7 @@ impl Checker<'_> {
                 percent: f.retry_budget.unwrap_or(d.retry_budget.percent),
                 min_per_sec: f.retry_min_per_sec.unwrap_or(d.retry_budget.min_per_sec),
             },
+            access_log_explain: f.access_log_explain.unwrap_or(d.access_log_explain),
             redirect_code: f.redirect_code.unwrap_or(d.redirect_code),
             splice: f.splice.unwrap_or(d.splice),
         }
@@ -695,6 +707,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "pool",
             "mode",
             "policy",
+            "shadow_policies",
             "vnodes",
             "ring_slots",
             "maglev_size",
@@ -722,6 +735,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "sni_routes",
             "access_log",
             "access_log_format",
+            "access_log_explain",
             "redirect_code",
             "retry_budget",
             "retry_min_per_sec",

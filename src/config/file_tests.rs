@@ -213,6 +213,15 @@ fn the_message_has_file_line_column_section_key_and_reason() {
 }
 
 #[test]
+fn shadow_policies_are_policy_names() {
+    let s = load(&with_frontend("shadow_policies = [\"maglev\", \"p2c\"]\naccess_log_explain = true\n")).unwrap();
+    assert_eq!(s.frontends[0].shadow_policies, [PolicyKind::Maglev, PolicyKind::P2cPeakEwma]);
+    assert!(s.frontends[0].access_log_explain);
+    let e = error(&with_frontend("shadow_policies = [\"maglev\", \"fastets\"]\n"), 8, "shadow_policies");
+    assert!(e.to_string().contains("unknown policy \"fastets\""), "{e}");
+}
+
+#[test]
 fn unknown_keys() {
     let e = error(&with_frontend("polcy = \"rr\"\n"), 8, "polcy");
     assert!(e.message.contains("unknown key (expected one of: name, bind, pool"), "{e}");

@@ -74,6 +74,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub backends: Vec<BackendSpec>,
     pub policy: PolicyKind,
+    /// Shadow policies: decide beside `policy` on every pick, never sent.
+    pub shadow_policies: Vec<PolicyKind>,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
     /// 0 until `Server::bind` sets it: the open-file limit decides (users
@@ -115,6 +117,8 @@ pub struct Config {
     pub keepalive_timeout: Option<Duration>,
     pub access_log: Option<PathBuf>,
     pub access_log_format: AccessLogFormat,
+    /// `--access-log-explain`: an `explain` field on every line.
+    pub access_log_explain: bool,
     pub redirect_code: u16,
     pub retry_budget: crate::http::retry_budget::RetryBudgetConfig,
     pub splice: crate::splice::SpliceMode,

@@ -97,6 +97,8 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str, pools: &[PoolConfi
         q(&fmt_duration(p.ewma_decay)),
     );
     let _ = writeln!(out, "hash_balance_factor = {}", p.balance_factor.unwrap_or(0.0));
+    let shadows: Vec<String> = f.shadow_policies.iter().map(|k| q(k.name())).collect();
+    let _ = writeln!(out, "shadow_policies = [{}]", shadows.join(", "));
     opt(out, "hash_key", f.hash_key.as_ref().map(|k| q(&fmt_hash_key(k))), "off (the client address)");
     let _ = write!(
         out,
@@ -148,6 +150,7 @@ fn frontend(out: &mut String, f: &FrontendConfig, pool: &str, pools: &[PoolConfi
     }
     opt(out, "access_log", f.access_log.as_ref().map(|p| q(&p.display().to_string())), "off");
     let _ = writeln!(out, "access_log_format = {}", q(f.access_log_format.name()));
+    let _ = writeln!(out, "access_log_explain = {}", f.access_log_explain);
     let _ = writeln!(out, "redirect_code = {}", f.redirect_code);
     let b = f.retry_budget;
     let _ = writeln!(out, "retry_budget = \"{}%\"\nretry_min_per_sec = {}", b.percent, b.min_per_sec);

@@ -95,6 +95,8 @@ pub struct FrontendConfig {
     /// Index into [`ServerConfig::pools`].
     pub pool: usize,
     pub policy: PolicyKind,
+    /// Policies that decide beside `policy` on every pick, counted but never sent.
+    pub shadow_policies: Vec<PolicyKind>,
     /// Policy tunables; `seed` is the global seed.
     pub params: PolicyParams,
     pub hash_key: Option<HashKey>,
@@ -123,6 +125,8 @@ pub struct FrontendConfig {
     pub sni_routes: Vec<SniRoute>,
     pub access_log: Option<PathBuf>,
     pub access_log_format: AccessLogFormat,
+    /// The access log carries the policy's explanation of every pick.
+    pub access_log_explain: bool,
     pub redirect_code: u16,
     /// HTTP: how many retries the recent requests allow.
     pub retry_budget: RetryBudgetConfig,
@@ -217,6 +221,7 @@ impl Default for FrontendConfig {
             mode: Mode::Tcp,
             pool: 0,
             policy: PolicyKind::RoundRobin,
+            shadow_policies: Vec::new(),
             params: PolicyParams::default(),
             hash_key: None,
             probe_path: "/".into(),
@@ -236,6 +241,7 @@ impl Default for FrontendConfig {
             sni_routes: Vec::new(),
             access_log: None,
             access_log_format: AccessLogFormat::Csv,
+            access_log_explain: false,
             redirect_code: 301,
             retry_budget: RetryBudgetConfig::default(),
             splice: crate::splice::SpliceMode::Auto,
@@ -400,6 +406,7 @@ impl ServerConfig {
             mode: a.mode,
             pool: 0,
             policy: a.policy,
+            shadow_policies: a.shadow_policy,
             params: PolicyParams {
                 seed: a.seed,
                 vnodes: a.vnodes,
@@ -428,6 +435,7 @@ impl ServerConfig {
             sni_routes: Vec::new(),
             access_log: a.access_log,
             access_log_format: a.access_log_format,
+            access_log_explain: a.access_log_explain,
             redirect_code: a.redirect_code,
             retry_budget: RetryBudgetConfig { percent: a.retry_budget, min_per_sec: a.retry_min_per_sec },
             splice: a.splice,
@@ -478,6 +486,7 @@ impl ServerConfig {
             listen: f.listen,
             backends: p.servers.clone(),
             policy: f.policy,
+            shadow_policies: f.shadow_policies.clone(),
             connect_timeout: f.connect_timeout,
             idle_timeout: f.idle_timeout,
             // 0: what the open-file limit allows (worked out at bind).
@@ -507,6 +516,7 @@ impl ServerConfig {
             keepalive_timeout: f.keepalive_timeout,
             access_log: f.access_log.clone(),
             access_log_format: f.access_log_format,
+            access_log_explain: f.access_log_explain,
             redirect_code: f.redirect_code,
             retry_budget: f.retry_budget,
             slow_start: p.slow_start,

@@ -2,6 +2,12 @@
 //! default), the combined format of nginx and Apache, or JSON
 //! (`--access-log-format`). SIGUSR1 opens the file again by name, so that
 //! logrotate can move it away.
+//!
+//! With shadow policies, CSV lines end in one column per shadow
+//! (`shadow_NAME`: the backend it would have picked) and JSON lines carry a
+//! `shadows` object; with `--access-log-explain`, a last `explain` field
+//! holds the real pick's explanation in its compact form. The combined
+//! format has fixed fields and carries neither.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::head::RequestHead;
 use crate::logfmt::{clf_time, iso8601, json_string};
+use crate::policy::{PickNote, PolicyKind};
 
 /// The CSV access log's first line. `time` (ISO-8601 UTC) came after the
 /// others, so that readers of the older columns by position keep working.
@@ -39,8 +46,30 @@ impl AccessLogFormat {
     }
 }
 
+/// What a line carries besides the fixed fields.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    shadows: Vec<&'static str>,
+    explain: bool,
+}
+
+impl Extra {
+    /// The CSV header: the fixed columns, then a column per shadow and `explain`.
+    fn header(&self) -> String {
+        let mut h = ACCESS_LOG_HEADER.to_string();
+        for s in &self.shadows {
+            h.push_str(",shadow_");
+            h.push_str(s);
+        }
+        if self.explain {
+            h.push_str(",explain");
+        }
+        h
+    }
+}
+
 /// Open `path` for appending; a new CSV file gets the header.
-fn open_file(path: &Path, format: AccessLogFormat) -> std::io::Result<File> {
+fn open_file(path: &Path, format: AccessLogFormat, extra: &Extra) -> std::io::Result<File> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -48,7 +77,7 @@ fn open_file(path: &Path, format: AccessLogFormat) -> std::io::Result<File> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open access log {}: {e}", path.display())))?;
     if format == AccessLogFormat::Csv && f.metadata()?.len() == 0 {
         // One write: a worker opening the file at the same time sees it whole.
-        f.write_all(format!("{ACCESS_LOG_HEADER}\n").as_bytes())?;
+        f.write_all(format!("{}\n", extra.header()).as_bytes())?;
     }
     Ok(f)
 }
@@ -59,7 +88,12 @@ pub fn open_access_log(config: &crate::config::Config) -> std::io::Result<Option
         return Ok(None);
     };
     let format = config.access_log_format;
-    Ok(Some(AccessLog { out: BufWriter::new(open_file(path, format)?), line: Vec::new(), path: path.clone(), format }))
+    let extra = Extra {
+        shadows: config.shadow_policies.iter().map(|k: &PolicyKind| k.name()).collect(),
+        explain: config.access_log_explain,
+    };
+    let out = BufWriter::new(open_file(path, format, &extra)?);
+    Ok(Some(AccessLog { out, line: Vec::new(), path: path.clone(), format, extra }))
 }
 
 /// Status logged for an exchange the client abandoned (nginx's convention).
@@ -74,7 +108,12 @@ pub struct Entry<'a> {
     pub bytes: u64,
     pub latency: Option<Duration>,
     pub reused: bool,
+    /// The shadows' choices and the explanation of the pick ([`NO_PICK`] when none was made).
+    pub note: &'a PickNote,
 }
+
+/// The note of a request that no policy was asked about.
+pub static NO_PICK: PickNote = PickNote { shadows: Vec::new(), explain: None };
 
 /// Buffered; flushed by the engine's periodic sweep, before a reopen and at exit.
 pub struct AccessLog {
@@ -83,6 +122,7 @@ pub struct AccessLog {
     line: Vec<u8>,
     path: PathBuf,
     format: AccessLogFormat,
+    extra: Extra,
 }
 
 impl AccessLog {
@@ -92,9 +132,9 @@ impl AccessLog {
         // with several workers appending to one file, lines stay intact.
         self.line.clear();
         let _ = match self.format {
-            AccessLogFormat::Csv => write_csv(&mut self.line, e, now),
+            AccessLogFormat::Csv => write_csv(&mut self.line, e, now, &self.extra),
             AccessLogFormat::Combined => write_combined(&mut self.line, e, now),
-            AccessLogFormat::Json => write_json(&mut self.line, e, now),
+            AccessLogFormat::Json => write_json(&mut self.line, e, now, &self.extra),
         };
         let _ = self.out.write_all(&self.line);
     }
@@ -108,7 +148,7 @@ impl AccessLog {
     /// the old file stays in use and the error says why.
     pub fn reopen(&mut self) -> std::io::Result<()> {
         self.flush();
-        self.out = BufWriter::new(open_file(&self.path, self.format)?);
+        self.out = BufWriter::new(open_file(&self.path, self.format, &self.extra)?);
         Ok(())
     }
 
@@ -137,13 +177,24 @@ impl super::HttpEngine {
     }
 }
 
-fn write_csv(out: &mut impl Write, e: &Entry, now: SystemTime) -> std::io::Result<()> {
+fn write_csv(out: &mut impl Write, e: &Entry, now: SystemTime, extra: &Extra) -> std::io::Result<()> {
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let backend = e.backend.map(|b| b.to_string()).unwrap_or_default();
     let latency = e.latency.map(|d| d.as_micros().to_string()).unwrap_or_default();
+    let mut tail = String::new();
+    for k in 0..extra.shadows.len() {
+        tail.push(',');
+        if let Some(a) = e.note.shadows.get(k).copied().flatten() {
+            tail.push_str(&a.to_string());
+        }
+    }
+    if extra.explain {
+        tail.push(',');
+        tail.push_str(&csv_field(e.note.explain.as_deref().unwrap_or("")));
+    }
     writeln!(
         out,
-        "{}.{:06},{},{},{},{},{},{},{},{},{}",
+        "{}.{:06},{},{},{},{},{},{},{},{},{}{tail}",
         ts.as_secs(),
         ts.subsec_micros(),
         e.client.ip(),
@@ -174,13 +225,27 @@ fn write_combined(out: &mut impl Write, e: &Entry, now: SystemTime) -> std::io::
     )
 }
 
-fn write_json(out: &mut impl Write, e: &Entry, now: SystemTime) -> std::io::Result<()> {
+fn write_json(out: &mut impl Write, e: &Entry, now: SystemTime, extra: &Extra) -> std::io::Result<()> {
     let backend = e.backend.map_or_else(|| "null".to_string(), |b| json_string(&b.to_string()));
     let latency = e.latency.map_or_else(|| "null".to_string(), |d| d.as_micros().to_string());
+    let mut tail = String::new();
+    if !extra.shadows.is_empty() {
+        let picks: Vec<String> = (extra.shadows.iter().enumerate())
+            .map(|(k, name)| {
+                let a = e.note.shadows.get(k).copied().flatten();
+                format!("\"{name}\":{}", a.map_or_else(|| "null".to_string(), |a| json_string(&a.to_string())))
+            })
+            .collect();
+        tail = format!(",\"shadows\":{{{}}}", picks.join(","));
+    }
+    if extra.explain {
+        let x = e.note.explain.as_deref().map_or_else(|| "null".to_string(), json_string);
+        tail.push_str(&format!(",\"explain\":{x}"));
+    }
     writeln!(
         out,
         "{{\"time\":\"{}\",\"client\":\"{}\",\"method\":{},\"path\":{},\"backend\":{backend},\"status\":{},\
-         \"bytes\":{},\"latency_us\":{latency},\"reused\":{}}}",
+         \"bytes\":{},\"latency_us\":{latency},\"reused\":{}{tail}}}",
         iso8601(now),
         e.client.ip(),
         json_string(&e.head.method),

@@ -213,6 +213,7 @@ impl HttpEngine {
                     return;
                 };
                 ex.claim = Some(Self::dispatch(&mut self.conns, conn, &ex.head, keep, &mut ctx.backends[idx]));
+                ex.note = ctx.policy.last_note().clone();
                 ex.conn = conn;
                 ex.backend = idx;
                 ex.reused = reused;

@@ -21,7 +21,7 @@ use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::access_log::{AccessLog, Entry};
+use super::access_log::{AccessLog, Entry, NO_PICK};
 use super::exchange::Exchange;
 use super::head::{self, HashKey, HeadError, RequestHead};
 use super::retry_budget::RetryBudget;
@@ -562,7 +562,8 @@ impl HttpEngine {
             debug!("s={}: {} {}: over --rate-per-ip, 429", c.id, h.method, h.target);
             c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
             let client = c.addr;
-            let entry = Entry { client, head: &h, backend: None, status: 429, bytes: 0, latency: None, reused: false };
+            let (backend, note) = (None, &NO_PICK);
+            let entry = Entry { client, head: &h, backend, status: 429, bytes: 0, latency: None, reused: false, note };
             self.log_access(&entry);
             return;
         }
@@ -580,8 +581,9 @@ impl HttpEngine {
                     head::redirect_response(code, &ctx.backends[i].addr.to_string(), &h.target, close, &mut c.wbuf);
                     let client = c.addr;
                     let backend = Some(ctx.backends[i].addr);
+                    let note = &ctx.policy.last_note().clone();
                     let entry =
-                        Entry { client, head: &h, backend, status: code, bytes: 0, latency: None, reused: false };
+                        Entry { client, head: &h, backend, status: code, bytes: 0, latency: None, reused: false, note };
                     self.log_access(&entry);
                 }
                 None => head::error_response(503, close, &mut c.wbuf),
@@ -603,7 +605,17 @@ impl HttpEngine {
             head::error_response(status, close, &mut c.wbuf);
             let client = c.addr;
             c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
-            self.log_access(&Entry { client, head: &h, backend: None, status, bytes: 0, latency: None, reused: false });
+            let note = &ctx.policy.last_note().clone();
+            self.log_access(&Entry {
+                client,
+                head: &h,
+                backend: None,
+                status,
+                bytes: 0,
+                latency: None,
+                reused: false,
+                note,
+            });
             return;
         };
         let keep = self.settings.conn_mode == BackendConnMode::Persistent;
@@ -637,6 +649,7 @@ impl HttpEngine {
             tried,
             last_progress: ctx.now,
             claim: Some(claim),
+            note: ctx.policy.last_note().clone(),
         }));
     }
 

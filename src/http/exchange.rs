@@ -40,6 +40,9 @@ pub(super) struct Exchange {
     pub last_progress: Instant,
     /// Counts the request as active on its backend while there is one.
     pub claim: Option<Claim>,
+    /// What the shadow policies would have picked (and why the policy
+    /// picked), from the pick that chose `backend`: for the access log.
+    pub note: crate::policy::PickNote,
 }
 
 impl Exchange {
@@ -394,7 +397,8 @@ impl HttpEngine {
         c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
         let client = c.addr;
         let backend = (ex.conn != usize::MAX).then(|| ctx.backends[ex.backend].addr);
-        let entry = Entry { client, head: &ex.head, backend, status, bytes: 0, latency: None, reused: ex.reused };
+        let (reused, note) = (ex.reused, &ex.note);
+        let entry = Entry { client, head: &ex.head, backend, status, bytes: 0, latency: None, reused, note };
         self.log_access(&entry);
     }
 
@@ -406,8 +410,8 @@ impl HttpEngine {
             debug!("s={}: client {} left before its response was complete", c.id, c.addr);
             let backend = Some(ctx.backends[ex.backend].addr);
             let (bytes, reused) = (ex.resp_bytes, ex.reused);
-            let entry =
-                Entry { client: c.addr, head: &ex.head, backend, status: CLIENT_CLOSED, bytes, latency: None, reused };
+            let (status, note) = (CLIENT_CLOSED, &ex.note);
+            let entry = Entry { client: c.addr, head: &ex.head, backend, status, bytes, latency: None, reused, note };
             if let Some(log) = self.access_log.as_mut() {
                 log.write(&entry);
             }
@@ -442,6 +446,6 @@ impl HttpEngine {
         let latency = ex.observe_latency(ctx);
         let backend = Some(ctx.backends[ex.backend].addr);
         let (status, bytes, reused) = (resp.status, ex.resp_bytes, ex.reused);
-        self.log_access(&Entry { client, head: &ex.head, backend, status, bytes, latency, reused });
+        self.log_access(&Entry { client, head: &ex.head, backend, status, bytes, latency, reused, note: &ex.note });
     }
 }

@@ -66,8 +66,8 @@ impl HttpEngine {
         ctx.backends[ex.backend].stats.total += 1;
         let backend = ctx.backends[ex.backend].addr;
         debug!("s={id}: client {client}: switched protocols with {backend}; tunnelling");
-        let entry =
-            Entry { client, head: &ex.head, backend: Some(backend), status: 101, bytes: 0, latency, reused: ex.reused };
+        let (backend, reused, note) = (Some(backend), ex.reused, &ex.note);
+        let entry = Entry { client, head: &ex.head, backend, status: 101, bytes: 0, latency, reused, note };
         self.log_access(&entry);
     }
 

@@ -24,7 +24,7 @@ use crate::backend::Backend;
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode as ModeKind};
 use crate::per_ip::{ClientSlot, PerIpTable};
-use crate::policy::Policy;
+use crate::policy::Shadowed;
 use crate::server::timers::{TimerOwner, Timers};
 use crate::server::tokens::Owner;
 use crate::stats::FrontendStats;
@@ -33,7 +33,8 @@ use crate::stats::FrontendStats;
 pub struct Ctx<'a> {
     pub registry: &'a Registry,
     pub backends: &'a mut [Backend],
-    pub policy: &'a mut dyn Policy,
+    /// The frontend's policy, with its shadows (if any).
+    pub policy: &'a mut Shadowed,
     /// The buffer pool (not the backend pool).
     pub pool: &'a BufferPool,
     /// Kernel pipes for splicing (TCP mode).

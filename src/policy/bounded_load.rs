@@ -12,13 +12,32 @@ use super::Candidates;
 /// `factor` x (requests in flight + this one) x its weight share, rounded up.
 /// With `factor` >= 1 some usable backend is always below its cap.
 pub fn under_cap<'a>(c: &'a Candidates<'a>, factor: f64) -> impl Fn(usize) -> bool + 'a {
+    let cap = caps(c, factor);
+    move |i| c.usable(i) && (c.active(i) as f64) < cap(i)
+}
+
+/// Every backend's cap: requests in flight it may hold before this one.
+pub fn caps<'a>(c: &'a Candidates<'a>, factor: f64) -> impl Fn(usize) -> f64 + 'a {
     let (mut in_flight, mut weights) = (0u64, 0u64);
     for i in c.usable_indices() {
         in_flight += c.active(i);
         weights += u64::from(c.weight(i));
     }
     let per_weight = factor * (in_flight + 1) as f64 / weights.max(1) as f64;
-    move |i| c.usable(i) && (c.active(i) as f64) < (per_weight * f64::from(c.weight(i))).ceil()
+    move |i| (per_weight * f64::from(c.weight(i))).ceil()
+}
+
+/// Mark in `e` the usable backends at their cap, with their in-flight count
+/// and cap as scores (when the pick came from the capped walk).
+pub fn explain(e: &mut super::Explanation, c: &Candidates, factor: f64) {
+    let cap = caps(c, factor);
+    for i in c.usable_indices() {
+        e.score(i, "in_flight", serde_json::json!(c.active(i)));
+        e.score(i, "cap", serde_json::json!(cap(i)));
+        if (c.active(i) as f64) >= cap(i) {
+            e.exclude(i, format!("over its bounded load ({} in flight, cap {})", c.active(i), cap(i)));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,12 @@
 //! taken modulo n. With 512 slots and 9 nodes per backend the arcs are few
 //! and uneven, which is the point of showing it.
 
+use serde_json::json;
+
 use super::bounded_load;
+use super::explain::hex;
 use super::hash::hash_bytes;
-use super::{Candidates, PickKey, Policy};
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug)]
 pub struct ConsistentHash {
@@ -76,17 +79,29 @@ impl ConsistentHash {
         self.built_for = Some(c.fingerprint());
     }
 
+    /// Where `key` lands: a 64-bit position, or a slot of the bounded ring.
+    fn position(&self, key: u64) -> u64 {
+        match self.slots {
+            None => key,
+            Some(n) => key % u64::from(n.max(1)),
+        }
+    }
+
     /// Which backend owns `key` on the ring, among those `usable` allows.
     fn owner(&self, key: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
         if self.ring.is_empty() {
             return None;
         }
-        let pos = match self.slots {
-            None => key,
-            Some(n) => key % u64::from(n.max(1)),
-        };
+        let pos = self.position(key);
         let start = self.ring.partition_point(|&(p, _)| p < pos);
         (0..self.ring.len()).map(|k| self.ring[(start + k) % self.ring.len()].1).find(|&i| usable(i))
+    }
+
+    fn choose(&self, k: u64, c: &Candidates) -> Option<usize> {
+        match self.balance {
+            Some(f) => self.owner(k, bounded_load::under_cap(c, f)).or_else(|| self.owner(k, |i| c.usable(i))),
+            None => self.owner(k, |i| c.usable(i)),
+        }
     }
 }
 
@@ -108,11 +123,42 @@ impl Policy for ConsistentHash {
         if self.built_for != Some(c.fingerprint()) {
             self.rebuild(c);
         }
-        let k = key.hash(self.seed);
-        match self.balance {
-            Some(f) => self.owner(k, bounded_load::under_cap(c, f)).or_else(|| self.owner(k, |i| c.usable(i))),
-            None => self.owner(k, |i| c.usable(i)),
+        self.choose(key.hash(self.seed), c)
+    }
+
+    fn explain(&mut self, key: &PickKey, c: &Candidates) -> Explanation {
+        if self.built_for != Some(c.fingerprint()) {
+            self.rebuild(c);
         }
+        let k = key.hash(self.seed);
+        let pick = self.choose(k, c);
+        let mut e = Explanation::new(c, "the first backend clockwise from the key's ring position");
+        let pos = self.position(k);
+        e.input("key_position", hex(pos)).input("ring_points", json!(self.ring.len()));
+        // Each backend's first point clockwise from the key: the order of the walk.
+        let n = self.ring.len();
+        let start = self.ring.partition_point(|&(p, _)| p < pos);
+        let listed = (0..c.len()).filter(|&i| c.listed(i)).count();
+        let mut seen: Vec<usize> = Vec::new();
+        for step in 0..n {
+            let (point, i) = self.ring[(start + step) % n];
+            if seen.contains(&i) {
+                continue;
+            }
+            if step == 0 {
+                e.input("owner", json!(c.addr(i).to_string()));
+            }
+            e.score(i, "walk_order", json!(seen.len()));
+            e.score(i, "point", hex(point));
+            seen.push(i);
+            if seen.len() == listed {
+                break;
+            }
+        }
+        if let Some(f) = self.balance.filter(|&f| pick.is_some_and(|p| bounded_load::under_cap(c, f)(p))) {
+            bounded_load::explain(&mut e, c, f);
+        }
+        e.picked(pick)
     }
 }
 

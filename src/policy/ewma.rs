@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Candidates, PickKey, Policy, lowest_score};
+use serde_json::json;
+
+use super::{Candidates, Explanation, PickKey, Policy, lowest_score};
 
 #[derive(Debug)]
 pub struct Ewma {
@@ -24,6 +26,15 @@ impl Policy for Ewma {
         let i = lowest_score(c, self.next, |i| self.avg.get(i).copied().flatten())?;
         self.next = i + 1;
         Some(i)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let mut e = Explanation::new(c, "the lowest EWMA of response times; unmeasured ones first");
+        for i in c.usable_indices() {
+            let avg = self.avg.get(i).copied().flatten();
+            e.score(i, "ewma_us", avg.map_or(json!("unmeasured"), |m| json!(m)));
+        }
+        e.picked(lowest_score(c, self.next, |i| self.avg.get(i).copied().flatten()))
     }
 
     fn observe(&mut self, i: usize, latency: Duration, _now: Instant) {

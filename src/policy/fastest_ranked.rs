@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use super::rng::SplitMix64;
-use super::{Candidates, PickKey, Policy};
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug)]
 pub struct FastestRanked {
@@ -47,8 +49,8 @@ impl FastestRanked {
     }
 }
 
-impl Policy for FastestRanked {
-    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+impl FastestRanked {
+    fn choose(&self, rng: &mut SplitMix64, c: &Candidates) -> Option<usize> {
         let ranked_usable = || self.ranked.iter().copied().filter(|&i| c.usable(i));
         let m = ranked_usable().count() as u64;
         if m == 0 {
@@ -58,10 +60,10 @@ impl Policy for FastestRanked {
             if n == 0 {
                 return None;
             }
-            return c.usable_indices().nth(self.rng.below(n) as usize);
+            return c.usable_indices().nth(rng.below(n) as usize);
         }
         // Position k (1-based, slowest first) weighs k: the total is m(m+1)/2.
-        let mut r = self.rng.below(m * (m + 1) / 2);
+        let mut r = rng.below(m * (m + 1) / 2);
         for (k, i) in ranked_usable().enumerate() {
             let w = k as u64 + 1;
             if r < w {
@@ -70,6 +72,30 @@ impl Policy for FastestRanked {
             r -= w;
         }
         None
+    }
+}
+
+impl Policy for FastestRanked {
+    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+        let mut rng = self.rng.clone();
+        let got = self.choose(&mut rng, c);
+        self.rng = rng;
+        got
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let mut e = Explanation::new(c, "random weighted by speed rank (slowest 1, next 2, ...) from the last probes");
+        for (k, i) in self.ranked.iter().copied().filter(|&i| c.usable(i)).enumerate() {
+            e.score(i, "rank_weight", json!(k + 1));
+        }
+        for i in c.usable_indices() {
+            match self.probes.get(i).copied().flatten() {
+                Some(Ok(t)) => e.score(i, "probe_ms", json!(t.as_secs_f64() * 1e3)),
+                Some(Err(())) => e.score(i, "probe", json!("failed")),
+                None => e.score(i, "probe", json!("none yet")),
+            }
+        }
+        e.picked(self.choose(&mut self.rng.clone(), c))
     }
 
     fn wants_probes(&self) -> bool {

@@ -1,28 +1,43 @@
 //! The backend with the fewest open sessions; ties go round in rotation so a
 //! quiet pool does not send everything to the first backend.
 
-use super::{Candidates, PickKey, Policy};
+use serde_json::json;
+
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug, Default)]
 pub struct FewestConnections {
     next: usize,
 }
 
-impl Policy for FewestConnections {
-    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+impl FewestConnections {
+    fn choose(&self, c: &Candidates) -> Option<usize> {
         let n = c.len();
         let start = if n == 0 { 0 } else { self.next % n };
         // Scan from the rotation point; strict `<` keeps the first minimum seen.
-        let best =
-            (0..n).map(|k| (start + k) % n).filter(|&i| c.usable(i)).fold(
-                None,
-                |best: Option<usize>, i| match best {
-                    Some(b) if c.active(b) <= c.active(i) => Some(b),
-                    _ => Some(i),
-                },
-            )?;
+        (0..n).map(|k| (start + k) % n).filter(|&i| c.usable(i)).fold(None, |best: Option<usize>, i| match best {
+            Some(b) if c.active(b) <= c.active(i) => Some(b),
+            _ => Some(i),
+        })
+    }
+}
+
+impl Policy for FewestConnections {
+    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+        let best = self.choose(c)?;
         self.next = best + 1;
         Some(best)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let mut e = Explanation::new(c, "fewest in flight; ties go to the first in rotation order");
+        for i in c.usable_indices() {
+            e.score(i, "in_flight", json!(c.active(i)));
+        }
+        if !c.is_empty() {
+            e.input("rotation_from", json!(c.addr(self.next % c.len()).to_string()));
+        }
+        e.picked(self.choose(c))
     }
 }
 

@@ -8,8 +8,9 @@
 //! - when a backend goes down or leaves, only its own clients move (each to
 //!   its next-highest backend); everybody else stays.
 
+use super::explain::hex;
 use super::hash::{hash_addr, mix64};
-use super::{Candidates, PickKey, Policy};
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug)]
 pub struct IpHash {
@@ -22,11 +23,28 @@ impl IpHash {
     }
 }
 
+impl IpHash {
+    /// Backend `i`'s rendezvous score for key hash `k`.
+    fn score(&self, c: &Candidates, k: u64, i: usize) -> u64 {
+        mix64(k ^ hash_addr(self.seed, c.addr(i)))
+    }
+}
+
 impl Policy for IpHash {
     fn pick(&mut self, key: &PickKey, c: &Candidates) -> Option<usize> {
         let k = key.hash(self.seed);
         // Ties (astronomically rare) go to the higher address, on every instance.
-        c.usable_indices().max_by_key(|&i| (mix64(k ^ hash_addr(self.seed, c.addr(i))), c.addr(i)))
+        c.usable_indices().max_by_key(|&i| (self.score(c, k, i), c.addr(i)))
+    }
+
+    fn explain(&mut self, key: &PickKey, c: &Candidates) -> Explanation {
+        let k = key.hash(self.seed);
+        let mut e = Explanation::new(c, "rendezvous hashing: the highest score of key and backend address");
+        e.input("key_hash", hex(k));
+        for i in c.usable_indices() {
+            e.score(i, "score", hex(self.score(c, k, i)));
+        }
+        e.picked(self.pick(key, c))
     }
 }
 

@@ -12,9 +12,11 @@
 //! with the same three build the same table and send a key to the same
 //! backend.
 
+use serde_json::json;
+
 use super::bounded_load;
 use super::hash::hash_bytes;
-use super::{Candidates, PickKey, Policy};
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug)]
 pub struct Maglev {
@@ -78,21 +80,76 @@ impl Maglev {
     }
 }
 
-impl Policy for Maglev {
-    fn pick(&mut self, key: &PickKey, c: &Candidates) -> Option<usize> {
+impl Maglev {
+    /// Table entries per backend index (built for `c` if needed): what the
+    /// policy lab measures the table's balance by.
+    pub fn entries(&mut self, c: &Candidates) -> Vec<usize> {
         if self.built_for != Some(c.fingerprint()) {
             self.rebuild(c);
         }
+        let mut per = vec![0; c.len()];
+        for &i in &self.table {
+            per[i] += 1;
+        }
+        per
+    }
+
+    /// The key's slot in the table, and the backend the walk from it ends at.
+    fn choose(&self, key: &PickKey, c: &Candidates) -> Option<(usize, usize)> {
         let m = self.table.len();
         if m == 0 {
             return None;
         }
         let start = (key.hash(self.seed) % m as u64) as usize;
         let walk = |fits: &dyn Fn(usize) -> bool| (0..m).map(|k| self.table[(start + k) % m]).find(|&i| fits(i));
-        match self.balance {
+        let got = match self.balance {
             Some(f) => walk(&bounded_load::under_cap(c, f)).or_else(|| walk(&|i| c.usable(i))),
             None => walk(&|i| c.usable(i)),
+        };
+        got.map(|i| (start, i))
+    }
+}
+
+impl Policy for Maglev {
+    fn pick(&mut self, key: &PickKey, c: &Candidates) -> Option<usize> {
+        if self.built_for != Some(c.fingerprint()) {
+            self.rebuild(c);
         }
+        self.choose(key, c).map(|(_, i)| i)
+    }
+
+    fn explain(&mut self, key: &PickKey, c: &Candidates) -> Explanation {
+        if self.built_for != Some(c.fingerprint()) {
+            self.rebuild(c);
+        }
+        let got = self.choose(key, c);
+        let mut e =
+            Explanation::new(c, "the backend in the key's Maglev slot, else the next usable slot along the table");
+        let m = self.table.len();
+        e.input("table_size", json!(m));
+        if m > 0 {
+            let start = (key.hash(self.seed) % m as u64) as usize;
+            e.input("slot", json!(start)).input("slot_owner", json!(c.addr(self.table[start]).to_string()));
+            // Each backend's first slot from the key's on: the order of the walk.
+            let listed = (0..c.len()).filter(|&i| c.listed(i)).count();
+            let mut seen: Vec<usize> = Vec::new();
+            for k in 0..m {
+                let i = self.table[(start + k) % m];
+                if !seen.contains(&i) {
+                    e.score(i, "first_slot", json!((start + k) % m));
+                    e.score(i, "walk_order", json!(seen.len()));
+                    seen.push(i);
+                    if seen.len() == listed {
+                        break;
+                    }
+                }
+            }
+        }
+        let pick = got.map(|(_, i)| i);
+        if let Some(f) = self.balance.filter(|&f| pick.is_some_and(|p| bounded_load::under_cap(c, f)(p))) {
+            bounded_load::explain(&mut e, c, f);
+        }
+        e.picked(pick)
     }
 }
 
@@ -108,10 +165,7 @@ mod tests {
         let mut p = Maglev::new(0, 65_537);
         let counts = spread(&mut p, &b, &[], 10_000);
         assert!(counts.iter().all(|&n| (3_000..=3_667).contains(&n)), "{counts:?}");
-        let mut per = [0usize; 3];
-        for &i in &p.table {
-            per[i] += 1;
-        }
+        let per = p.entries(&Candidates::new(&b, &[]));
         // Maglev fills the table within one entry per backend of even.
         assert!(per.iter().all(|&n| n.abs_diff(65_537 / 3) <= 1), "{per:?}");
     }

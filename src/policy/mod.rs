@@ -9,6 +9,7 @@
 mod bounded_load;
 mod consistent_hash;
 mod ewma;
+pub mod explain;
 mod fastest_ranked;
 mod fewest_connections;
 pub mod hash;
@@ -19,6 +20,7 @@ mod p2c_peak_ewma;
 mod random;
 pub mod rng;
 mod round_robin;
+pub mod shadow;
 mod sma;
 mod weighted_random;
 mod weighted_round_robin;
@@ -28,10 +30,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
+use crate::backend::{AdminState, Backend};
 
 pub use consistent_hash::ConsistentHash;
 pub use ewma::Ewma;
+pub use explain::Explanation;
 pub use fastest_ranked::FastestRanked;
 pub use fewest_connections::FewestConnections;
 pub use ip_hash::IpHash;
@@ -40,6 +43,7 @@ pub use maglev::Maglev;
 pub use p2c_peak_ewma::P2cPeakEwma;
 pub use random::Random;
 pub use round_robin::RoundRobin;
+pub use shadow::{LabCounts, PickNote, Shadowed};
 pub use sma::Sma;
 pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::WeightedRoundRobin;
@@ -95,6 +99,31 @@ impl<'a> Candidates<'a> {
     /// May backend `i` receive this client?
     pub fn usable(&self, i: usize) -> bool {
         i < self.backends.len() && self.backends[i].accepts_new() && !self.excluded.contains(&i)
+    }
+
+    /// Why backend `i` may not receive this client (`None`: it may).
+    pub fn why_not(&self, i: usize) -> Option<&'static str> {
+        let b = self.backends.get(i)?;
+        Some(if b.removed {
+            "removed"
+        } else if b.removing {
+            "removing"
+        } else if b.admin == AdminState::Draining {
+            "draining"
+        } else if b.admin == AdminState::Disabled {
+            "disabled"
+        } else if !b.is_up() {
+            "down"
+        } else if b.outlier.is_ejected() {
+            "ejected"
+        } else if self.excluded.contains(&i) {
+            "tried"
+        } else if !b.accepts_new() {
+            // A state added later that `accepts_new` knows and this list not yet.
+            "not accepting"
+        } else {
+            return None;
+        })
     }
 
     /// In the configured set (not removed), whatever its health: what
@@ -161,6 +190,11 @@ impl<'a> Candidates<'a> {
 pub trait Policy {
     /// Choose a backend index, or `None` when no candidate is usable.
     fn pick(&mut self, key: &PickKey, candidates: &Candidates) -> Option<usize>;
+
+    /// What `pick` would answer now for `key`, and why: the same decision,
+    /// made without changing anything that the next pick depends on (it may
+    /// build caches, such as the ring or the Maglev table).
+    fn explain(&mut self, key: &PickKey, candidates: &Candidates) -> Explanation;
 
     /// A response time measured on backend `i` (HTTP: request sent to
     /// response head; TCP: connect start to first byte back). Only
@@ -392,6 +426,43 @@ pub(crate) mod test_support {
         counts
     }
 
+    /// Picks of `p` over a seeded run of `n` decisions: keys, claims held
+    /// and released, latencies observed, probe results, a backend excluded
+    /// now and then. With `explain_first`, each pick is explained first and
+    /// the explanation must name the same backend.
+    pub fn workload(p: &mut dyn Policy, n: usize, explain_first: bool) -> Vec<Option<usize>> {
+        use std::time::{Duration, Instant};
+        let b = weighted(&[1, 2, 1, 3]);
+        let mut rng = super::rng::SplitMix64::new(99);
+        let t0 = Instant::now();
+        let mut held = Vec::new();
+        (0..n)
+            .map(|step| {
+                let excluded: Vec<usize> = if step % 7 == 3 { vec![(step / 7) % 4] } else { Vec::new() };
+                let c = Candidates::new(&b, &excluded);
+                let k = hkey(rng.below(50));
+                let explained = explain_first.then(|| p.explain(&k, &c));
+                let got = p.pick(&k, &c);
+                if let Some(e) = explained {
+                    assert_eq!(e.pick, got, "step {step}: explained {e:?}");
+                }
+                if let Some(i) = got {
+                    held.push(b[i].claim());
+                    let ms = 1 + (i as u64 + 1) * rng.below(20);
+                    p.observe(i, Duration::from_millis(ms), t0 + Duration::from_millis(step as u64 * 10));
+                }
+                if step % 50 == 0 {
+                    let i = rng.below(4) as usize;
+                    p.probed(i, (rng.below(4) > 0).then(|| Duration::from_millis(1 + rng.below(30))));
+                }
+                if rng.below(3) == 0 && !held.is_empty() {
+                    held.remove(rng.below(held.len() as u64) as usize);
+                }
+                got
+            })
+            .collect()
+    }
+
     pub fn picks(p: &mut dyn Policy, b: &[Backend], excluded: &[usize], n: usize) -> Vec<Option<usize>> {
         (0..n).map(|_| p.pick(&key(1), &Candidates::new(b, excluded))).collect()
     }
@@ -415,6 +486,51 @@ mod tests {
             assert_eq!(policy.pick(&key(1), &Candidates::new(&b, &[0, 1, 2])), None, "{kind} with all excluded");
             assert!(policy.pick(&key(1), &Candidates::new(&b, &[1])).is_some_and(|i| i != 1), "{kind}");
         }
+    }
+
+    #[test]
+    fn explain_names_the_next_pick_for_every_policy() {
+        use super::test_support::*;
+        for balance in [None, Some(1.25)] {
+            let p = PolicyParams { seed: 3, maglev_size: 251, balance_factor: balance, ..PolicyParams::default() };
+            for kind in PolicyKind::ALL {
+                let explained = workload(kind.build(&p).as_mut(), 600, true);
+                // Explaining changed nothing: the same run without it picks the same.
+                assert_eq!(explained, workload(kind.build(&p).as_mut(), 600, false), "{kind}");
+            }
+        }
+    }
+
+    #[test]
+    fn explanations_name_exclusions_and_scores() {
+        use super::test_support::*;
+        let mut b = backends(4);
+        b[1].admin = crate::backend::AdminState::Draining;
+        b[2].admin = crate::backend::AdminState::Disabled;
+        b[3].removed = true;
+        let _held: Vec<_> = (0..2).map(|_| b[0].claim()).collect();
+        let c = Candidates::new(&b, &[]);
+        let mut p = PolicyKind::FewestConnections.build(&PolicyParams::default());
+        let e = p.explain(&key(1), &c);
+        assert_eq!(e.pick, Some(0));
+        assert_eq!(e.candidates.len(), 3, "a removed backend is not a candidate: {e:?}");
+        assert_eq!(e.candidates[0].scores, [("in_flight", serde_json::json!(2))]);
+        assert_eq!(e.candidates[1].excluded.as_deref(), Some("draining"));
+        assert_eq!(e.candidates[2].excluded.as_deref(), Some("disabled"));
+        assert_eq!(e.compact(&c), "*127.0.0.1:8001(in_flight=2) 127.0.0.1:8002(!draining) 127.0.0.1:8003(!disabled)");
+        let tried = Candidates::new(&b, &[0]);
+        let e = p.explain(&key(1), &tried);
+        assert_eq!((e.pick, e.candidates[0].excluded.as_deref()), (None, Some("tried")));
+        // Bounded loads: the home backend at its cap is passed over, and says so.
+        let b = backends(3);
+        let mut m = Maglev::new(0, 251).with_balance(Some(1.0));
+        let home = m.pick(&hkey(42), &Candidates::new(&b, &[])).unwrap();
+        let _h = b[home].claim();
+        let e = m.explain(&hkey(42), &Candidates::new(&b, &[]));
+        assert_ne!(e.pick, Some(home));
+        let why = e.candidates[home].excluded.clone().unwrap_or_default();
+        assert!(why.starts_with("over its bounded load (1 in flight, cap 1"), "{why}");
+        assert_eq!(e.pick, m.pick(&hkey(42), &Candidates::new(&b, &[])));
     }
 
     #[test]

@@ -7,8 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use super::rng::SplitMix64;
-use super::{Candidates, PickKey, Policy};
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug, Clone, Copy)]
 struct Estimate {
@@ -32,25 +34,49 @@ impl P2cPeakEwma {
         let latency = self.est.get(i).copied().flatten().map_or(0.0, |e| e.micros);
         latency * (c.active(i) as f64 + 1.0)
     }
-}
 
-impl Policy for P2cPeakEwma {
-    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+    /// The two backends drawn (one when only one is usable) and the cheaper.
+    fn choose(&self, rng: &mut SplitMix64, c: &Candidates) -> Option<(usize, Option<usize>)> {
         // Counted and indexed in place: no allocation on the request path.
         match c.usable_indices().count() {
             0 => None,
-            1 => c.usable_indices().next(),
+            1 => c.usable_indices().next().map(|i| (i, None)),
             n => {
-                let a = self.rng.below(n as u64) as usize;
-                let mut b = self.rng.below(n as u64 - 1) as usize;
+                let a = rng.below(n as u64) as usize;
+                let mut b = rng.below(n as u64 - 1) as usize;
                 if b >= a {
                     b += 1;
                 }
                 let x = c.usable_indices().nth(a)?;
                 let y = c.usable_indices().nth(b)?;
-                Some(if self.cost(c, y) < self.cost(c, x) { y } else { x })
+                Some(if self.cost(c, y) < self.cost(c, x) { (y, Some(x)) } else { (x, Some(y)) })
             }
         }
+    }
+}
+
+impl Policy for P2cPeakEwma {
+    fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
+        let mut rng = self.rng.clone();
+        let got = self.choose(&mut rng, c);
+        self.rng = rng;
+        got.map(|(i, _)| i)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let got = self.choose(&mut self.rng.clone(), c);
+        let mut e = Explanation::new(c, "two drawn at random (seeded); the lower cost = peak EWMA x (in flight + 1)");
+        for i in c.usable_indices() {
+            let est = self.est.get(i).copied().flatten().map(|x| x.micros);
+            e.score(i, "peak_ewma_us", est.map_or(json!("unmeasured"), |m| json!(m)));
+            e.score(i, "in_flight", json!(c.active(i)));
+            e.score(i, "cost", json!(self.cost(c, i)));
+        }
+        if let Some((won, other)) = got {
+            let drawn: Vec<String> = [Some(won), other].into_iter().flatten().map(|i| c.addr(i).to_string()).collect();
+            e.input("drawn", json!(drawn));
+        }
+        e.picked(got.map(|(i, _)| i))
     }
 
     fn observe(&mut self, i: usize, latency: Duration, now: Instant) {

@@ -1,7 +1,9 @@
 //! Uniform random choice among usable backends, seeded.
 
+use serde_json::json;
+
 use super::rng::SplitMix64;
-use super::{Candidates, PickKey, Policy};
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug)]
 pub struct Random {
@@ -14,14 +16,32 @@ impl Random {
     }
 }
 
+/// The `k`-th usable backend for a draw `k` below the usable count.
+fn choose(rng: &mut SplitMix64, c: &Candidates) -> Option<(usize, usize)> {
+    let usable = c.usable_indices().count();
+    if usable == 0 {
+        return None;
+    }
+    let k = rng.below(usable as u64) as usize;
+    c.usable_indices().nth(k).map(|i| (i, k))
+}
+
 impl Policy for Random {
     fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
-        let usable = c.usable_indices().count();
-        if usable == 0 {
-            return None;
+        choose(&mut self.rng, c).map(|(i, _)| i)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        // The generator's next draw, on a copy: the real pick makes the same one.
+        let got = choose(&mut self.rng.clone(), c);
+        let mut e = Explanation::new(c, "uniform random among the usable backends (seeded)");
+        for (k, i) in c.usable_indices().enumerate() {
+            e.score(i, "position", json!(k));
         }
-        let k = self.rng.below(usable as u64) as usize;
-        c.usable_indices().nth(k)
+        if let Some((_, k)) = got {
+            e.input("draw", json!(k));
+        }
+        e.picked(got.map(|(i, _)| i))
     }
 }
 

@@ -5,11 +5,19 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Candidates, PickKey, Policy, Rotation};
+use serde_json::json;
+
+use super::{Candidates, Explanation, PickKey, Policy, Rotation};
 
 #[derive(Debug, Default)]
 pub struct RoundRobin {
     next: Rotation,
+}
+
+impl RoundRobin {
+    fn start(&self, c: &Candidates) -> usize {
+        if c.is_empty() { 0 } else { self.next.0.load(Ordering::Relaxed) % c.len() }
+    }
 }
 
 impl Policy for RoundRobin {
@@ -18,14 +26,20 @@ impl Policy for RoundRobin {
     }
 
     fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
-        if c.is_empty() {
-            return None;
-        }
         // Two workers picking at the same moment may take one backend
         // each from the same position: the rotation stays even overall.
-        let i = c.next_usable_from(self.next.0.load(Ordering::Relaxed) % c.len())?;
+        let i = c.next_usable_from(self.start(c))?;
         self.next.0.store(i + 1, Ordering::Relaxed);
         Some(i)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let start = self.start(c);
+        let mut e = Explanation::new(c, "the first usable backend in rotation order from the turn");
+        for i in c.usable_indices() {
+            e.score(i, "turn", json!((i + c.len() - start) % c.len()));
+        }
+        e.picked(c.next_usable_from(start))
     }
 }
 

@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{Candidates, PickKey, Policy, lowest_score};
+use serde_json::json;
+
+use super::{Candidates, Explanation, PickKey, Policy, lowest_score};
 
 #[derive(Debug)]
 pub struct Sma {
@@ -30,6 +32,16 @@ impl Policy for Sma {
         let i = lowest_score(c, self.next, |i| self.mean(i))?;
         self.next = i + 1;
         Some(i)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let mut e = Explanation::new(c, "the lowest mean of the last response times; unmeasured ones first");
+        for i in c.usable_indices() {
+            let n = self.samples.get(i).map_or(0, VecDeque::len);
+            e.score(i, "mean_us", self.mean(i).map_or(json!("unmeasured"), |m| json!(m)));
+            e.score(i, "samples", json!(n));
+        }
+        e.picked(lowest_score(c, self.next, |i| self.mean(i)))
     }
 
     fn observe(&mut self, i: usize, latency: Duration, _now: Instant) {

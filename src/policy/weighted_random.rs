@@ -1,7 +1,9 @@
 //! Random choice in proportion to weight, seeded.
 
+use serde_json::json;
+
 use super::rng::SplitMix64;
-use super::{Candidates, PickKey, Policy};
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug)]
 pub struct WeightedRandom {
@@ -14,21 +16,43 @@ impl WeightedRandom {
     }
 }
 
+/// A draw below the usable weights' total, and the backend whose range holds it.
+fn choose(rng: &mut SplitMix64, c: &Candidates) -> Option<(usize, u64)> {
+    let total: u64 = c.usable_indices().map(|i| u64::from(c.weight(i))).sum();
+    if total == 0 {
+        return None;
+    }
+    let draw = rng.below(total);
+    let mut r = draw;
+    for i in c.usable_indices() {
+        let w = u64::from(c.weight(i));
+        if r < w {
+            return Some((i, draw));
+        }
+        r -= w;
+    }
+    None
+}
+
 impl Policy for WeightedRandom {
     fn pick(&mut self, _key: &PickKey, c: &Candidates) -> Option<usize> {
-        let total: u64 = c.usable_indices().map(|i| u64::from(c.weight(i))).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut r = self.rng.below(total);
+        choose(&mut self.rng, c).map(|(i, _)| i)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let got = choose(&mut self.rng.clone(), c);
+        let mut e = Explanation::new(c, "random in proportion to weight (seeded): the range holding the draw");
+        let mut from = 0u64;
         for i in c.usable_indices() {
             let w = u64::from(c.weight(i));
-            if r < w {
-                return Some(i);
-            }
-            r -= w;
+            e.score(i, "weight", json!(w));
+            e.score(i, "range", json!(format!("{from}..{}", from + w)));
+            from += w;
         }
-        None
+        if let Some((_, draw)) = got {
+            e.input("draw", json!(draw));
+        }
+        e.picked(got.map(|(i, _)| i))
     }
 }
 

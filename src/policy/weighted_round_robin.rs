@@ -2,11 +2,28 @@
 //! backend's weight to its running score, takes the highest, and subtracts
 //! the total from the winner. Weights 5:1:1 give a a b a c a a, not a a a a a b c.
 
-use super::{Candidates, PickKey, Policy};
+use serde_json::json;
+
+use super::{Candidates, Explanation, PickKey, Policy};
 
 #[derive(Debug, Default)]
 pub struct WeightedRoundRobin {
     current: Vec<i64>,
+}
+
+impl WeightedRoundRobin {
+    /// Backend `i`'s running score once this pick added its weight.
+    fn raised(&self, c: &Candidates, i: usize) -> i64 {
+        self.current.get(i).copied().unwrap_or(0) + i64::from(c.weight(i))
+    }
+
+    /// The highest raised score (the first seen on ties).
+    fn choose(&self, c: &Candidates) -> Option<usize> {
+        c.usable_indices().fold(None, |best, i| match best {
+            Some(b) if self.raised(c, i) <= self.raised(c, b) => Some(b),
+            _ => Some(i),
+        })
+    }
 }
 
 impl Policy for WeightedRoundRobin {
@@ -14,19 +31,24 @@ impl Policy for WeightedRoundRobin {
         if self.current.len() != c.len() {
             self.current.resize(c.len(), 0);
         }
+        let b = self.choose(c)?;
         let mut total = 0i64;
-        let mut best: Option<usize> = None;
         for i in c.usable_indices() {
             let w = i64::from(c.weight(i));
             self.current[i] += w;
             total += w;
-            if best.is_none_or(|b| self.current[i] > self.current[b]) {
-                best = Some(i);
-            }
         }
-        let b = best?;
         self.current[b] -= total;
         Some(b)
+    }
+
+    fn explain(&mut self, _key: &PickKey, c: &Candidates) -> Explanation {
+        let mut e = Explanation::new(c, "smooth weighted round robin: the highest running score after adding weights");
+        for i in c.usable_indices() {
+            e.score(i, "weight", json!(c.weight(i)));
+            e.score(i, "score", json!(self.raised(c, i)));
+        }
+        e.picked(self.choose(c))
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::Server;
 use super::workers::Snapshot;
+use crate::admin::lab::share_view;
 use crate::admin::{
     AdminRequest, Command, DASHBOARD_HTML, FrontendView, Reply, StatsView, metrics_text, replicas, route, stats_json,
 };
@@ -94,6 +95,7 @@ impl Server {
                 }
             },
             Command::Stats => Reply::json(200, &self.with_stats_view(stats_json)),
+            Command::Explain { frontend, key } => self.explain(frontend.as_deref(), &key),
             Command::Metrics => Reply {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
@@ -186,6 +188,11 @@ impl Server {
                         stats.add(s);
                         open += n;
                     }
+                    // Picks made in every worker's copy of the policy, shadows included.
+                    let mut lab = f.policy.counts();
+                    for (_, c) in snaps.iter().flat_map(|s| &s.lab).filter(|x| x.0 == f.name) {
+                        lab.add(c);
+                    }
                     FrontendView {
                         name: f.name.clone(),
                         listen: f.local_addr.to_string(),
@@ -195,6 +202,18 @@ impl Server {
                         open_clients: open,
                         accepting: f.is_live(),
                         stats,
+                        picks: share_view(
+                            f.config.policy.name(),
+                            (lab.decisions, None),
+                            &lab.picks,
+                            backends_of(f.pool),
+                        ),
+                        shadows: (f.policy.shadows().iter().zip(&lab.shadows))
+                            .map(|(s, (agreed, picks))| {
+                                let counts = (lab.decisions, Some(*agreed));
+                                share_view(s.kind.name(), counts, picks, backends_of(f.pool))
+                            })
+                            .collect(),
                     }
                 })
                 .collect(),

@@ -11,7 +11,7 @@ use super::timers::Timers;
 use crate::config::Config;
 use crate::mode::Mode;
 use crate::per_ip::PerIpTable;
-use crate::policy::{Policy, PolicyKind};
+use crate::policy::{Policy, PolicyKind, Shadowed};
 use crate::probes::Prober;
 use crate::stats::FrontendStats;
 
@@ -21,7 +21,8 @@ pub(super) struct Frontend {
     pub listener: Option<TcpListener>,
     pub local_addr: SocketAddr,
     pub mode: Box<dyn Mode>,
-    pub policy: Box<dyn Policy>,
+    /// Its policy and the shadow policies that decide beside it.
+    pub policy: Shadowed,
     /// Speed probes, while the policy wants them (fastest_ranked).
     pub prober: Option<Prober>,
     /// Connections and request rate per client address.
@@ -55,7 +56,7 @@ impl Frontend {
             listener,
             retired: false,
             mode,
-            policy: config.policy.build(&config.params),
+            policy: Shadowed::new(config.policy, &config.shadow_policies, &config.params, config.access_log_explain),
             prober: None,
             per_ip: PerIpTable::shared(config.per_ip, config.per_ip_entries.clone()),
             pool,
@@ -78,8 +79,15 @@ impl Frontend {
         }
     }
 
+    /// Its policy and shadows built anew from its config (shadow counts start over).
+    pub fn rebuild_policy(&mut self) {
+        let c = &self.config;
+        self.policy = Shadowed::new(c.policy, &c.shadow_policies, &c.params, c.access_log_explain);
+        self.policy.share_rotation(c.rotation.clone());
+    }
+
     pub fn set_policy(&mut self, kind: PolicyKind, now: Instant, timers: &mut Timers) {
-        self.policy = kind.build(&self.config.params);
+        self.policy.replace_real(kind.build(&self.config.params));
         self.policy.share_rotation(self.config.rotation.clone());
         self.config.policy = kind;
         self.update_prober(now, timers);

@@ -16,6 +16,7 @@
 
 mod admin_commands;
 mod discovery;
+mod explain;
 mod frontend;
 mod handshake;
 mod listeners;
@@ -523,7 +524,7 @@ impl Server {
                     if let Some(f) = self.frontends.get_mut(frontend)
                         && let Some(pr) = f.prober.as_mut()
                     {
-                        pr.on_event(key, ev, f.policy.as_mut(), self.poll.registry());
+                        pr.on_event(key, ev, &mut f.policy, self.poll.registry());
                     }
                 }
                 Owner::Admin(key) => self.on_admin(key),
@@ -545,7 +546,7 @@ impl Server {
         let mut ctx = Ctx {
             registry: self.poll.registry(),
             backends: &mut pool.backends,
-            policy: front.policy.as_mut(),
+            policy: &mut front.policy,
             pool: &self.buffers,
             pipes: &self.pipes,
             now: self.now,
@@ -887,7 +888,7 @@ impl Server {
                 {
                     let at = Tick { now, registry: self.poll.registry(), timers: &mut self.timers };
                     let backends = &self.pools[front.pool].backends;
-                    pr.on_deadline((d.key, d.generation), at, idle, backends, front.policy.as_mut());
+                    pr.on_deadline((d.key, d.generation), at, idle, backends, &mut front.policy);
                 }
             }
             TimerOwner::Mode(_) => {}

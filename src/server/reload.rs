@@ -152,9 +152,16 @@ impl Server {
                 Step::Keep { frontend, config } => {
                     let f = &mut self.frontends[frontend];
                     let policy_changed = f.config.policy != config.policy || f.config.params != config.params;
+                    let shadows_changed = f.config.shadow_policies != config.shadow_policies
+                        || f.config.access_log_explain != config.access_log_explain;
                     f.mode.reconfigure(&config);
                     f.per_ip.set_limits(config.per_ip);
                     f.config = *config;
+                    if shadows_changed {
+                        let names: Vec<&str> = f.config.shadow_policies.iter().map(|k| k.name()).collect();
+                        changes.0.push(format!("frontend {}: shadow policies [{}]", f.name, names.join(", ")));
+                        f.rebuild_policy();
+                    }
                     if policy_changed || reweighted.contains(&f.pool) {
                         let kind = f.config.policy;
                         changes.0.push(format!("frontend {}: policy {kind}", f.name));

@@ -113,6 +113,7 @@ impl Server {
                 .map(|f| (f.name.clone(), f.stats.clone(), f.mode.open_clients()))
                 .collect(),
             pools: self.pools.iter().map(|p| (p.name.clone(), p.backends.clone())).collect(),
+            lab: self.frontends.iter().map(|f| (f.name.clone(), f.policy.counts())).collect(),
             buffers_in_use: self.buffers.in_use(),
             pipes: self.pipe_counts(),
             timers_pending: self.timers.len(),

@@ -108,6 +108,8 @@ pub struct Snapshot {
     pub frontends: Vec<(String, FrontendStats, usize)>,
     /// Pool name, its backends (counters, latencies).
     pub pools: Vec<(String, Vec<Backend>)>,
+    /// Frontend name, its policy's and shadow policies' picks.
+    pub lab: Vec<(String, crate::policy::LabCounts)>,
     pub buffers_in_use: usize,
     pub pipes: crate::admin::PipeCounts,
     pub timers_pending: usize,
