@@ -193,3 +193,38 @@ fn workers_flag_and_key_are_checked() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("workers = \"auto\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A new process that cannot start its workers (too few descriptors) must
+/// not have told the running one to stop: it says `ready` only once all run.
+#[test]
+fn a_new_process_whose_workers_fail_leaves_the_old_one_serving() {
+    let b = stream_backend(1);
+    let sock = std::env::temp_dir().join(format!("lbproxy-workers-upgrade-{}.sock", std::process::id()));
+    let port = dead_addr().port().to_string();
+    let common = ["--bind", "127.0.0.1", "--port", &port, "--stats-interval", "0", "--backend", &b.addr.to_string()];
+    let mut cmd = Command::new(lbproxy_bin());
+    cmd.env("RUST_LOG", "info").args(common).args(["--workers", "2", "--upgrade-socket"]).arg(&sock);
+    let mut old = spawn_cmd_and_wait(cmd);
+    assert_eq!(who(old.addr), 1);
+    // 24 descriptors: enough to take the listener over, not for 8 reactors.
+    let new = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 24; exec {} {} --workers 8 --upgrade-socket {}",
+            lbproxy_bin().display(),
+            common.join(" "),
+            sock.display()
+        ))
+        .output()
+        .expect("run the new process");
+    assert!(!new.status.success(), "the new process started: {}", String::from_utf8_lossy(&new.stderr));
+    let err = String::from_utf8_lossy(&new.stderr);
+    assert!(err.contains("Too many open files"), "{err}");
+    // The old process goes on serving and never started to drain.
+    for _ in 0..20 {
+        assert_eq!(who(old.addr), 1);
+    }
+    assert!(old.is_running());
+    assert!(!old.log.lock().unwrap().iter().any(|l| l.contains("stopped accepting")), "{:?}", old.log.lock().unwrap());
+    let _ = std::fs::remove_file(&sock);
+}
