@@ -78,6 +78,11 @@ pub struct Pipe {
     /// A splice into the pipe found nothing to take while the pipe held
     /// bytes: the pipe may be full, so no more reading until some drain.
     stalled: bool,
+    /// A read filled a whole buffer: this direction moves bulk data, and
+    /// splices from now on. Until then it goes through buffers, as
+    /// HAProxy's splice-auto does: for small request/response exchanges a
+    /// pipe costs calls and a round trip through the pipe pool for nothing.
+    bulk: bool,
 }
 
 impl Pipe {
@@ -135,6 +140,7 @@ impl Pipe {
                     match classify(buf.fill_from(src)) {
                         Io::Moved(n) => {
                             progressed |= n > 0;
+                            self.bulk |= buf.is_full();
                             if n > 0 && n < want && !src_ready.hup {
                                 src_ready.readable = false;
                             }
@@ -205,7 +211,7 @@ impl Pipe {
         pipes: &PipePool,
         budget: &mut u32,
     ) -> io::Result<u64> {
-        if !self.splice {
+        if !self.splice || !self.bulk {
             return self.pump(src, src_ready, dst, dst_ready, pool, budget);
         }
         let mut written = 0u64;
@@ -284,7 +290,7 @@ impl Pipe {
     pub(crate) fn has_work(&self, src_ready: &Ready, dst_ready: &Ready) -> bool {
         let room = match (&self.buf, &self.spliced) {
             // A splicing direction reads no more until its buffer is flushed.
-            (Some(b), _) => !self.splice && !b.is_full(),
+            (Some(b), _) => !(self.splice && self.bulk) && !b.is_full(),
             (None, Some(p)) => p.room() > 0 && !self.stalled,
             (None, None) => true,
         };

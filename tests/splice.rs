@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256};
 use util::*;
 
 const MIB: u64 = 1 << 20;
+/// What a direction may move through a buffer before a read fills one and
+/// it turns to splicing (a transfer's first reads can be short).
+const BEFORE_BULK: u64 = MIB;
 
 /// lbproxy in TCP mode with `--splice MODE`, session end lines and an admin port.
 fn proxy(backend: SocketAddr, mode: &str) -> (Proc, SocketAddr) {
@@ -115,8 +118,9 @@ fn transfers_of_256mib_both_ways_are_sha256_exact_spliced_and_buffered() {
         assert_eq!(backend["bytes_out"].as_u64(), Some(size + reply), "{mode}: {v}");
         let spliced = v["bytes_spliced"].as_u64().unwrap();
         if mode == "auto" {
-            // Both transfers through pipes (a buffer may take a turn only when no pipe can be had).
-            assert!(spliced >= 2 * size, "{mode}: only {spliced} bytes spliced of {}", 2 * size);
+            // Both transfers through pipes, but for their start (a direction
+            // splices once a read fills a buffer).
+            assert!(spliced >= 2 * (size - BEFORE_BULK), "{mode}: only {spliced} bytes spliced of {}", 2 * size);
             assert_eq!(v["splice_fallbacks"].as_u64(), Some(0), "{v}");
         } else {
             assert_eq!(spliced, 0, "--splice off spliced {spliced} bytes");
@@ -141,7 +145,7 @@ fn parallel_file_transfers_through_pipes_are_byte_exact_with_workers() {
     assert!(stdout.contains("sha256 verified both ways: OK"), "{stdout}");
     let v = admin_stats(admin);
     let spliced = v["bytes_spliced"].as_u64().unwrap();
-    assert!(spliced >= 4 * 2 * 64 * MIB, "splice is the default in TCP mode: {spliced} bytes spliced");
+    assert!(spliced >= 4 * 2 * (64 * MIB - BEFORE_BULK), "splice is the default in TCP mode: {spliced} bytes spliced");
     let deadline = Instant::now() + PATIENCE;
     while stat(admin, "pipes_in_use") > 0 {
         assert!(Instant::now() < deadline, "pipes still in use after every transfer ended");
@@ -166,7 +170,7 @@ fn half_close_passes_the_fin_after_the_pipe_drains() {
         assert_eq!(reply, format!("SHA256 {hex} {}\n", data.len()), "{mode}");
         lb.wait_for_line("end=client_closed");
         let spliced = stat(admin, "bytes_spliced");
-        assert_eq!(spliced >= data.len() as u64, mode == "auto", "{mode}: {spliced} bytes spliced");
+        assert_eq!(spliced >= data.len() as u64 - BEFORE_BULK, mode == "auto", "{mode}: {spliced} bytes spliced");
     }
 }
 
@@ -198,7 +202,7 @@ fn a_slow_reader_keeps_rss_bounded_while_splicing() {
     }
     assert_eq!(h.finalize().to_vec(), pattern_sha256(7, size), "download corrupted");
     assert!(most_pipes <= 2, "one session held {most_pipes} pipes");
-    assert!(stat(admin, "bytes_spliced") >= size);
+    assert!(stat(admin, "bytes_spliced") >= size - BEFORE_BULK);
     let peak_kib = lb.status_kib("VmHWM");
     assert!(peak_kib < 32 * 1024, "proxy peak RSS {peak_kib} KiB for one 256 MiB session");
 }
@@ -256,8 +260,9 @@ fn idle_sessions_hold_two_descriptors_and_no_pipe() {
     for s in held.iter_mut() {
         assert_eq!(server_of(&ask(s, "WHO")), 1);
     }
-    // Each WHO went through pipes both ways; now idle, the sessions hold none.
-    assert!(stat(admin, "bytes_spliced") > 0);
+    // Small request/response exchanges never fill a buffer: they go
+    // through buffers, not pipes; idle, the sessions hold neither.
+    assert_eq!(stat(admin, "bytes_spliced"), 0);
     settles_at(&lb, admin, idle + 2 * held.len());
     for s in held.drain(..) {
         close_and_wait(s);
