@@ -290,7 +290,7 @@ impl Pipe {
     pub(crate) fn has_work(&self, src_ready: &Ready, dst_ready: &Ready) -> bool {
         let room = match (&self.buf, &self.spliced) {
             // A splicing direction reads no more until its buffer is flushed.
-            (Some(b), _) => !(self.splice && self.bulk) && !b.is_full(),
+            (Some(b), _) => !(b.is_full() || self.splice && self.bulk),
             (None, Some(p)) => p.room() > 0 && !self.stalled,
             (None, None) => true,
         };
