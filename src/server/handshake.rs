@@ -212,7 +212,7 @@ impl Server {
         let is_tcp = front.config.mode == ModeKind::Tcp;
         match front.per_ip.admit_connection(addr.ip(), self.now, is_tcp) {
             Ok(slot) => self.with_mode(i, |m, ctx| m.accept(stream, addr, slot, ctx)),
-            Err(_) => super::refuse_client(stream, is_tcp),
+            Err(_) => super::accept::refuse_client(stream, is_tcp),
         }
     }
 }

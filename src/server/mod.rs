@@ -14,14 +14,17 @@
 //! after its budget says so (`has_ready_work`), and the next poll then does
 //! not wait, so a fast transfer cannot starve the others.
 
+mod accept;
 mod admin_commands;
 mod discovery;
 mod explain;
 mod frontend;
+mod handover;
 mod handshake;
 mod listeners;
 pub mod pool;
 mod reload;
+mod shutdown;
 pub mod timers;
 pub mod tokens;
 pub mod upgrade;
@@ -30,7 +33,6 @@ mod workers;
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -44,41 +46,25 @@ use signal_hook_mio::v1_0::Signals;
 use crate::admin::{self, AdminServer};
 use crate::buffer::BufferPool;
 use crate::config::Config;
-use crate::connection::is_descriptor_exhaustion;
 use crate::mode::{self, Ctx, Mode};
 use crate::splice::{MAX_PIPES, PipePool, SpliceMode};
+use accept::AcceptPause;
 use frontend::Frontend;
+use handover::Handover;
 use listeners::{listen, take_listener, take_over_if_running};
 use pool::Pool;
 use timers::{Deadline, Tick, TimerOwner, Timers};
 use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRADE_STREAM, WAKER};
-use workers::{Command, Link, PoolMembers, Workers};
+use workers::{Link, PoolMembers, Workers};
 
 /// Free buffers kept for reuse; more are returned to the allocator. Large
 /// enough that a few hundred busy connections do not free and re-zero
 /// buffers on every request (measured: 4% of CPU at 64).
 const POOL_KEEP_FREE: usize = 512;
-/// After EMFILE/ENFILE with no session left to close, try accepting again after this.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Clients one worker takes from a shared listener per turn of its loop.
-const SHARED_ACCEPT_BATCH: usize = 4;
 /// How often housekeeping runs: HTTP timeouts and pool idle timeouts, access
 /// log flush, admin connection deadlines, backends whose removal finished,
 /// spawned backends that died.
 const TICK: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AcceptPause {
-    MaxConnections,
-    OutOfDescriptors { retry_at: Instant },
-}
-
-/// A binary upgrade under way: listeners sent, `ready` awaited until `until`.
-struct Handover {
-    stream: mio::net::UnixStream,
-    said: Vec<u8>,
-    until: Instant,
-}
 
 /// What to serve: frontends, each with the name of its pool; pools by name
 /// with the settings they take from the first frontend naming them.
@@ -575,236 +561,11 @@ impl Server {
         Some(Duration::from_millis(wait.as_millis() as u64 + 1))
     }
 
-    fn accept_ready(&mut self, i: usize) {
-        // Listeners shared by workers are level-triggered: taking a few per
-        // turn leaves the rest to a worker that is idle (the kernel wakes one
-        // that waits), so a burst of clients spreads over the workers.
-        let mut budget = if self.exclusive { SHARED_ACCEPT_BATCH } else { usize::MAX };
-        loop {
-            if self.accept_pause.is_some() || budget == 0 {
-                return;
-            }
-            budget -= 1;
-            if self.open_clients() >= self.global.max_connections {
-                match self.max_connections_total {
-                    Some(total) => warn!(
-                        "max connections ({total}) reached ({} in this worker): pausing accept",
-                        self.global.max_connections
-                    ),
-                    None => warn!("max connections ({}) reached: pausing accept", self.global.max_connections),
-                }
-                self.set_accept_pause(Some(AcceptPause::MaxConnections));
-                return;
-            }
-            let Some(listener) = self.frontends.get(i).and_then(|f| f.listener.as_ref()) else { return };
-            match listener.accept() {
-                Ok((stream, addr)) => {
-                    self.out_of_descriptors_logged = false;
-                    self.start_handshake(i, stream, addr);
-                    // A backend connect that found no descriptor: stop here, so
-                    // the clients still queued wait instead of being dropped one by one.
-                    if let Some(why) = self.frontends[i].mode.take_out_of_descriptors() {
-                        self.pause_for_descriptors(&why);
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if is_descriptor_exhaustion(&e) => {
-                    self.pause_for_descriptors(&format_args!("accept failed: {e}"));
-                    return;
-                }
-                // ECONNABORTED and friends: that client is gone, the next may not be.
-                Err(e) => debug!("accept error: {e}"),
-            }
-        }
-    }
-
-    /// Out of descriptors: stop accepting for a moment (sessions that end
-    /// give some back). Logged once per episode: the retry would repeat it.
-    fn pause_for_descriptors(&mut self, why: &dyn std::fmt::Display) {
-        if !self.out_of_descriptors_logged {
-            warn!("{why}; pausing accept until a session closes");
-            self.out_of_descriptors_logged = true;
-        }
-        self.set_accept_pause(Some(AcceptPause::OutOfDescriptors { retry_at: self.now + ACCEPT_RETRY }));
-    }
-
-    /// Level-triggered listeners (shared by workers) leave the poll while
-    /// accepting is paused: a waiting client would wake it at once, again and again.
-    fn set_accept_pause(&mut self, pause: Option<AcceptPause>) {
-        if self.exclusive && self.accept_pause.is_some() != pause.is_some() {
-            for (i, f) in self.frontends.iter_mut().enumerate() {
-                let Some(l) = f.listener.as_mut() else { continue };
-                let r = match pause {
-                    Some(_) => listeners::deregister(&self.poll, l, true),
-                    // A reload during the pause may have registered one already.
-                    None => listeners::register(&self.poll, l, Owner::Listener { frontend: i }.token(), true)
-                        .or_else(|e| if e.raw_os_error() == Some(libc::EEXIST) { Ok(()) } else { Err(e) }),
-                };
-                if let Err(e) = r {
-                    warn!(
-                        "frontend {}: cannot {} its listener: {e}",
-                        f.name,
-                        if pause.is_some() { "park" } else { "resume" }
-                    );
-                }
-            }
-        }
-        self.accept_pause = pause;
-    }
-
-    /// Accept again on every listener: connections may have queued while paused.
-    fn resume_accept(&mut self) {
-        if self.accept_pause.is_some() {
-            self.set_accept_pause(None);
-            info!("resuming accept ({} sessions open)", self.open_clients());
-            for i in 0..self.frontends.len() {
-                self.accept_ready(i);
-            }
-        }
-    }
-
     /// An admin connection spoke: answer its request once complete.
     fn on_admin(&mut self, key: usize) {
         let now = self.now;
         let Some(req) = self.admin.as_mut().and_then(|a| a.on_event(key, now)) else { return };
         self.serve_admin(req);
-    }
-
-    fn on_signals(&mut self) {
-        let pending: Vec<i32> = self.signals.as_mut().map(|s| s.pending().collect()).unwrap_or_default();
-        for sig in pending {
-            if sig == SIGHUP {
-                match self.reload() {
-                    Ok(changes) => info!("SIGHUP received: configuration reloaded ({} changes)", changes.0.len()),
-                    Err(e) => warn!("SIGHUP received: {e}; nothing changed"),
-                }
-                continue;
-            }
-            if sig == SIGUSR1 {
-                for f in self.frontends.iter_mut() {
-                    match f.mode.reopen_logs() {
-                        Some(Ok(path)) => info!("SIGUSR1: access log {} reopened", path.display()),
-                        Some(Err(e)) => warn!("SIGUSR1: {e}; still writing to the file open before"),
-                        None => {}
-                    }
-                }
-                // After ours: the new file has its header before any worker opens it.
-                if let Some(w) = self.workers.as_ref() {
-                    w.send(|| Command::ReopenLogs);
-                }
-                continue;
-            }
-            if self.drain_until.is_some() {
-                warn!("second signal {sig}: exiting now");
-                self.drain_until = Some(self.now);
-                if let Some(w) = self.workers.as_ref() {
-                    w.send(|| Command::Drain);
-                }
-                continue;
-            }
-            self.start_drain(&format!("signal {sig}"), true);
-        }
-    }
-
-    /// Stop accepting, then let open sessions finish for --drain-timeout.
-    /// `refuse`: new clients are refused (not when a new process took the
-    /// listeners over).
-    fn start_drain(&mut self, why: &str, refuse: bool) {
-        // Close the listeners before saying so: new clients are refused from
-        // here on (with workers, the socket is stopped for all of them).
-        // Not while a new process holds the same sockets (a handover under way).
-        let stop_for_all = refuse && self.exclusive && !self.is_worker() && self.handover.is_none();
-        for f in self.frontends.iter_mut() {
-            if let Some(mut l) = f.listener.take() {
-                let _ = listeners::deregister(&self.poll, &mut l, self.exclusive);
-                if stop_for_all {
-                    listeners::refuse_new(&l);
-                }
-            }
-        }
-        if let Some(w) = self.workers.as_ref() {
-            w.send(|| Command::Drain);
-        }
-        let drain = self.global.drain_timeout;
-        let elsewhere = |i: usize| self.workers.as_ref().map_or(0, |w| w.open_on_frontend(i));
-        let per_frontend: Vec<String> = (self.frontends.iter().enumerate())
-            .map(|(i, f)| (f, f.mode.open_clients() + elsewhere(i)))
-            .filter(|&(_, n)| n > 0)
-            .map(|(f, n)| format!("{} ({}): {n}", f.name, f.config.mode.name()))
-            .collect();
-        let detail = if per_frontend.is_empty() { String::new() } else { format!(" [{}]", per_frontend.join(", ")) };
-        let open = self.open_clients() + self.workers.as_ref().map_or(0, Workers::open_clients);
-        info!("{why}: stopped accepting; waiting up to {drain:?} for {open} sessions{detail}");
-        self.drain_until = Some(self.now + drain);
-        for i in 0..self.frontends.len() {
-            self.frontends[i].mode.start_drain();
-        }
-    }
-
-    /// A new lbproxy asks for our listeners: send them, then go on serving
-    /// until it says `ready` (`on_upgrade_ready`).
-    fn on_upgrade_request(&mut self) {
-        loop {
-            let Some((l, _)) = self.upgrade.as_ref() else { return };
-            let mut stream = match l.accept() {
-                Ok((s, _)) => s,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    warn!("upgrade socket: {e}");
-                    return;
-                }
-            };
-            if self.handover.is_some() {
-                warn!("binary upgrade: one is already under way; refusing another");
-                continue;
-            }
-            let mut listeners: Vec<(String, SocketAddr, std::os::fd::RawFd)> = self
-                .frontends
-                .iter()
-                .filter_map(|f| Some((f.name.clone(), f.local_addr, f.listener.as_ref()?.as_raw_fd())))
-                .collect();
-            if let Some(a) = self.admin.as_ref() {
-                listeners.push(("admin".into(), a.local_addr(), a.listener_fd()));
-            }
-            // SAFETY: a borrowed view of our own socket, never closed through it.
-            let view =
-                std::mem::ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(stream.as_raw_fd()) });
-            if let Err(e) = upgrade::send_listeners(&view, &listeners) {
-                warn!("binary upgrade failed, still serving: {e}");
-                continue;
-            }
-            if let Err(e) = self.poll.registry().register(&mut stream, UPGRADE_STREAM, Interest::READABLE) {
-                warn!("binary upgrade failed, still serving: {e}");
-                continue;
-            }
-            info!("sent {} listeners to a new lbproxy process; waiting for it to say ready", listeners.len());
-            self.handover = Some(Handover { stream, said: Vec::new(), until: self.now + upgrade::READY_WAIT });
-        }
-    }
-
-    /// The new process spoke on the handover stream.
-    fn on_upgrade_ready(&mut self) {
-        let Some(h) = self.handover.as_mut() else { return };
-        match upgrade::is_ready(&mut h.stream, &mut h.said) {
-            Ok(false) => {}
-            Ok(true) => {
-                let n =
-                    self.frontends.iter().filter(|f| f.listener.is_some()).count() + usize::from(self.admin.is_some());
-                self.handover = None;
-                info!("handed {n} listeners to a new lbproxy process");
-                if let Some((mut l, _)) = self.upgrade.take() {
-                    let _ = self.poll.registry().deregister(&mut l);
-                }
-                self.admin = None;
-                self.start_drain("binary upgrade", false);
-            }
-            Err(e) => {
-                self.handover = None;
-                warn!("binary upgrade failed, still serving: {e}");
-            }
-        }
     }
 
     fn on_timers(&mut self) {
@@ -913,16 +674,5 @@ impl Server {
                 f.mode.forget_backend(i);
             }
         }
-    }
-}
-
-/// A client over its address's limits: HTTP clients get a 429 first (best
-/// effort: a fresh socket's buffer takes it whole), TCP clients are closed.
-pub(super) fn refuse_client(mut stream: mio::net::TcpStream, is_tcp: bool) {
-    if !is_tcp {
-        let mut answer = Vec::new();
-        crate::http::head::error_response(429, true, &mut answer);
-        let _ = std::io::Write::write(&mut stream, &answer);
-        let _ = stream.shutdown(std::net::Shutdown::Write);
     }
 }
