@@ -22,17 +22,6 @@ fn backends() -> Vec<Proc> {
     (1..=3).map(|id| http_backend(id, &[])).collect()
 }
 
-/// lbproxy in HTTP mode with an admin port, in front of `backends`.
-fn proxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
-    let admin_port = dead_addr().port().to_string();
-    let mut args = vec!["--mode", "http", "--admin", &admin_port];
-    args.extend_from_slice(extra);
-    let lb = lbproxy(policy, backends, &args);
-    let line = lb.wait_for_line("admin API on http://");
-    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin addr");
-    (lb, addr.parse().expect("admin addr"))
-}
-
 fn explain(admin: SocketAddr, key: &str) -> serde_json::Value {
     let body = admin_get(admin, &format!("/explain?frontend=default&key={key}"));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("/explain is not JSON ({e}): {body}"))
@@ -51,7 +40,7 @@ fn explain_names_the_next_real_pick() {
     let b = backends();
     let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
     for policy in ["random", "p2c_peak_ewma", "maglev", "fewest_connections"] {
-        let (lb, admin) = proxy(policy, &addrs, &["--seed", "7", "--shadow-policy", "round_robin"]);
+        let (lb, admin) = start_proxy(policy, &addrs, &["--seed", "7", "--shadow-policy", "round_robin"]);
         for round in 0..12u8 {
             let src = 1 + round % 4;
             let e = explain(admin, &format!("127.0.0.{src}"));
@@ -77,7 +66,7 @@ fn explain_names_the_next_real_pick() {
 fn explain_reports_exclusions_and_refuses_bad_keys() {
     let b = backends();
     let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
-    let (_lb, admin) = proxy("round_robin", &addrs, &[]);
+    let (_lb, admin) = start_proxy("round_robin", &addrs, &[]);
     let mut s = connect(admin);
     std::io::Write::write_all(
         &mut s,
@@ -130,7 +119,7 @@ fn seeded_run(extra: &[&str], log: &std::path::Path) -> Run {
     let log_s = log.display().to_string();
     let mut args = vec!["--seed", "11", "--access-log", &log_s];
     args.extend_from_slice(extra);
-    let (mut lb, admin) = proxy("random", &addrs, &args);
+    let (mut lb, admin) = start_proxy("random", &addrs, &args);
     let mut conns: Vec<Conn> = (1..=3).map(|src| Conn::open_from(lb.addr, [127, 0, 0, src])).collect();
     for k in 0..30 {
         assert_eq!(conns[k % 3].get("/").status, 200);
@@ -194,7 +183,7 @@ fn stats_and_metrics_show_shadows_and_fairness() {
     let b = backends();
     let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
     let extra = ["--shadow-policy", "ip_hash", "--shadow-policy", "round_robin"];
-    let (lb, admin) = proxy("round_robin", &addrs, &extra);
+    let (lb, admin) = start_proxy("round_robin", &addrs, &extra);
     for k in 0..30u8 {
         request_from(lb.addr, 1 + k % 5, &addrs);
     }
@@ -247,7 +236,8 @@ fn replay_of_a_recorded_log_is_the_same_for_a_seed() {
             .map(|(i, &ms)| http_backend(i as u32 + 1, &["--delay-ms", &ms.to_string()]))
             .collect();
         let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
-        let (mut lb, _admin) = proxy("round_robin", &addrs, &["--access-log", &log_s, "--shadow-policy", "maglev"]);
+        let (mut lb, _admin) =
+            start_proxy("round_robin", &addrs, &["--access-log", &log_s, "--shadow-policy", "maglev"]);
         for k in 0..60u8 {
             request_from(lb.addr, 1 + k % 6, &addrs);
         }
@@ -287,7 +277,7 @@ fn replay_of_a_recorded_log_is_the_same_for_a_seed() {
 fn shadow_counts_add_up_over_workers() {
     let b = backends();
     let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
-    let (lb, admin) = proxy("round_robin", &addrs, &["--workers", "2", "--shadow-policy", "ip_hash"]);
+    let (lb, admin) = start_proxy("round_robin", &addrs, &["--workers", "2", "--shadow-policy", "ip_hash"]);
     for k in 0..30u8 {
         request_from(lb.addr, 1 + k % 5, &addrs);
     }
@@ -299,4 +289,11 @@ fn shadow_counts_add_up_over_workers() {
     assert_eq!(f["shadows"][0]["decisions"], 30, "{f}");
     let shadow: u64 = f["shadows"][0]["picks"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(shadow, 30);
+}
+
+/// lbproxy with `--mode http` and an admin port; returns it and the admin address.
+fn start_proxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["--mode", "http"];
+    args.extend_from_slice(extra);
+    lbproxy_with_admin(policy, backends, &args)
 }

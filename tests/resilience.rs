@@ -5,39 +5,12 @@
 mod util;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use util::http::Conn;
 use util::*;
-
-/// `POST path` with a JSON body to the admin API; the answer must be 200.
-fn admin_post(admin: SocketAddr, path: &str, body: &str) -> String {
-    let mut s = TcpStream::connect_timeout(&admin, PATIENCE).expect("admin connect");
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "POST {path}: {out}");
-    out
-}
-
-/// lbproxy in HTTP mode with an admin port; returns it and the admin address.
-fn proxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
-    let admin_port = dead_addr().port().to_string();
-    let mut args = vec!["--mode", "http", "--admin", &admin_port];
-    args.extend_from_slice(extra);
-    let lb = lbproxy(policy, backends, &args);
-    let line = lb.wait_for_line("admin API on http://");
-    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin addr");
-    (lb, addr.parse().expect("admin addr"))
-}
 
 /// The `/stats` entry of the backend at `addr` (default pool).
 fn backend_stats(admin: SocketAddr, addr: SocketAddr) -> Value {
@@ -82,7 +55,7 @@ fn slow_start_gives_a_new_backend_under_a_tenth_in_the_first_tenth_of_its_ramp()
     let add = format!(r#"{{"n":1,"hostnames":["{}"]}}"#, b3.addr);
     for policy in ["round_robin", "maglev"] {
         let hash = ["--hash-key", "query:k"];
-        let (lb, admin) = proxy(policy, &[b1.addr, b2.addr], &["--slow-start", "10m", hash[0], hash[1]]);
+        let (lb, admin) = start_proxy(policy, &[b1.addr, b2.addr], &["--slow-start", "10m", hash[0], hash[1]]);
         admin_post(admin, "/add", &add);
         let per = served(lb.addr, 300);
         let new = per.get(&3).copied().unwrap_or(0);
@@ -93,7 +66,7 @@ fn slow_start_gives_a_new_backend_under_a_tenth_in_the_first_tenth_of_its_ramp()
         assert!(factor < 0.1, "{policy}: {b}");
         assert_eq!(b["state"], "up");
 
-        let (plain, plain_admin) = proxy(policy, &[b1.addr, b2.addr], &hash);
+        let (plain, plain_admin) = start_proxy(policy, &[b1.addr, b2.addr], &hash);
         admin_post(plain_admin, "/add", &add);
         let per = served(plain.addr, 300);
         let new = per.get(&3).copied().unwrap_or(0);
@@ -110,7 +83,7 @@ fn slow_start_ramps_a_backend_that_comes_back_up() {
     let back: SocketAddr = ([127, 0, 0, 1], quiet_port()).into();
     let checks = ["--health-check", "http:/heartbeat", "--health-interval", "100ms", "--rise", "1", "--fall", "1"];
     let (lb, admin) =
-        proxy("round_robin", &[b1.addr, b2.addr, back], &[&checks[..], &["--slow-start", "10m"]].concat());
+        start_proxy("round_robin", &[b1.addr, b2.addr, back], &[&checks[..], &["--slow-start", "10m"]].concat());
     wait_backend(admin, back, "down", |b| b["state"] == "down");
     let mut cmd = std::process::Command::new(example_bin("http_backend"));
     cmd.args(["--port", &back.port().to_string(), "--id", "3"]);
@@ -133,7 +106,7 @@ fn ejection_happens_after_n_errors_and_ends_after_the_base_time() {
     let bad = http_backend(2, &["--fail-status", "503"]);
     // No retries: every 503 reaches the client, so the count is exact.
     let extra = ["--eject-after", "3", "--eject-base", "3s", "--retry-budget", "0", "--retry-min-per-sec", "0"];
-    let (lb, admin) = proxy("round_robin", &[good.addr, bad.addr], &extra);
+    let (lb, admin) = start_proxy("round_robin", &[good.addr, bad.addr], &extra);
     let mut c = Conn::open(lb.addr);
     let mut failed = 0;
     for _ in 0..6 {
@@ -173,7 +146,7 @@ fn ejection_happens_after_n_errors_and_ends_after_the_base_time() {
 fn ejection_never_takes_more_than_max_percent_and_counts_gateway_failures() {
     let (x, y) = (http_backend(1, &["--fail-status", "500"]), http_backend(2, &["--fail-status", "500"]));
     let extra = ["--eject-after", "2", "--eject-base", "1m", "--retry-budget", "0", "--retry-min-per-sec", "0"];
-    let (lb, admin) = proxy("round_robin", &[x.addr, y.addr], &extra);
+    let (lb, admin) = start_proxy("round_robin", &[x.addr, y.addr], &extra);
     let mut c = Conn::open(lb.addr);
     for _ in 0..8 {
         assert_eq!(c.get("/").status, 500);
@@ -188,7 +161,7 @@ fn ejection_never_takes_more_than_max_percent_and_counts_gateway_failures() {
     let good = http_backend(3, &[]);
     let dead = dead_addr();
     let extra = ["--eject-after", "2", "--eject-base", "1m", "--max-fails", "0", "--retry-budget", "100"];
-    let (lb, admin) = proxy("round_robin", &[good.addr, dead], &extra);
+    let (lb, admin) = start_proxy("round_robin", &[good.addr, dead], &extra);
     let mut c = Conn::open(lb.addr);
     for _ in 0..6 {
         assert_eq!(c.get("/").status, 200, "connect failures are retried on the good backend");
@@ -207,7 +180,7 @@ fn a_retry_budget_of_20_percent_stops_retries_when_half_the_backends_fail() {
     let bad = [http_backend(2, &["--fail-status", "503"]), http_backend(4, &["--fail-status", "503"])];
     let all = [good[0].addr, bad[0].addr, good[1].addr, bad[1].addr];
     let run = |budget: &str| {
-        let (lb, admin) = proxy("round_robin", &all, &["--retry-budget", budget, "--retry-min-per-sec", "0"]);
+        let (lb, admin) = start_proxy("round_robin", &all, &["--retry-budget", budget, "--retry-min-per-sec", "0"]);
         let mut c = Conn::open(lb.addr);
         let mut per = BTreeMap::<u16, usize>::new();
         for _ in 0..200 {
@@ -241,14 +214,14 @@ fn a_retry_budget_of_20_percent_stops_retries_when_half_the_backends_fail() {
     assert!(metrics.contains("lbproxy_frontend_retries_budget_exhausted_total{frontend=\"default\"} 0\n"));
 
     // A backend alone has nobody to retry on: its own 503 reaches the client.
-    let (lb, admin) = proxy("round_robin", &[bad[0].addr], &["--retry-budget", "100%"]);
+    let (lb, admin) = start_proxy("round_robin", &[bad[0].addr], &["--retry-budget", "100%"]);
     let r = Conn::open(lb.addr).get("/");
     assert_eq!((r.status, r.server()), (503, 2));
     assert_eq!(admin_stats(admin)["frontends"][0]["retries"], 0);
 
     // The budget bounds connect-failure retries too: none allowed, a refused
     // connect is a 502.
-    let (lb, admin) = proxy(
+    let (lb, admin) = start_proxy(
         "round_robin",
         &[good[0].addr, dead_addr()],
         &["--retry-budget", "0", "--retry-min-per-sec", "0", "--max-fails", "0"],
@@ -260,4 +233,11 @@ fn a_retry_budget_of_20_percent_stops_retries_when_half_the_backends_fail() {
     let front = admin_stats(admin)["frontends"][0].clone();
     assert_eq!(front["retries"], 0, "{front}");
     assert_eq!(front["retries_budget_exhausted"].as_u64(), Some(refused as u64), "{front}");
+}
+
+/// lbproxy with `--mode http` and an admin port; returns it and the admin address.
+fn start_proxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["--mode", "http"];
+    args.extend_from_slice(extra);
+    lbproxy_with_admin(policy, backends, &args)
 }

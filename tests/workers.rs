@@ -6,7 +6,6 @@
 
 mod util;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,29 +13,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use util::http::Conn;
 use util::*;
-
-fn admin_post(admin: SocketAddr, path: &str) -> String {
-    let mut s = connect(admin);
-    s.write_all(
-        format!("POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .expect("admin request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("admin answer");
-    assert!(out.starts_with("HTTP/1.1 200"), "POST {path}: {out}");
-    out
-}
-
-/// lbproxy with two workers and an admin port.
-fn proxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
-    let admin_port = dead_addr().port().to_string();
-    let mut args = vec!["--workers", "2", "--admin", &admin_port];
-    args.extend_from_slice(extra);
-    let lb = lbproxy(policy, backends, &args);
-    let line = lb.wait_for_line("admin API on http://");
-    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin addr");
-    (lb, addr.parse().expect("admin addr"))
-}
 
 /// `/stats` once `done` holds for it, polling for up to 10 s (workers
 /// publish their counters every half second).
@@ -78,14 +54,14 @@ fn hold_on_both_workers(lb: SocketAddr, admin: SocketAddr, expect: u32) -> Vec<T
 #[test]
 fn fewest_connections_counts_the_sessions_of_every_worker() {
     let (a, b) = (stream_backend(1), stream_backend(2));
-    let (lb, admin) = proxy("fewest_connections", &[a.addr, b.addr], &[]);
-    admin_post(admin, &format!("/backends/{}/disable", b.addr));
+    let (lb, admin) = start_proxy("fewest_connections", &[a.addr, b.addr], &[]);
+    admin_post(admin, &format!("/backends/{}/disable", b.addr), "");
     let held = hold_on_both_workers(lb.addr, admin, 1);
     let n = held.len() as u64;
     // One count per backend, shared: it holds the sessions of both workers.
     let stats = admin_stats(admin);
     assert_eq!(stats["backends"][0]["active"], n, "{stats}");
-    admin_post(admin, &format!("/backends/{}/enable", b.addr));
+    admin_post(admin, &format!("/backends/{}/enable", b.addr), "");
     // Backend 2 has fewer sessions in total until it has as many: each new
     // session goes there. Counted per worker, the worker taking these (which
     // holds only some of the n) would turn back to backend 1 early.
@@ -108,7 +84,7 @@ fn fewest_connections_counts_the_sessions_of_every_worker() {
 #[test]
 fn stats_add_up_every_workers_requests_and_sessions() {
     let (a, b) = (http_backend(1, &[]), http_backend(2, &[]));
-    let (lb, admin) = proxy("round_robin", &[a.addr, b.addr], &["--mode", "http"]);
+    let (lb, admin) = start_proxy("round_robin", &[a.addr, b.addr], &["--mode", "http"]);
     const EACH: usize = 25;
     // Connections opened in bursts until both workers hold some.
     let mut conns: Vec<Conn> = Vec::new();
@@ -152,7 +128,7 @@ fn workers_follow_the_main_reactors_health_checks() {
     let a = stream_backend(1);
     let mut b = stream_backend(2);
     let checks = ["--health-check", "tcp", "--health-interval", "200ms", "--fall", "1", "--rise", "1"];
-    let (lb, admin) = proxy("round_robin", &[a.addr, b.addr], &checks);
+    let (lb, admin) = start_proxy("round_robin", &[a.addr, b.addr], &checks);
     b.child.kill().expect("kill backend 2");
     let _ = b.child.wait();
     stats_when(admin, "backend 2 down", |s| s["backends"][1]["state"] == "down");
@@ -227,4 +203,11 @@ fn a_new_process_whose_workers_fail_leaves_the_old_one_serving() {
     assert!(old.is_running());
     assert!(!old.log.lock().unwrap().iter().any(|l| l.contains("stopped accepting")), "{:?}", old.log.lock().unwrap());
     let _ = std::fs::remove_file(&sock);
+}
+
+/// lbproxy with `--workers 2` and an admin port; returns it and the admin address.
+fn start_proxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["--workers", "2"];
+    args.extend_from_slice(extra);
+    lbproxy_with_admin(policy, backends, &args)
 }

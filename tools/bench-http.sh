@@ -28,32 +28,10 @@ ulimit -n "$(ulimit -Hn)"
 cargo build --release --quiet --bin lbproxy --examples
 rel=target/release
 
-# nginx_conf DIR: write DIR/nginx.conf for a private nginx instance (one
-# worker, every file under DIR) with standard input as the inside of http {}.
-nginx_conf() {
-  mkdir -p "$1"
-  {
-    cat <<CFG
-worker_processes 1;
-pid $1/nginx.pid;
-error_log $1/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $1/body;
-  proxy_temp_path $1/proxy;
-  fastcgi_temp_path $1/fastcgi;
-  uwsgi_temp_path $1/uwsgi;
-  scgi_temp_path $1/scgi;
-CFG
-    cat
-    echo "}"
-  } >"$1/nginx.conf"
-}
 
 H1=$(free_port); H2=$(free_port)
 if [[ $BACKEND_KIND == nginx ]]; then
-  nginx_conf "$work/origin" <<CFG
+  nginx_conf "$work/origin" 1 <<CFG
   server { listen 127.0.0.1:$H1; location / { add_header X-Server 1; return 200 "Hello from server 1"; } }
   server { listen 127.0.0.1:$H2; location / { add_header X-Server 2; return 200 "Hello from server 2"; } }
 CFG
@@ -91,7 +69,7 @@ backend be
 CFG
 start "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db
 
-nginx_conf "$work/nginx" <<CFG
+nginx_conf "$work/nginx" 1 <<CFG
   upstream ka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; keepalive 64; }
   upstream noka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; }
   server {

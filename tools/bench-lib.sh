@@ -69,3 +69,26 @@ for key in order:
     print(f"{key[0]},{key[1]},{statistics.median(vals[key]):g},{units[key]}")
 PY
 }
+
+# nginx_conf DIR WORKERS: write DIR/nginx.conf for a private nginx instance (WORKERS
+# worker processes, every file under DIR) with standard input as the inside of http {}.
+nginx_conf() {
+  mkdir -p "$1"
+  {
+    cat <<CFG
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $1/body;
+  proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fastcgi;
+  uwsgi_temp_path $1/uwsgi;
+  scgi_temp_path $1/scgi;
+CFG
+    cat
+    echo "}"
+  } >"$1/nginx.conf"
+}

@@ -26,27 +26,6 @@ ulimit -n "$(ulimit -Hn)"
 cargo build --release --quiet --bin lbproxy
 rel=target/release
 
-# nginx_conf DIR WORKERS: a private nginx (every file under DIR), standard input inside http {}.
-nginx_conf() {
-  mkdir -p "$1"
-  {
-    cat <<CFG
-worker_processes $2;
-pid $1/nginx.pid;
-error_log $1/error.log;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $1/body;
-  proxy_temp_path $1/proxy;
-  fastcgi_temp_path $1/fastcgi;
-  uwsgi_temp_path $1/uwsgi;
-  scgi_temp_path $1/scgi;
-CFG
-    cat
-    echo "}"
-  } >"$1/nginx.conf"
-}
 
 # The origin: nginx answering a short page, cheap per connection, so the
 # proxies are what is measured.

@@ -233,13 +233,35 @@ pub fn lbproxy(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> Proc {
 /// lbproxy in HTTP mode in front of `backend`, with an admin port; returns
 /// the proxy and the admin address.
 pub fn http_proxy_with_admin(backend: SocketAddr, extra: &[&str]) -> (Proc, SocketAddr) {
-    let admin_port = dead_addr().port().to_string();
-    let mut args = vec!["--mode", "http", "--admin", &admin_port];
+    let mut args = vec!["--mode", "http"];
     args.extend_from_slice(extra);
-    let lb = lbproxy("round_robin", &[backend], &args);
+    lbproxy_with_admin("round_robin", &[backend], &args)
+}
+
+/// lbproxy (as [`lbproxy`]) with an admin port; returns the proxy and the admin address.
+pub fn lbproxy_with_admin(policy: &str, backends: &[SocketAddr], extra: &[&str]) -> (Proc, SocketAddr) {
+    let admin_port = dead_addr().port().to_string();
+    let mut args = vec!["--admin", &admin_port];
+    args.extend_from_slice(extra);
+    let lb = lbproxy(policy, backends, &args);
     let line = lb.wait_for_line("admin API on http://");
     let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect("admin addr");
     (lb, addr.parse().expect("admin addr"))
+}
+
+/// `POST path` with `body` to the admin API at `admin`, which must answer 200; the whole answer.
+pub fn admin_post(admin: SocketAddr, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect_timeout(&admin, PATIENCE).expect("admin connect");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("admin request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("admin answer");
+    assert!(out.starts_with("HTTP/1.1 200"), "POST {path}: {out}");
+    out
 }
 
 /// The body of `GET path` from the admin API at `admin` (which must answer 200).
