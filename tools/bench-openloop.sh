@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The open-loop tail (issue 10): a fixed 2000 requests/s with oha's latency
+# correction (no coordinated omission), keep-alive clients, through lbproxy
+# (HTTP and TCP mode), HAProxy (http and tcp) and nginx, next to a direct
+# connection, in the same run; proxies pinned to their own core.
+# Writes measurements/openloop/<YYYY-MM-DD-HHMM>/{report.md,results.csv,rounds.csv} (or OUT=DIR).
+#   bash tools/bench-openloop.sh             # 3 rounds of 20 s per target (about 5 minutes)
+#   ROUNDS=1 DURATION=5s bash tools/bench-openloop.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-20s}
+RATE=${RATE:-2000}
+CONNS=${CONNS:-50}
+OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/openloop)}
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+
+work=$(mktemp -d)
+mkdir -p "$OUT"
+# shellcheck source=tools/bench-lib.sh
+source tools/bench-lib.sh
+install_missing haproxy nginx python3
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release --quiet --bin lbproxy --example http_backend
+rel=target/release
+
+H1=$(free_port); H2=$(free_port)
+start "$LOAD_CPU" $rel/examples/http_backend --port "$H1" --id 1
+start "$LOAD_CPU" $rel/examples/http_backend --port "$H2" --id 2
+wait_port "$H1"; wait_port "$H2"
+
+declare -A port
+lb() { # lb NAME ARGS...
+  local name=$1; shift
+  port[$name]=$(free_port)
+  start "$PROXY_CPU" $rel/lbproxy --bind 127.0.0.1 --port "${port[$name]}" --stats-interval 0 \
+    --backend "127.0.0.1:$H1" --backend "127.0.0.1:$H2" "$@"
+}
+lb lbproxy_http --mode http
+lb lbproxy_tcp
+for mode in http tcp; do
+  port[haproxy_$mode]=$(free_port)
+  cat >"$work/haproxy-$mode.cfg" <<CFG
+global
+  nbthread 1
+defaults
+  mode $mode
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  $([[ $mode == http ]] && echo "http-reuse always")
+frontend fe
+  bind 127.0.0.1:${port[haproxy_$mode]}
+  default_backend be
+backend be
+  balance roundrobin
+  server s1 127.0.0.1:$H1
+  server s2 127.0.0.1:$H2
+CFG
+  start "$PROXY_CPU" haproxy -f "$work/haproxy-$mode.cfg" -db
+done
+port[nginx]=$(free_port)
+nginx_conf "$work/nginx" 1 <<CFG
+  upstream ka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port[nginx]};
+    location / { proxy_pass http://ka; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+CFG
+start "$PROXY_CPU" nginx -c "$work/nginx/nginx.conf" -g 'daemon off;'
+port[direct]=$H1
+targets=(direct lbproxy_http haproxy_http nginx lbproxy_tcp haproxy_tcp)
+for t in "${targets[@]}"; do wait_port "${port[$t]}"; done
+
+init_results
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS: oha -q $RATE -c $CONNS -z $DURATION --latency-correction"
+  for t in "${targets[@]}"; do
+    taskset -c "$LOAD_CPU" oha -q "$RATE" -c "$CONNS" -z "$DURATION" --latency-correction --no-tui \
+      --output-format json "http://127.0.0.1:${port[$t]}/" >"$work/oha.json"
+    read -r p50 p99 p999 rps ok < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["latencyPercentiles"]
+print(p["p50"] * 1e3, p["p99"] * 1e3, p["p99.9"] * 1e3, d["summary"]["requestsPerSec"], d["summary"]["successRate"])' "$work/oha.json")
+    raw_add latency_p50 "$t" "$p50" ms
+    raw_add latency_p99 "$t" "$p99" ms
+    raw_add latency_p99.9 "$t" "$p999" ms
+    raw_add achieved_rps "$t" "$rps" req/s
+    raw_add success_rate "$t" "$ok" share
+  done
+done
+record_medians
+
+cat >"$work/commands.md" <<MD
+## Commands
+
+- \`oha -q $RATE -c $CONNS -z $DURATION --latency-correction --output-format json http://127.0.0.1:PORT/\` on CPU $LOAD_CPU
+  with two examples/http_backend origins; each proxy alone on CPU $PROXY_CPU. Keep-alive clients.
+- lbproxy: \`--mode http\` (pooled backend connections) and TCP mode; HAProxy \`mode http\` (\`http-reuse always\`)
+  and \`mode tcp\`, \`nbthread 1\`; nginx \`worker_processes 1\`, upstream \`keepalive 64\`.
+- Latency is corrected for coordinated omission: a request is timed from when it was due, not when it was sent.
+- $ROUNDS rounds, targets interleaved, medians (min-max). Lower latency is better.
+MD
+python3 tools/bench_report.py "$OUT/results.csv" "Open loop: $RATE req/s through each proxy (bash tools/bench-openloop.sh)" \
+  "$work/commands.md" lbproxy_http/haproxy_http lbproxy_http/nginx lbproxy_tcp/haproxy_tcp >"$OUT/report.md"
+echo "wrote $OUT/report.md"
+python3 tools/provenance.py --publish "$OUT"
