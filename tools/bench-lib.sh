@@ -92,3 +92,21 @@ CFG
     echo "}"
   } >"$1/nginx.conf"
 }
+
+# haproxy_tcp_conf FILE PORT SERVER: an HAProxy config (one thread, mode tcp) on 127.0.0.1:PORT to SERVER.
+haproxy_tcp_conf() {
+  cat >"$1" <<CFG
+global
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:$2
+  default_backend be
+backend be
+  server s1 $3
+CFG
+}

@@ -46,20 +46,7 @@ lb() { # lb NAME ARGS...
 }
 lb lbproxy
 port[haproxy]=$(free_port)
-cat >"$work/haproxy.cfg" <<CFG
-global
-  nbthread 1
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend fe
-  bind 127.0.0.1:${port[haproxy]}
-  default_backend be
-backend be
-  server pg 127.0.0.1:$P
-CFG
+haproxy_tcp_conf "$work/haproxy.cfg" "${port[haproxy]}" "127.0.0.1:$P"
 start "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db
 targets=(direct lbproxy haproxy)
 for t in "${targets[@]}"; do wait_port "${port[$t]}"; done

@@ -39,20 +39,7 @@ lb() { # lb NAME ARGS...
 lb lbproxy
 lb lbproxy_buffered --splice off
 port[haproxy]=$(free_port)
-cat >"$work/haproxy.cfg" <<CFG
-global
-  nbthread 1
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend fe
-  bind 127.0.0.1:${port[haproxy]}
-  default_backend be
-backend be
-  server r 127.0.0.1:$R
-CFG
+haproxy_tcp_conf "$work/haproxy.cfg" "${port[haproxy]}" "127.0.0.1:$R"
 start "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db
 pid[haproxy]=$LAST_PID
 port[direct]=$R
