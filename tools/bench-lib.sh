@@ -93,20 +93,35 @@ CFG
   } >"$1/nginx.conf"
 }
 
-# haproxy_tcp_conf FILE PORT SERVER: an HAProxy config (one thread, mode tcp) on 127.0.0.1:PORT to SERVER.
-haproxy_tcp_conf() {
-  cat >"$1" <<CFG
-global
-  nbthread 1
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend fe
-  bind 127.0.0.1:$2
-  default_backend be
-backend be
-  server s1 $3
+# haproxy_conf FILE MODE THREADS PORT SERVER...: an HAProxy config, mode tcp or http
+# (http: option forwardfor, http-reuse always), round robin over the SERVERs, on 127.0.0.1:PORT.
+haproxy_conf() {
+  local file=$1 mode=$2 threads=$3 port=$4 i=0 server
+  shift 4
+  {
+    printf 'global\n  nbthread %s\n  maxconn 9000\ndefaults\n  mode %s\n' "$threads" "$mode"
+    [[ $mode == http ]] && printf '  option forwardfor\n  http-reuse always\n'
+    printf '  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
+    printf 'frontend fe\n  bind 127.0.0.1:%s\n  default_backend be\nbackend be\n  balance roundrobin\n' "$port"
+    for server in "$@"; do i=$((i + 1)); printf '  server s%d %s\n' "$i" "$server"; done
+  } >"$file"
+}
+
+# nginx_keepalive_conf DIR WORKERS PORT SERVER...: nginx proxying 127.0.0.1:PORT to the SERVERs
+# over kept-alive upstream connections (keepalive 64, HTTP/1.1), adding X-Forwarded-For.
+nginx_keepalive_conf() {
+  local dir=$1 workers=$2 port=$3
+  shift 3
+  nginx_conf "$dir" "$workers" <<CFG
+  upstream ka { $(printf 'server %s; ' "$@")keepalive 64; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://ka;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
 CFG
 }

@@ -42,33 +42,11 @@ lb lbproxy_http --mode http
 lb lbproxy_tcp
 for mode in http tcp; do
   port[haproxy_$mode]=$(free_port)
-  cat >"$work/haproxy-$mode.cfg" <<CFG
-global
-  nbthread 1
-defaults
-  mode $mode
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  $([[ $mode == http ]] && echo "http-reuse always")
-frontend fe
-  bind 127.0.0.1:${port[haproxy_$mode]}
-  default_backend be
-backend be
-  balance roundrobin
-  server s1 127.0.0.1:$H1
-  server s2 127.0.0.1:$H2
-CFG
+  haproxy_conf "$work/haproxy-$mode.cfg" "$mode" 1 "${port[haproxy_$mode]}" "127.0.0.1:$H1" "127.0.0.1:$H2"
   start "$PROXY_CPU" haproxy -f "$work/haproxy-$mode.cfg" -db
 done
 port[nginx]=$(free_port)
-nginx_conf "$work/nginx" 1 <<CFG
-  upstream ka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port[nginx]};
-    location / { proxy_pass http://ka; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-CFG
+nginx_keepalive_conf "$work/nginx" 1 "${port[nginx]}" "127.0.0.1:$H1" "127.0.0.1:$H2"
 start "$PROXY_CPU" nginx -c "$work/nginx/nginx.conf" -g 'daemon off;'
 port[direct]=$H1
 targets=(direct lbproxy_http haproxy_http nginx lbproxy_tcp haproxy_tcp)

@@ -46,7 +46,7 @@ lb() { # lb NAME ARGS...
 }
 lb lbproxy
 port[haproxy]=$(free_port)
-haproxy_tcp_conf "$work/haproxy.cfg" "${port[haproxy]}" "127.0.0.1:$P"
+haproxy_conf "$work/haproxy.cfg" tcp 1 "${port[haproxy]}" "127.0.0.1:$P"
 start "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db
 targets=(direct lbproxy haproxy)
 for t in "${targets[@]}"; do wait_port "${port[$t]}"; done

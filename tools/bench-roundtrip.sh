@@ -39,7 +39,7 @@ lb() { # lb NAME ARGS...
 lb lbproxy
 lb lbproxy_buffered --splice off
 port[haproxy]=$(free_port)
-haproxy_tcp_conf "$work/haproxy.cfg" "${port[haproxy]}" "127.0.0.1:$R"
+haproxy_conf "$work/haproxy.cfg" tcp 1 "${port[haproxy]}" "127.0.0.1:$R"
 start "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db
 pid[haproxy]=$LAST_PID
 port[direct]=$R

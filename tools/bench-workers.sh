@@ -47,41 +47,12 @@ lb() { # lb WORKERS
 }
 haproxy_t() { # haproxy_t THREADS
   port[haproxy_t$1]=$(free_port)
-  cat >"$work/haproxy$1.cfg" <<CFG
-global
-  nbthread $1
-  maxconn 9000
-defaults
-  mode http
-  option forwardfor
-  http-reuse always
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-frontend fe
-  bind 127.0.0.1:${port[haproxy_t$1]}
-  default_backend be
-backend be
-  balance roundrobin
-  server s1 127.0.0.1:$H1
-  server s2 127.0.0.1:$H2
-CFG
+  haproxy_conf "$work/haproxy$1.cfg" http "$1" "${port[haproxy_t$1]}" "127.0.0.1:$H1" "127.0.0.1:$H2"
   start "$CPUS" haproxy -f "$work/haproxy$1.cfg" -db
 }
 nginx_w() { # nginx_w WORKERS
   port[nginx_w$1]=$(free_port)
-  nginx_conf "$work/nginx$1" "$1" <<CFG
-  upstream ka { server 127.0.0.1:$H1; server 127.0.0.1:$H2; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port[nginx_w$1]};
-    location / {
-      proxy_pass http://ka;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-CFG
+  nginx_keepalive_conf "$work/nginx$1" "$1" "${port[nginx_w$1]}" "127.0.0.1:$H1" "127.0.0.1:$H2"
   start "$CPUS" nginx -c "$work/nginx$1/nginx.conf" -g 'daemon off;'
 }
 lb 1; lb 2; haproxy_t 1; haproxy_t 2; nginx_w 1; nginx_w 2
