@@ -7,7 +7,7 @@
 mod util;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -158,16 +158,9 @@ fn half_close_passes_the_fin_after_the_pipe_drains() {
     let b = stream_backend(1);
     for mode in ["auto", "off"] {
         let (lb, admin) = proxy(b.addr, mode);
-        let mut s = connect(lb.addr);
         let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
-        s.write_all(b"UPLOAD-EOF\n").unwrap();
-        s.write_all(&data).unwrap();
-        // The backend answers only after our FIN reached it, behind every byte.
-        s.shutdown(Shutdown::Write).unwrap();
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).unwrap();
-        let hex: String = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(reply, format!("SHA256 {hex} {}\n", data.len()), "{mode}");
+        let (reply, want) = upload_then_fin(lb.addr, &data);
+        assert_eq!(reply, want, "{mode}");
         lb.wait_for_line("end=client_closed");
         let spliced = stat(admin, "bytes_spliced");
         assert_eq!(spliced >= data.len() as u64 - BEFORE_BULK, mode == "auto", "{mode}: {spliced} bytes spliced");

@@ -420,3 +420,18 @@ impl XorShift {
         self.0
     }
 }
+
+/// Upload `data` to a stream_backend through `proxy` with `UPLOAD-EOF`, then
+/// shut our write half: the backend answers only after that FIN reached it,
+/// behind every byte. Returns (its answer, the answer it must give).
+pub fn upload_then_fin(proxy: SocketAddr, data: &[u8]) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let mut s = connect(proxy);
+    s.write_all(b"UPLOAD-EOF\n").unwrap();
+    s.write_all(data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let hex: String = Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect();
+    (reply, format!("SHA256 {hex} {}\n", data.len()))
+}
