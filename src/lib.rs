@@ -57,6 +57,7 @@ pub mod sessions;
 pub mod slow_start;
 pub mod spawn;
 pub mod splice;
+pub mod stamp;
 pub mod stats;
 pub mod tls;
 

@@ -83,9 +83,10 @@ pub struct PerIpTable {
     pub refused: u64,
 }
 
-/// A connection's place under `max_conns`; given back when dropped.
+/// A connection's place under `max_conns`; given back when dropped. Boxed:
+/// every idle session holds one, most with limits off (8 bytes, not 32).
 pub struct ClientSlot {
-    held: Option<(Table, IpAddr)>,
+    held: Option<Box<(Table, IpAddr)>>,
 }
 
 impl ClientSlot {
@@ -97,8 +98,8 @@ impl ClientSlot {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        if let Some((table, ip)) = self.held.take()
-            && let Some(e) = lock(&table).get_mut(&ip)
+        if let Some(held) = self.held.take()
+            && let Some(e) = lock(&held.0).get_mut(&held.1)
         {
             e.open = e.open.saturating_sub(1);
         }
@@ -147,7 +148,7 @@ impl PerIpTable {
             verdict
         };
         match verdict {
-            Ok(()) => Ok(ClientSlot { held: max_conns.map(|_| (Arc::clone(&self.entries), ip)) }),
+            Ok(()) => Ok(ClientSlot { held: max_conns.map(|_| Box::new((Arc::clone(&self.entries), ip))) }),
             Err(why) => Err(self.refuse(ip, why)),
         }
     }

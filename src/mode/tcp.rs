@@ -24,6 +24,7 @@ use crate::policy::PickKey;
 use crate::proxy_protocol;
 use crate::sessions::{End, Summary, log_end, next_id};
 use crate::splice::SpliceMode;
+use crate::stamp::Stamp;
 
 /// Reads one session may do per turn (16 x 64 KiB = 1 MiB by default).
 const READ_BUDGET: u32 = 16;
@@ -114,16 +115,17 @@ impl TcpMode {
                     s.phase = Phase::Proxying;
                     let b = &mut ctx.backends[s.backend_idx];
                     b.stats.total += 1;
-                    b.stats.connect_time.record(ctx.now.saturating_duration_since(since));
+                    let took = since.elapsed_to(ctx.now);
+                    b.stats.connect_time.record(took);
                     b.note_connect_success();
-                    debug!("s={}: connected to {} in {:?}", s.id, b.addr, ctx.now - since);
+                    debug!("s={}: connected to {} in {took:?}", s.id, b.addr);
                 }
             }
         }
         let mut moved = Moved::default();
         let step = s.step(ctx.pool, ctx.pipes, READ_BUDGET, &mut moved);
         if moved.up + moved.down > 0 {
-            s.last_active = ctx.now;
+            s.last_active = Stamp::at(ctx.now);
             let st = &mut ctx.backends[s.backend_idx].stats;
             st.bytes_up += moved.up;
             st.bytes_down += moved.down;
@@ -134,7 +136,7 @@ impl TcpMode {
             if moved.down > 0
                 && let Some(t) = s.awaiting_first_byte.take()
             {
-                ctx.policy.observe(s.backend_idx, ctx.now.saturating_duration_since(t), ctx.now);
+                ctx.policy.observe(s.backend_idx, t.elapsed_to(ctx.now), ctx.now);
             }
         }
         if s.first_fin.is_none() {
@@ -164,12 +166,14 @@ impl TcpMode {
         let failed = s.backend_idx;
         let b = &mut ctx.backends[failed];
         b.note_connect_failure(ctx.now, &format_args!("{err} (client {}, s={})", s.client_addr, s.id));
-        s.tried.push(failed);
+        let tried = s.tried.get_or_insert_with(Box::default);
+        tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
-        let (idx, mut backend) = match open_backend(ctx, s.client_addr.ip(), &mut s.tried) {
+        let (idx, mut backend) = match open_backend(ctx, s.client_addr.ip(), tried) {
             Ok(pair) => pair,
             Err(NoBackend::NoneLeft) => {
-                warn!("s={}: no backend accepted client {} ({} tried): closing it", s.id, s.client_addr, s.tried.len());
+                let tried = s.tried.as_ref().map_or(0, |t| t.len());
+                warn!("s={}: no backend accepted client {} ({tried} tried): closing it", s.id, s.client_addr);
                 self.end_session(key, false, End::NoBackend, ctx);
                 return;
             }
@@ -195,8 +199,9 @@ impl TcpMode {
         s.backend = backend;
         s.backend_idx = idx;
         s.backend_ready = Ready::default();
-        s.phase = Phase::Connecting { since: ctx.now, attempt };
-        s.awaiting_first_byte = Some(ctx.now);
+        let now = Stamp::at(ctx.now);
+        s.phase = Phase::Connecting { since: now, attempt };
+        s.awaiting_first_byte = Some(now);
     }
 
     /// Close session `key` (`abort`: with a reset) and log its end line.
@@ -210,7 +215,7 @@ impl TcpMode {
                 backend: (s.phase == Phase::Proxying)
                     .then(|| ctx.backends.get(s.backend_idx).map(|b| b.addr))
                     .flatten(),
-                duration: ctx.now.saturating_duration_since(s.started),
+                duration: s.started.elapsed_to(ctx.now),
                 bytes_in: s.bytes_up,
                 bytes_out: s.bytes_down,
                 requests: None,
@@ -255,6 +260,7 @@ impl Mode for TcpMode {
             return;
         }
         let attempt = self.arm_connect(key, ctx);
+        let now = Stamp::at(ctx.now);
         self.sessions.insert(Session {
             client,
             client_addr,
@@ -264,14 +270,14 @@ impl Mode for TcpMode {
             backend_idx: idx,
             claim: ctx.backends[idx].claim(),
             slot,
-            phase: Phase::Connecting { since: ctx.now, attempt },
+            phase: Phase::Connecting { since: now, attempt },
             up: Pipe::between_sockets(self.splice),
             down: Pipe::between_sockets(self.splice),
-            tried,
-            last_active: ctx.now,
-            awaiting_first_byte: Some(ctx.now),
+            tried: (!tried.is_empty()).then(|| Box::new(tried)),
+            last_active: now,
+            awaiting_first_byte: Some(now),
             id,
-            started: ctx.now,
+            started: now,
             bytes_up: 0,
             bytes_down: 0,
             first_fin: None,
@@ -323,7 +329,7 @@ impl Mode for TcpMode {
             && now >= at
         {
             let expired: Vec<usize> =
-                self.sessions.iter().filter(|(_, s)| now - s.last_active >= idle).map(|(k, _)| k).collect();
+                self.sessions.iter().filter(|(_, s)| s.last_active.elapsed_to(now) >= idle).map(|(k, _)| k).collect();
             for k in expired {
                 debug!("s={}: idle for {idle:?}, closing", self.sessions[k].id);
                 self.end_session(k, false, End::Timeout, ctx);

@@ -85,6 +85,11 @@ impl Timers {
         if self.heap.len() > 2 * live + SLACK {
             self.heap.retain(|Reverse(d)| waited_for(d));
         }
+        // A burst of connects leaves a heap sized for it; once its deadlines
+        // are gone, give the memory back instead of holding it for good.
+        if self.heap.capacity() > 4 * self.heap.len() + SLACK {
+            self.heap.shrink_to(2 * self.heap.len() + SLACK);
+        }
     }
 }
 
@@ -108,5 +113,6 @@ mod tests {
         }
         t.compact(10, |d| d.key < 5);
         assert_eq!(t.len(), 5);
+        assert!(t.heap.capacity() <= 2 * 5 + SLACK, "capacity {} kept after the burst", t.heap.capacity());
     }
 }
