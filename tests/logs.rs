@@ -189,13 +189,20 @@ fn access_log_formats_each_parse() {
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{csv}");
     let first: Vec<&str> = rows[0].split(',').collect();
-    assert_eq!(first.len(), 10, "{csv}");
+    assert_eq!(first.len(), 13, "{csv}");
     assert_eq!((first[2], first[3], first[5]), ("GET", "/", "200"), "{csv}");
     assert_eq!(first[4], backend.to_string(), "{csv}");
-    assert!(is_iso(first[9]), "ISO time last: {csv}");
+    assert!(is_iso(first[9]), "ISO time after the older columns: {csv}");
+    let us = |f: &str| f.parse::<u64>().unwrap_or_else(|_| panic!("not microseconds: {f:?} in {csv}"));
+    let [latency, wait, deliver, total] = [first[7], first[10], first[11], first[12]].map(us);
+    // The spans add up to the whole (each is cut to whole microseconds).
+    let sum = wait + latency + deliver;
+    assert!(sum <= total && total <= sum + 3, "wait {wait} + latency {latency} + deliver {deliver} vs total {total}");
     // The path with a comma is quoted; the other columns stay in place.
     assert!(rows[1].contains(",\"/a,b%22c\","), "{csv}");
-    assert!(is_iso(rows[1].rsplit(',').next().unwrap()), "{csv}");
+    let last: Vec<&str> = rows[1].rsplitn(4, ',').collect();
+    assert!(is_iso(last[3].rsplit(',').next().unwrap()), "{csv}");
+    assert!(last[..3].iter().all(|f| f.parse::<u64>().is_ok()), "{csv}");
 
     let (combined, _) = access_log_text("combined");
     let rows: Vec<&str> = combined.lines().collect();
@@ -222,7 +229,33 @@ fn access_log_formats_each_parse() {
     assert_eq!(rows[1]["path"], "/a,b%22c");
     assert_eq!(rows[0]["backend"], backend.to_string());
     assert!(rows[0]["latency_us"].as_u64().is_some() && rows[0]["reused"].is_boolean(), "{json}");
+    let span = |k: &str| rows[0][k].as_u64().unwrap_or_else(|| panic!("no {k}: {json}"));
+    let sum = span("wait_us") + span("latency_us") + span("deliver_us");
+    assert!(sum <= span("total_us") && span("total_us") <= sum + 3, "{json}");
     assert!(rows.iter().all(|r| r["time"].as_str().is_some_and(is_iso)), "{json}");
+}
+
+#[test]
+fn an_answer_the_proxy_gave_itself_has_no_spans() {
+    // No backend listens: the proxy answers 502 itself, so there is no
+    // backend time to split and the span columns stay empty (JSON: absent).
+    let dir = temp_dir("spans");
+    for format in ["csv", "json"] {
+        let path = dir.join(format!("access.{format}"));
+        let args = ["--mode", "http", "--access-log", path.to_str().unwrap(), "--access-log-format", format];
+        let lb = start("info", &[&args[..], &["--max-fails", "0", "--backend", &dead_addr().to_string()]].concat());
+        assert_eq!(Conn::open(lb.addr).get("/").status, 502);
+        stop(lb);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let row = text.lines().last().unwrap();
+        if format == "csv" {
+            assert!(row.split(',').nth(5) == Some("502") && row.ends_with(",,,"), "{text}");
+        } else {
+            let v: serde_json::Value = serde_json::from_str(row).unwrap();
+            assert!(v["status"] == 502 && v.get("wait_us").is_none() && v.get("total_us").is_none(), "{text}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

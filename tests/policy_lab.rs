@@ -166,14 +166,15 @@ fn shadows_never_change_the_real_pick_nor_add_io() {
     // No probe ran for the fastest_ranked shadow: it must not add I/O.
     assert!(!with.proxy_log.iter().any(|l| l.contains("probe of backend")), "a shadow ran probes");
     let header = with.log.lines().next().unwrap();
-    assert!(header.ends_with(",time,shadow_fastest_ranked,shadow_maglev,shadow_least_requests,explain"), "{header}");
+    let shadows_after = ",time,wait_us,deliver_us,total_us,shadow_fastest_ranked,shadow_maglev,shadow_least_requests";
+    assert!(header.ends_with(&format!("{shadows_after},explain")), "{header}");
     for line in with.log.lines().skip(1) {
-        let cols: Vec<&str> = line.splitn(14, ',').collect();
-        assert_eq!(cols.len(), 14, "{line}");
-        for shadow in &cols[10..13] {
+        let cols: Vec<&str> = line.splitn(17, ',').collect();
+        assert_eq!(cols.len(), 17, "{line}");
+        for shadow in &cols[13..16] {
             assert!(shadow.starts_with("127.0.0.1:"), "a shadow's pick in every line: {line}");
         }
-        let explained = cols[13].trim_matches('"');
+        let explained = cols[16].trim_matches('"');
         assert!(explained.contains(&format!("*{}(", cols[4])), "the explanation marks the real pick: {line}");
     }
 }

@@ -252,9 +252,10 @@ pub struct Args {
     pub access_log: Option<PathBuf>,
 
     /// Access log lines: `csv` (a header, then the columns
-    /// timestamp,client,method,path,backend,status,bytes,latency_us,reused,time),
-    /// `combined` (nginx's and Apache's, time in UTC) or `json` (one object per
-    /// line). `time` is ISO-8601 UTC.
+    /// timestamp,client,method,path,backend,status,bytes,latency_us,reused,time,
+    /// wait_us,deliver_us,total_us), `combined` (nginx's and Apache's, time in
+    /// UTC) or `json` (one object per line). `time` is ISO-8601 UTC; the `_us`
+    /// spans split a request's time: waiting for the backend, its answer, delivery.
     #[arg(long, default_value = FRONTEND.access_log_format.name(), value_parser = parse_access_log_format)]
     pub access_log_format: AccessLogFormat,
 

@@ -19,9 +19,11 @@ use super::head::RequestHead;
 use crate::logfmt::{clf_time, iso8601, json_string};
 use crate::policy::{PickNote, PolicyKind};
 
-/// The CSV access log's first line. `time` (ISO-8601 UTC) came after the
-/// others, so that readers of the older columns by position keep working.
-pub const ACCESS_LOG_HEADER: &str = "timestamp,client,method,path,backend,status,bytes,latency_us,reused,time";
+/// The CSV access log's first line. `time` (ISO-8601 UTC) and the spans
+/// came after the others, so that readers of the older columns by position
+/// keep working.
+pub const ACCESS_LOG_HEADER: &str =
+    "timestamp,client,method,path,backend,status,bytes,latency_us,reused,time,wait_us,deliver_us,total_us";
 
 /// How access log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,8 +110,25 @@ pub struct Entry<'a> {
     pub bytes: u64,
     pub latency: Option<Duration>,
     pub reused: bool,
+    /// Where a completed exchange's time went (`None` for an answer the
+    /// proxy gave itself or an exchange cut short).
+    pub spans: Option<Spans>,
     /// The shadows' choices and the explanation of the pick ([`NO_PICK`] when none was made).
     pub note: &'a PickNote,
+}
+
+/// Where one exchange's time went, by the reactor's clock (read once per
+/// event-loop turn), as HAProxy's `Tw`/`Tr`/`Td`/`Tt` timers split it:
+/// `wait` from the request head read to the head written to the backend
+/// (the pick, a connect or a pooled connection, the writing), then
+/// `latency` (written to response head read, a body upload included), then `deliver` (the
+/// response head read to its last byte handed to the client's socket).
+/// `total` is from the head read to the end: the sum, retries included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spans {
+    pub wait: Duration,
+    pub deliver: Duration,
+    pub total: Duration,
 }
 
 /// The note of a request that no policy was asked about.
@@ -181,6 +200,10 @@ fn write_csv(out: &mut impl Write, e: &Entry, now: SystemTime, extra: &Extra) ->
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let backend = e.backend.map(|b| b.to_string()).unwrap_or_default();
     let latency = e.latency.map(|d| d.as_micros().to_string()).unwrap_or_default();
+    let spans = e.spans.map_or_else(
+        || ",,".to_string(),
+        |s| format!("{},{},{}", s.wait.as_micros(), s.deliver.as_micros(), s.total.as_micros()),
+    );
     let mut tail = String::new();
     for k in 0..extra.shadows.len() {
         tail.push(',');
@@ -194,7 +217,7 @@ fn write_csv(out: &mut impl Write, e: &Entry, now: SystemTime, extra: &Extra) ->
     }
     writeln!(
         out,
-        "{}.{:06},{},{},{},{},{},{},{},{},{}{tail}",
+        "{}.{:06},{},{},{},{},{},{},{},{},{},{spans}{tail}",
         ts.as_secs(),
         ts.subsec_micros(),
         e.client.ip(),
@@ -229,6 +252,10 @@ fn write_json(out: &mut impl Write, e: &Entry, now: SystemTime, extra: &Extra) -
     let backend = e.backend.map_or_else(|| "null".to_string(), |b| json_string(&b.to_string()));
     let latency = e.latency.map_or_else(|| "null".to_string(), |d| d.as_micros().to_string());
     let mut tail = String::new();
+    if let Some(s) = e.spans {
+        let (w, d, t) = (s.wait.as_micros(), s.deliver.as_micros(), s.total.as_micros());
+        tail.push_str(&format!(",\"wait_us\":{w},\"deliver_us\":{d},\"total_us\":{t}"));
+    }
     if !extra.shadows.is_empty() {
         let picks: Vec<String> = (extra.shadows.iter().enumerate())
             .map(|(k, name)| {

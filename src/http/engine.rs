@@ -563,7 +563,17 @@ impl HttpEngine {
             c.phase = if close { ClientPhase::Closing } else { ClientPhase::Head };
             let client = c.addr;
             let (backend, note) = (None, &NO_PICK);
-            let entry = Entry { client, head: &h, backend, status: 429, bytes: 0, latency: None, reused: false, note };
+            let entry = Entry {
+                client,
+                head: &h,
+                backend,
+                status: 429,
+                bytes: 0,
+                latency: None,
+                reused: false,
+                spans: None,
+                note,
+            };
             self.log_access(&entry);
             return;
         }
@@ -582,8 +592,17 @@ impl HttpEngine {
                     let client = c.addr;
                     let backend = Some(ctx.backends[i].addr);
                     let note = &ctx.policy.last_note().clone();
-                    let entry =
-                        Entry { client, head: &h, backend, status: code, bytes: 0, latency: None, reused: false, note };
+                    let entry = Entry {
+                        client,
+                        head: &h,
+                        backend,
+                        status: code,
+                        bytes: 0,
+                        latency: None,
+                        reused: false,
+                        spans: None,
+                        note,
+                    };
                     self.log_access(&entry);
                 }
                 None => head::error_response(503, close, &mut c.wbuf),
@@ -614,6 +633,7 @@ impl HttpEngine {
                 bytes: 0,
                 latency: None,
                 reused: false,
+                spans: None,
                 note,
             });
             return;
@@ -642,6 +662,7 @@ impl HttpEngine {
             head_sent: false,
             body_sent: 0,
             resp: None,
+            begun: ctx.now,
             sent_at: None,
             first_byte: None,
             resp_bytes: 0,

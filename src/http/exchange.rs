@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use mio::net::TcpStream;
 
-use super::access_log::{CLIENT_CLOSED, Entry};
+use super::access_log::{CLIENT_CLOSED, Entry, Spans};
 use super::engine::{BackendConnMode, ClientPhase, ConnPhase, Ctx, HttpEngine, read_some, write_some};
 use super::framing::BodyFraming;
 use super::head::{self, RequestHead};
@@ -30,6 +30,8 @@ pub(super) struct Exchange {
     /// Request body bytes written so far (a retry is only safe before any).
     pub body_sent: u64,
     pub resp: Option<Resp>,
+    /// The request head read (the exchange began).
+    pub begun: Instant,
     pub sent_at: Option<Instant>,
     pub first_byte: Option<Instant>,
     pub resp_bytes: u64,
@@ -52,6 +54,16 @@ impl Exchange {
     fn may_retry(&self, backends: &[Backend]) -> bool {
         let safe = self.head.is_idempotent() && self.body_sent == 0 && self.req_body.is_done() && !self.head.upgrade;
         safe && (0..backends.len()).any(|i| i != self.backend && !self.tried.contains(&i) && backends[i].accepts_new())
+    }
+
+    /// Where the time of an exchange that ends `now` went, for the access log.
+    fn spans(&self, now: Instant) -> Option<Spans> {
+        let (sent, first) = (self.sent_at?, self.first_byte?);
+        Some(Spans {
+            wait: sent.saturating_duration_since(self.begun),
+            deliver: now.saturating_duration_since(first),
+            total: now.saturating_duration_since(self.begun),
+        })
     }
 
     /// The backend's response time (request head written to response head
@@ -398,7 +410,8 @@ impl HttpEngine {
         let client = c.addr;
         let backend = (ex.conn != usize::MAX).then(|| ctx.backends[ex.backend].addr);
         let (reused, note) = (ex.reused, &ex.note);
-        let entry = Entry { client, head: &ex.head, backend, status, bytes: 0, latency: None, reused, note };
+        let entry =
+            Entry { client, head: &ex.head, backend, status, bytes: 0, latency: None, reused, spans: None, note };
         self.log_access(&entry);
     }
 
@@ -411,7 +424,8 @@ impl HttpEngine {
             let backend = Some(ctx.backends[ex.backend].addr);
             let (bytes, reused) = (ex.resp_bytes, ex.reused);
             let (status, note) = (CLIENT_CLOSED, &ex.note);
-            let entry = Entry { client: c.addr, head: &ex.head, backend, status, bytes, latency: None, reused, note };
+            let (latency, spans) = (None, None);
+            let entry = Entry { client: c.addr, head: &ex.head, backend, status, bytes, latency, reused, spans, note };
             if let Some(log) = self.access_log.as_mut() {
                 log.write(&entry);
             }
@@ -444,8 +458,10 @@ impl HttpEngine {
             self.close_conn(ex.conn);
         }
         let latency = ex.observe_latency(ctx);
+        let spans = ex.spans(ctx.now);
         let backend = Some(ctx.backends[ex.backend].addr);
         let (status, bytes, reused) = (resp.status, ex.resp_bytes, ex.reused);
-        self.log_access(&Entry { client, head: &ex.head, backend, status, bytes, latency, reused, note: &ex.note });
+        let note = &ex.note;
+        self.log_access(&Entry { client, head: &ex.head, backend, status, bytes, latency, reused, spans, note });
     }
 }

@@ -67,7 +67,8 @@ impl HttpEngine {
         let backend = ctx.backends[ex.backend].addr;
         debug!("s={id}: client {client}: switched protocols with {backend}; tunnelling");
         let (backend, reused, note) = (Some(backend), ex.reused, &ex.note);
-        let entry = Entry { client, head: &ex.head, backend, status: 101, bytes: 0, latency, reused, note };
+        let entry =
+            Entry { client, head: &ex.head, backend, status: 101, bytes: 0, latency, reused, spans: None, note };
         self.log_access(&entry);
     }
 
