@@ -2,15 +2,15 @@
 
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use log::{info, warn};
 
 use crate::health::{HealthState, Transition};
-use crate::outlier::Outlier;
+use crate::outlier::Ejection;
 use crate::slow_start::Ramp;
 use crate::stats::{StatusCounts, TimeHistogram};
 
@@ -43,7 +43,10 @@ pub struct BackendStats {
 }
 
 impl BackendStats {
-    /// Sum of two workers' counts (health transitions are the main reactor's alone).
+    /// Sum of two workers' counts. A health transition is counted by the
+    /// one copy that made it (checks run in the main reactor; failure
+    /// marking is shared, and the worker whose failure marked it down
+    /// counts that), so the sum counts each once.
     pub fn add(&mut self, o: &BackendStats) {
         self.total += o.total;
         self.bytes_up += o.bytes_up;
@@ -54,6 +57,8 @@ impl BackendStats {
         self.responses.add_all(&o.responses);
         self.response_time.add_all(&o.response_time);
         self.connect_time.add_all(&o.connect_time);
+        self.went_down += o.went_down;
+        self.went_up += o.went_up;
     }
 }
 
@@ -69,6 +74,63 @@ impl Drop for Claim {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Passive failure marking's state, one per backend, shared by every
+/// worker thread's copy of it: failed connects add up whichever worker saw
+/// them, and a backend marked down is down for all of them.
+#[derive(Debug, Default)]
+struct Marks {
+    /// Failed connects in a row, in all workers.
+    consecutive: AtomicU32,
+    /// Whether `down` holds a time: read without the lock on every pick.
+    is_down: AtomicBool,
+    down: Mutex<Down>,
+}
+
+#[derive(Debug, Default)]
+struct Down {
+    until: Option<Instant>,
+    /// Why it was marked down last (kept after it comes back).
+    reason: Option<String>,
+}
+
+impl Marks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Down> {
+        self.down.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Mark it down until `until`; false when it already was (by another worker).
+    fn mark_down(&self, until: Instant, reason: String) -> bool {
+        let mut d = self.lock();
+        if d.until.is_some() {
+            return false;
+        }
+        *d = Down { until: Some(until), reason: Some(reason) };
+        self.is_down.store(true, Ordering::Release);
+        true
+    }
+
+    /// Back up if its time is over, with `fails` failures in a row counted.
+    fn revive_if_due(&self, now: Instant, fails: u32) -> bool {
+        let mut d = self.lock();
+        if d.until.is_none_or(|t| now < t) {
+            return false;
+        }
+        d.until = None;
+        self.consecutive.store(fails, Ordering::Relaxed);
+        self.is_down.store(false, Ordering::Release);
+        true
+    }
+}
+
+/// What every worker thread's copy of one backend shares: the in-use
+/// count, failure marking and ejection (one of each per backend).
+#[derive(Debug, Clone)]
+pub struct SharedState {
+    active: Arc<AtomicU64>,
+    marks: Arc<Marks>,
+    outlier: Ejection,
 }
 
 /// Passive failure marking, as nginx's `max_fails`/`fail_timeout`: after
@@ -124,14 +186,14 @@ pub struct Backend {
     pub health: HealthState,
     thresholds: Option<(u32, u32)>,
     fail_policy: FailPolicy,
-    consecutive_fails: u32,
-    down_until: Option<Instant>,
+    /// Failure marking (shared by every worker's copy).
+    marks: Arc<Marks>,
     /// Backend response times in microseconds (HTTP mode), made on first use.
     latency: Option<Histogram<u64>>,
     /// Slow start after joining or coming back up.
     pub ramp: Ramp,
-    /// Outlier ejection (HTTP mode).
-    pub outlier: Outlier,
+    /// Outlier ejection (HTTP mode; shared by every worker's copy).
+    pub outlier: Ejection,
 }
 
 impl Backend {
@@ -151,11 +213,10 @@ impl Backend {
             health: HealthState::default(),
             thresholds: None,
             fail_policy,
-            consecutive_fails: 0,
-            down_until: None,
+            marks: Arc::default(),
             latency: None,
             ramp: Ramp::default(),
-            outlier: Outlier::default(),
+            outlier: Ejection::default(),
         }
     }
 
@@ -170,20 +231,26 @@ impl Backend {
         Claim(Arc::clone(&self.active))
     }
 
-    /// The shared in-use count, for a worker's copy of this backend.
-    pub fn active_counter(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.active)
+    /// What a worker's copy of this backend shares with it.
+    pub fn shared(&self) -> SharedState {
+        SharedState { active: Arc::clone(&self.active), marks: Arc::clone(&self.marks), outlier: self.outlier.clone() }
     }
 
-    /// A worker's copy counts into the main reactor's counter. Only before
-    /// the copy holds claims (it starts with none), or when the slot is
-    /// taken by another backend.
-    pub fn count_into(&mut self, active: Arc<AtomicU64>) {
-        self.active = active;
+    /// A worker's copy counts into, marks down and ejects through the main
+    /// reactor's state (nothing when it already does). Only before the copy
+    /// holds claims (it starts with none), or when the slot is taken by
+    /// another backend.
+    pub fn share(&mut self, s: SharedState) {
+        if !(Arc::ptr_eq(&self.active, &s.active)
+            && Arc::ptr_eq(&self.marks, &s.marks)
+            && self.outlier.same(&s.outlier))
+        {
+            (self.active, self.marks, self.outlier) = (s.active, s.marks, s.outlier);
+        }
     }
 
-    /// A worker follows the main reactor's verdict on health (checks and
-    /// failure marking run there); its own failure marking stays on top.
+    /// A worker follows the main reactor's verdict on health checks
+    /// (failure marking and ejection are shared, not followed).
     pub fn follow_health(&mut self, up: bool) {
         if self.health.is_up() != up {
             self.health = if up { HealthState::default() } else { HealthState::starting_down() };
@@ -260,7 +327,7 @@ impl Backend {
 
     /// Up as far as health and failure marking know (admin state aside).
     pub fn is_up(&self) -> bool {
-        self.health.is_up() && self.down_until.is_none()
+        self.health.is_up() && !self.marks.is_down.load(Ordering::Acquire)
     }
 
     /// One word for listings: up, ejected, down, draining, disabled.
@@ -273,8 +340,19 @@ impl Backend {
         }
     }
 
+    /// Marked down by failure marking until then.
     pub fn down_until(&self) -> Option<Instant> {
-        self.down_until
+        self.marks.lock().until
+    }
+
+    /// Why failure marking took it out last (kept after it comes back).
+    pub fn down_reason(&self) -> Option<String> {
+        self.marks.lock().reason.clone()
+    }
+
+    /// Failed connects in a row (every worker's), toward `--max-fails`.
+    pub fn consecutive_fails(&self) -> u32 {
+        self.marks.consecutive.load(Ordering::Relaxed)
     }
 
     /// A connect to this backend failed (refused, timed out, ...). With
@@ -292,22 +370,23 @@ impl Backend {
             }
             return;
         }
-        self.consecutive_fails += 1;
+        let fails = self.marks.consecutive.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         let fp = self.fail_policy;
-        if fp.max_fails > 0 && self.consecutive_fails >= fp.max_fails && self.down_until.is_none() {
-            self.down_until = Some(now + fp.fail_timeout);
+        // The one copy whose failure marks it down counts the transition.
+        if fp.max_fails > 0 && fails >= fp.max_fails && self.marks.mark_down(now + fp.fail_timeout, why.to_string()) {
             self.stats.went_down += 1;
-            warn!(
-                "backend {} DOWN: {why} ({}/{}); retried in {:?}",
-                self.addr, self.consecutive_fails, fp.max_fails, fp.fail_timeout
-            );
+            warn!("backend {} DOWN: {why} ({fails}/{}); retried in {:?}", self.addr, fp.max_fails, fp.fail_timeout);
         } else {
-            warn!("backend {} connect failed: {why} ({}/{})", self.addr, self.consecutive_fails, fp.max_fails);
+            warn!("backend {} connect failed: {why} ({fails}/{})", self.addr, fp.max_fails);
         }
     }
 
     pub fn note_connect_success(&mut self) {
-        self.consecutive_fails = 0;
+        // Read first: most connects succeed, and a store would take the
+        // counter's cache line from every other worker each time.
+        if self.marks.consecutive.load(Ordering::Relaxed) != 0 {
+            self.marks.consecutive.store(0, Ordering::Relaxed);
+        }
     }
 
     /// The result of one active check.
@@ -327,12 +406,12 @@ impl Backend {
         }
     }
 
-    /// Put a down backend back in rotation once its fail timeout is over.
+    /// Put a down backend back in rotation once its fail timeout is over
+    /// (the main reactor's tick: it happens once for every worker).
     pub fn revive_if_due(&mut self, now: Instant) {
-        if self.down_until.is_some_and(|t| now >= t) {
-            self.down_until = None;
-            // One more failure takes it out again at once.
-            self.consecutive_fails = self.fail_policy.max_fails.saturating_sub(1);
+        // One more failure takes it out again at once.
+        let fails = self.fail_policy.max_fails.saturating_sub(1);
+        if self.marks.is_down.load(Ordering::Acquire) && self.marks.revive_if_due(now, fails) {
             self.stats.went_up += 1;
             self.ramp.start(now);
             info!("backend {} back in rotation after {:?}", self.addr, self.fail_policy.fail_timeout);
@@ -404,6 +483,32 @@ mod tests {
         p.note_connect_failure(t0, &"refused");
         p.revive_if_due(t0 + Duration::from_secs(1));
         assert_eq!((p.stats.went_down, p.stats.went_up), (1, 1));
+    }
+
+    #[test]
+    fn copies_sharing_a_backend_mark_it_down_once_and_bring_it_back_once() {
+        let fp = FailPolicy { max_fails: 3, fail_timeout: Duration::from_secs(10) };
+        let addr = "127.0.0.1:8003".parse().unwrap();
+        let mut main = Backend::with_fail_policy(addr, fp);
+        let mut worker = Backend::with_fail_policy(addr, fp);
+        worker.share(main.shared());
+        let t0 = Instant::now();
+        main.note_connect_failure(t0, &"refused");
+        worker.note_connect_failure(t0, &"refused");
+        assert!(main.accepts_new() && worker.accepts_new());
+        worker.note_connect_failure(t0, &"refused");
+        assert!(!main.accepts_new() && !worker.accepts_new(), "3 failures in all, 2 + 1");
+        assert_eq!(main.down_reason().as_deref(), Some("refused"));
+        main.note_connect_failure(t0, &"refused");
+        main.revive_if_due(t0 + Duration::from_secs(10));
+        worker.revive_if_due(t0 + Duration::from_secs(10));
+        assert!(worker.accepts_new());
+        let mut sum = main.stats.clone();
+        sum.add(&worker.stats);
+        assert_eq!((sum.went_down, sum.went_up, sum.connect_failures), (1, 1, 4), "each transition counted once");
+        // A success in one copy resets the count of both.
+        worker.note_connect_success();
+        assert_eq!(main.consecutive_fails(), 0);
     }
 
     #[test]

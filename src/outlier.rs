@@ -9,7 +9,14 @@
 //! This is passive, from live traffic, unlike health checks: it catches a
 //! backend that accepts connections and answers its health path but fails
 //! real requests.
+//!
+//! With `--workers N` the state is one per backend ([`Ejection`]), shared
+//! by every worker thread's copy: failures add up whichever worker saw
+//! them, an ejection keeps every worker off the backend, and the cap holds
+//! for the whole pool.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -89,6 +96,12 @@ impl Outlier {
     /// ejected now (the `max_percent` cap)? Returns true when this one was
     /// ejected by it.
     pub fn record(&mut self, outcome: Outcome, now: Instant, room: bool) -> bool {
+        self.count(outcome) && self.eject(now, room)
+    }
+
+    /// Count one outcome; true when it is the `after`-th failure in a row
+    /// (the count starts over): an ejection is due, if the pool has room.
+    pub fn count(&mut self, outcome: Outcome) -> bool {
         let why = match outcome {
             Outcome::Success => {
                 self.consecutive = 0;
@@ -105,6 +118,16 @@ impl Outlier {
             return false;
         }
         self.consecutive = 0;
+        true
+    }
+
+    /// Eject it now (an ejection was due) if `room`, else count the
+    /// hold-back. Returns true when it was ejected.
+    pub fn eject(&mut self, now: Instant, room: bool) -> bool {
+        // Another worker's failures may have ejected it meanwhile.
+        if self.is_ejected() {
+            return false;
+        }
         if !room {
             self.capped += 1;
             return false;
@@ -134,6 +157,61 @@ impl Outlier {
     }
 }
 
+/// One backend's ejection state, shared by every worker thread's copy of
+/// the backend (a clone shares it, as the in-use count).
+#[derive(Debug, Clone, Default)]
+pub struct Ejection(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Whether `state` says ejected: read without the lock on every pick.
+    ejected: AtomicBool,
+    /// `policy.after > 0`: when off, outcomes are not even counted.
+    on: AtomicBool,
+    state: Mutex<Outlier>,
+}
+
+impl Ejection {
+    pub fn new(policy: EjectPolicy) -> Ejection {
+        let e = Ejection::default();
+        e.set_policy(policy);
+        e
+    }
+
+    /// New settings (a reload); an ejection under way keeps its length.
+    pub fn set_policy(&self, policy: EjectPolicy) {
+        self.update(|o| o.policy = policy);
+    }
+
+    pub fn is_ejected(&self) -> bool {
+        self.0.ejected.load(Ordering::Acquire)
+    }
+
+    /// The state as it is now (for `/stats` and `/metrics`); hold it briefly.
+    pub fn lock(&self) -> MutexGuard<'_, Outlier> {
+        self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Is this the same state as `other`'s (one backend)?
+    pub fn same(&self, other: &Ejection) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Change the state under its lock, keeping the lock-free flags in step.
+    fn update<R>(&self, f: impl FnOnce(&mut Outlier) -> R) -> R {
+        let mut o = self.lock();
+        let r = f(&mut o);
+        self.0.ejected.store(o.is_ejected(), Ordering::Release);
+        self.0.on.store(o.policy.after > 0, Ordering::Relaxed);
+        r
+    }
+}
+
+/// Ejection decisions, one at a time in the process: checking the cap and
+/// ejecting are one step even when two workers' copies of a pool decide at
+/// once (ejections are rare, so one lock costs nothing).
+static DECIDING: Mutex<()> = Mutex::new(());
+
 /// May one more of `backends` be ejected under `max_percent`?
 fn room(backends: &[Backend], max_percent: u32) -> bool {
     let listed = backends.iter().filter(|b| !b.removed && !b.removing).count();
@@ -143,32 +221,40 @@ fn room(backends: &[Backend], max_percent: u32) -> bool {
 
 /// Count `outcome` for backend `i` of a pool, ejecting it when it is due
 /// and the pool has room.
-pub fn record(backends: &mut [Backend], i: usize, outcome: Outcome, now: Instant) {
+pub fn record(backends: &[Backend], i: usize, outcome: Outcome, now: Instant) {
     let Some(b) = backends.get(i) else { return };
-    if b.outlier.policy.after == 0 {
+    if !b.outlier.0.on.load(Ordering::Relaxed) || !b.outlier.update(|o| o.count(outcome)) {
         return;
     }
-    let room = room(backends, b.outlier.policy.max_percent);
-    let b = &mut backends[i];
-    let capped = b.outlier.capped;
-    if b.outlier.record(outcome, now, room) {
-        let o = &b.outlier;
-        warn!("backend {} EJECTED for {:?}: {}", b.addr, o.last_duration, o.reason.as_deref().unwrap_or(""));
-    } else if b.outlier.capped > capped {
-        warn!(
-            "backend {} not ejected after {} consecutive failures: --eject-max-percent {} reached",
-            b.addr, b.outlier.policy.after, b.outlier.policy.max_percent
-        );
+    // The backend's own lock is not held here: `room` reads every backend.
+    let _one = DECIDING.lock().unwrap_or_else(PoisonError::into_inner);
+    let max_percent = b.outlier.lock().policy.max_percent;
+    let room = room(backends, max_percent);
+    let said = b.outlier.update(|o| {
+        let capped = o.capped;
+        if o.eject(now, room) {
+            Some(format!("EJECTED for {:?}: {}", o.last_duration, o.reason.as_deref().unwrap_or("")))
+        } else {
+            (o.capped > capped).then(|| {
+                format!(
+                    "not ejected after {} consecutive failures: --eject-max-percent {} reached",
+                    o.policy.after, o.policy.max_percent
+                )
+            })
+        }
+    });
+    if let Some(said) = said {
+        warn!("backend {} {said}", b.addr);
     }
 }
 
-/// Ejected backends whose time is over come back (housekeeping tick);
-/// returns the indices that came back.
-pub fn return_due(backends: &mut [Backend], now: Instant) -> Vec<usize> {
+/// Ejected backends whose time is over come back (the main reactor's
+/// housekeeping tick); returns the indices that came back.
+pub fn return_due(backends: &[Backend], now: Instant) -> Vec<usize> {
     let mut back = Vec::new();
-    for (i, b) in backends.iter_mut().enumerate() {
-        if b.outlier.return_if_due(now) {
-            info!("backend {} back from ejection after {:?}", b.addr, b.outlier.last_duration);
+    for (i, b) in backends.iter().enumerate() {
+        if b.outlier.is_ejected() && b.outlier.update(|o| o.return_if_due(now)) {
+            info!("backend {} back from ejection after {:?}", b.addr, b.outlier.lock().last_duration);
             back.push(i);
         }
     }
@@ -241,21 +327,40 @@ mod tests {
         let mut b: Vec<Backend> =
             (0..4).map(|i| Backend::new(std::net::SocketAddr::from(([127, 0, 0, 1], 8001 + i)))).collect();
         for x in b.iter_mut() {
-            x.outlier = Outlier::new(policy);
+            x.outlier = Ejection::new(policy);
         }
         for i in 0..4 {
-            record(&mut b, i, fail(), t0);
+            record(&b, i, fail(), t0);
         }
         let out: Vec<bool> = b.iter().map(|x| x.outlier.is_ejected()).collect();
         assert_eq!(out, [true, true, false, false], "2 of 4 at 50%");
         assert!(!b[0].accepts_new() && b[2].accepts_new());
         assert_eq!(b[0].state_name(), "ejected");
-        assert_eq!(return_due(&mut b, t0 + Duration::from_secs(5)), [0, 1]);
+        assert_eq!(return_due(&b, t0 + Duration::from_secs(5)), [0, 1]);
         assert!(b[0].accepts_new());
+        // A worker's copy of the pool shares the state: the cap counts the
+        // ejections made through either copy, and failures add up.
+        let mut copy: Vec<Backend> = b.iter().map(|x| Backend::new(x.addr)).collect();
+        for (c, x) in copy.iter_mut().zip(&b) {
+            c.share(x.shared());
+        }
+        record(&copy, 2, fail(), t0);
+        record(&b, 3, fail(), t0);
+        record(&copy, 0, fail(), t0);
+        let out: Vec<bool> = b.iter().map(|x| x.outlier.is_ejected()).collect();
+        assert_eq!(out, [false, false, true, true], "2 of 4 at 50%, over both copies");
+        assert_eq!(b[0].outlier.lock().capped, 1);
+        let mut x = vec![Backend::new(b[0].addr)];
+        x[0].outlier = Ejection::new(EjectPolicy { after: 2, ..policy });
+        let mut y = vec![Backend::new(b[0].addr)];
+        y[0].share(x[0].shared());
+        record(&x, 0, fail(), t0);
+        record(&y, 0, fail(), t0);
+        assert_eq!(x[0].outlier.lock().capped, 1, "1 + 1 failures made an ejection due (the cap held it)");
         // One backend alone at 50% is never ejected.
         let mut one = vec![Backend::new("127.0.0.1:9".parse().unwrap())];
-        one[0].outlier = Outlier::new(policy);
-        record(&mut one, 0, fail(), t0);
+        one[0].outlier = Ejection::new(policy);
+        record(&one, 0, fail(), t0);
         assert!(!one[0].outlier.is_ejected());
     }
 }

@@ -131,7 +131,7 @@ const BACKEND_METRICS: [BackendMetric; 12] = [
         "lbproxy_backend_ejections_total",
         "counter",
         "Outlier ejections of the backend: consecutive 5xx answers or failed exchanges (HTTP mode).",
-        |b| b.outlier.ejections,
+        |b| b.outlier.lock().ejections,
     ),
 ];
 

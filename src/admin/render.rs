@@ -77,10 +77,15 @@ pub struct FrontendView {
     pub shadows: Vec<ShareView>,
 }
 
-/// A backend's ramp (while it lasts) and ejection state.
-fn passive_json(b: &Backend, now: Instant) -> (Value, Value) {
+/// A backend's ramp (while it lasts), ejection and failure marking state.
+fn passive_json(b: &Backend, now: Instant) -> (Value, Value, Value) {
     let ramp = b.ramp.clone().ramping(now).then(|| json!({"factor": (b.ramp.factor(now) * 1000.0).round() / 1000.0}));
-    let o = &b.outlier;
+    let marking = json!({
+        "consecutive_failures": b.consecutive_fails(),
+        "down_remaining_ms": b.down_until().map(|t| t.saturating_duration_since(now).as_millis() as u64),
+        "reason": b.down_reason(),
+    });
+    let o = b.outlier.lock();
     let outlier = json!({
         "ejected": o.is_ejected(),
         "remaining_ms": o.remaining(now).map(|d| d.as_millis() as u64),
@@ -90,7 +95,7 @@ fn passive_json(b: &Backend, now: Instant) -> (Value, Value) {
         "consecutive_failures": o.consecutive_failures(),
         "reason": o.reason,
     });
-    (json!(ramp), outlier)
+    (json!(ramp), outlier, marking)
 }
 
 fn backends_json(backends: &[Backend]) -> Vec<Value> {
@@ -101,7 +106,7 @@ fn backends_json(backends: &[Backend]) -> Vec<Value> {
         .map(|b| {
             let s = &b.stats;
             let history: Vec<Value> = b.health.history().map(|(ok, why)| json!({"ok": ok, "reason": why})).collect();
-            let (slow_start, outlier) = passive_json(b, now);
+            let (slow_start, outlier, failure_marking) = passive_json(b, now);
             json!({
                 "address": b.addr.to_string(),
                 "state": b.state_name(),
@@ -117,6 +122,7 @@ fn backends_json(backends: &[Backend]) -> Vec<Value> {
                 "health": {"up": b.health.is_up(), "history": history},
                 "slow_start": slow_start,
                 "outlier": outlier,
+                "failure_marking": failure_marking,
                 "latency_us": b.latency_percentiles().map(|p| json!({"p50": p[0], "p90": p[1], "p99": p[2], "max": p[3]})),
             })
         })

@@ -595,8 +595,11 @@ impl Server {
             }
             self.publish_snapshot(0);
             self.answer_stats_requests(Some(TICK));
-            for p in self.pools.iter_mut() {
-                p.revive_due(now);
+            // Workers share that state: the main reactor brings backends back.
+            if !self.is_worker() {
+                for p in self.pools.iter_mut() {
+                    p.revive_due(now);
+                }
             }
             self.pipes.trim();
             self.dns_tick();

@@ -18,7 +18,7 @@ use crate::admin::{Reply, replicas};
 use crate::backend::{AdminState, Backend, usage_line};
 use crate::checks::Checker;
 use crate::config::{BackendSpec, Config};
-use crate::outlier::{self, Outlier};
+use crate::outlier::{self, Ejection};
 use crate::slow_start::Ramp;
 use crate::spawn::Spawner;
 
@@ -71,7 +71,7 @@ impl DnsState {
 pub(super) fn make_backend(config: &Config, addr: SocketAddr, start_down: bool) -> Backend {
     let mut b = Backend::with_fail_policy(addr, config.fail_policy);
     b.ramp = Ramp::new(config.slow_start);
-    b.outlier = Outlier::new(config.eject);
+    b.outlier = Ejection::new(config.eject);
     match &config.health {
         Some(h) => b.with_health(h.rise, h.fall, start_down),
         None => b,
@@ -299,12 +299,13 @@ impl Pool {
     }
 
     /// Backends whose fail timeout or ejection ended go back in rotation,
-    /// ramping up (housekeeping tick).
+    /// ramping up (the main reactor's housekeeping tick: the state is
+    /// shared, so the return happens once, and workers follow the ramp).
     pub fn revive_due(&mut self, now: Instant) {
         for b in self.backends.iter_mut() {
             b.revive_if_due(now);
         }
-        for i in outlier::return_due(&mut self.backends, now) {
+        for i in outlier::return_due(&self.backends, now) {
             self.backends[i].ramp.start(now);
         }
     }

@@ -268,7 +268,7 @@ fn apply_backend_settings(pool: &mut Pool, config: &Config) {
     for b in pool.backends.iter_mut() {
         // Ramps and ejections under way keep going with the new lengths.
         b.ramp.duration = config.slow_start.filter(|d| !d.is_zero());
-        b.outlier.policy = config.eject;
+        b.outlier.set_policy(config.eject);
     }
 }
 

@@ -11,6 +11,8 @@
 //!   and a worker's copy mirrors them slot for slot;
 //! - the in-use counts that fewest_connections, least_requests and bounded
 //!   loads read: one atomic counter per backend, shared by all copies;
+//! - passive failure marking and outlier ejection: one state per backend,
+//!   shared the same way (the main reactor's tick brings backends back);
 //! - the round-robin position: one atomic per frontend (in `PolicyParams`);
 //! - counters for `/stats` and `/metrics`: each worker publishes a snapshot
 //!   every tick (0.5 s) and at exit; the main reactor adds them up.
@@ -18,7 +20,7 @@
 //! Commands travel by channel with the worker's `mio::Waker`: nothing
 //! blocks either reactor.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -37,8 +39,10 @@ pub struct Member {
     pub admin: AdminState,
     pub removing: bool,
     pub removed: bool,
+    /// The health checks' verdict.
     pub up: bool,
-    pub active: Arc<AtomicU64>,
+    /// The in-use count, failure marking and ejection, shared with the copies.
+    pub shared: crate::backend::SharedState,
     /// Slow start, as the main reactor's copy ramps.
     pub ramp: crate::slow_start::Ramp,
 }
@@ -51,20 +55,21 @@ impl Member {
             admin: b.admin,
             removing: b.removing,
             removed: b.removed,
-            up: b.is_up(),
-            active: b.active_counter(),
+            up: b.health.is_up(),
+            shared: b.shared(),
             ramp: b.ramp.clone(),
         }
     }
 
-    /// What a change of would matter to a worker (the counter never changes for a slot).
+    /// What a change of would matter to a worker (the shared state never
+    /// changes for a slot without its address or `removed` changing).
     fn fingerprint(b: &Backend, h: u64) -> u64 {
         use crate::policy::hash::{hash_addr, mix64};
         let flags = u64::from(b.weight)
             | (b.admin as u64) << 32
             | u64::from(b.removing) << 40
             | u64::from(b.removed) << 41
-            | u64::from(b.is_up()) << 42;
+            | u64::from(b.health.is_up()) << 42;
         let ramp = b.ramp.since().map_or(0, |t| t.saturating_duration_since(origin()).as_nanos() as u64 | 1)
             ^ b.ramp.duration.map_or(0, |d| mix64(d.as_nanos() as u64));
         mix64(h ^ hash_addr(0, b.addr) ^ mix64(flags) ^ mix64(ramp))
@@ -324,9 +329,7 @@ pub fn mirror(
         b.removed = m.removed;
         b.follow_health(m.up);
         b.ramp.follow(&m.ramp);
-        if !Arc::ptr_eq(&b.active_counter(), &m.active) {
-            b.count_into(m.active);
-        }
+        b.share(m.shared);
     }
     gone
 }
