@@ -122,6 +122,7 @@ impl FrontendStats {
         self.responses.add_all(&o.responses);
         self.proxy_responses.add_all(&o.proxy_responses);
         self.retries += o.retries;
+        self.retries_budget_exhausted += o.retries_budget_exhausted;
         self.response_time.add_all(&o.response_time);
     }
 }

@@ -121,6 +121,8 @@ pub struct Config {
     pub access_log_explain: bool,
     pub redirect_code: u16,
     pub retry_budget: crate::http::retry_budget::RetryBudgetConfig,
+    /// The frontend's retry window, shared by its workers' copies.
+    pub retry_window: crate::http::retry_budget::SharedWindow,
     pub splice: crate::splice::SpliceMode,
     pub fail_policy: FailPolicy,
     pub slow_start: Option<Duration>,
@@ -180,6 +182,7 @@ impl Config {
             backend_tls: self.backend_tls.clone(),
             log_sessions: self.log_sessions,
             retry_budget: self.retry_budget,
+            retry_window: self.retry_window.clone(),
         })
     }
 }

@@ -519,6 +519,7 @@ impl ServerConfig {
             access_log_explain: f.access_log_explain,
             redirect_code: f.redirect_code,
             retry_budget: f.retry_budget,
+            retry_window: Default::default(),
             slow_start: p.slow_start,
             eject: p.eject,
             splice: f.splice,

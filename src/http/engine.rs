@@ -78,6 +78,8 @@ pub struct HttpSettings {
     /// `--log-sessions`: session end lines at info (else at debug).
     pub log_sessions: bool,
     pub retry_budget: super::retry_budget::RetryBudgetConfig,
+    /// The frontend's retry window (shared by its workers' engines).
+    pub retry_window: super::retry_budget::SharedWindow,
 }
 
 pub use crate::mode::Ctx;
@@ -228,7 +230,7 @@ impl HttpEngine {
             access_log,
             draining: false,
             out_of_descriptors: false,
-            budget: RetryBudget::new(settings.retry_budget, Instant::now()),
+            budget: RetryBudget::sharing(settings.retry_budget, settings.retry_window.clone()),
             settings,
         }
     }

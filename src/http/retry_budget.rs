@@ -5,7 +5,11 @@
 //! a quiet proxy can still retry. When half the backends fail, unbounded
 //! retries would add half again to their load exactly when they can least
 //! take it; the budget keeps that amplification at its percentage.
+//!
+//! The window is one per frontend ([`SharedWindow`]), shared by every
+//! worker thread's copy of it, so `--workers N` does not multiply the budget.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 /// Seconds of history the budget looks at.
@@ -27,21 +31,14 @@ impl Default for RetryBudgetConfig {
 }
 
 /// Requests and retries per second of the last `WINDOW_SECS` seconds.
-#[derive(Debug, Clone)]
-pub struct RetryBudget {
-    pub config: RetryBudgetConfig,
+#[derive(Debug)]
+struct Window {
     start: Instant,
     /// Per slot (second modulo the window): which second it holds, requests, retries.
     slots: [(u64, u64, u64); WINDOW_SECS as usize],
-    /// Retries refused for want of budget, since start.
-    pub exhausted: u64,
 }
 
-impl RetryBudget {
-    pub fn new(config: RetryBudgetConfig, now: Instant) -> RetryBudget {
-        RetryBudget { config, start: now, slots: [(u64::MAX, 0, 0); WINDOW_SECS as usize], exhausted: 0 }
-    }
-
+impl Window {
     fn slot(&mut self, now: Instant) -> &mut (u64, u64, u64) {
         let sec = now.saturating_duration_since(self.start).as_secs();
         let s = &mut self.slots[(sec % WINDOW_SECS) as usize];
@@ -51,36 +48,91 @@ impl RetryBudget {
         s
     }
 
-    /// Requests and retries in the window ending at `now`.
-    pub fn window(&self, now: Instant) -> (u64, u64) {
+    fn totals(&self, now: Instant) -> (u64, u64) {
         let sec = now.saturating_duration_since(self.start).as_secs();
         let live = self.slots.iter().filter(|s| s.0 != u64::MAX && s.0 <= sec && sec - s.0 < WINDOW_SECS);
         live.fold((0, 0), |(q, r), s| (q + s.1, r + s.2))
     }
+}
+
+/// A frontend's window, shared by every worker thread's copy of the
+/// frontend (it travels in the `Config`, as round robin's position).
+#[derive(Debug, Clone)]
+pub struct SharedWindow(Arc<Mutex<Window>>);
+
+impl Default for SharedWindow {
+    fn default() -> Self {
+        SharedWindow::starting(Instant::now())
+    }
+}
+
+impl SharedWindow {
+    fn starting(now: Instant) -> SharedWindow {
+        SharedWindow(Arc::new(Mutex::new(Window { start: now, slots: [(u64::MAX, 0, 0); WINDOW_SECS as usize] })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Window> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One copy of a frontend's budget: its settings and the shared window.
+#[derive(Debug, Clone)]
+pub struct RetryBudget {
+    pub config: RetryBudgetConfig,
+    window: SharedWindow,
+    /// Retries this copy refused for want of budget, since start (each
+    /// worker counts its own; `/stats` adds them up).
+    pub exhausted: u64,
+}
+
+impl RetryBudget {
+    /// A budget with a window of its own.
+    pub fn new(config: RetryBudgetConfig, now: Instant) -> RetryBudget {
+        RetryBudget::sharing(config, SharedWindow::starting(now))
+    }
+
+    /// A budget counting in `window`, with the other copies that share it.
+    pub fn sharing(config: RetryBudgetConfig, window: SharedWindow) -> RetryBudget {
+        RetryBudget { config, window, exhausted: 0 }
+    }
+
+    /// Requests and retries in the window ending at `now`.
+    pub fn window(&self, now: Instant) -> (u64, u64) {
+        self.window.lock().totals(now)
+    }
 
     /// Retries the window allows in all.
     pub fn allowed(&self, now: Instant) -> u64 {
-        let (requests, _) = self.window(now);
+        self.allowed_of(self.window(now).0)
+    }
+
+    fn allowed_of(&self, requests: u64) -> u64 {
         requests * u64::from(self.config.percent) / 100 + u64::from(self.config.min_per_sec) * WINDOW_SECS
     }
 
     /// A new request arrived (it earns the budget its share).
     pub fn note_request(&mut self, now: Instant) {
-        self.slot(now).1 += 1;
+        self.window.lock().slot(now).1 += 1;
     }
 
     /// Would a retry be allowed now (nothing counted)?
     pub fn can_retry(&self, now: Instant) -> bool {
-        self.window(now).1 < self.allowed(now)
+        let (requests, retries) = self.window(now);
+        retries < self.allowed_of(requests)
     }
 
     /// May a retry go out now? Counts it when yes, and the refusal when no.
+    /// Check and count are one step under the lock, so two workers cannot
+    /// both take the last retry.
     pub fn try_retry(&mut self, now: Instant) -> bool {
-        let (_, retries) = self.window(now);
-        if retries < self.allowed(now) {
-            self.slot(now).2 += 1;
+        let mut w = self.window.lock();
+        let (requests, retries) = w.totals(now);
+        if retries < self.allowed_of(requests) {
+            w.slot(now).2 += 1;
             true
         } else {
+            drop(w);
             self.exhausted += 1;
             false
         }
@@ -105,6 +157,22 @@ mod tests {
         }
         assert_eq!(granted, 20);
         assert_eq!(b.exhausted, 81);
+    }
+
+    #[test]
+    fn copies_sharing_a_window_share_one_budget() {
+        let t0 = Instant::now();
+        let config = RetryBudgetConfig { percent: 50, min_per_sec: 0 };
+        let window = SharedWindow::starting(t0);
+        let (mut a, mut b) = (RetryBudget::sharing(config, window.clone()), RetryBudget::sharing(config, window));
+        for _ in 0..2 {
+            a.note_request(t0);
+            b.note_request(t0);
+        }
+        assert_eq!(a.allowed(t0), 2, "both copies' requests count");
+        assert!(a.try_retry(t0) && b.try_retry(t0));
+        assert!(!a.try_retry(t0) && !b.try_retry(t0), "2 in all, not 2 each");
+        assert_eq!((a.exhausted, b.exhausted), (1, 1), "each copy counts its own refusals");
     }
 
     #[test]

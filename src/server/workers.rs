@@ -13,6 +13,7 @@
 //!   loads read: one atomic counter per backend, shared by all copies;
 //! - passive failure marking and outlier ejection: one state per backend,
 //!   shared the same way (the main reactor's tick brings backends back);
+//! - the retry budget: one window per HTTP frontend (in the `Config`);
 //! - the round-robin position: one atomic per frontend (in `PolicyParams`);
 //! - counters for `/stats` and `/metrics`: each worker publishes a snapshot
 //!   every tick (0.5 s) and at exit; the main reactor adds them up.
