@@ -1,7 +1,8 @@
 //! Workers (`--workers 2`): several reactor threads accept from the same
 //! listeners. What they share must behave as one proxy: the counts that
 //! fewest_connections reads, the health verdict of the main reactor's
-//! checks, and the totals of `/stats`. (Every other end-to-end test runs
+//! checks, failure marking, ejection, the retry budget, and the totals of
+//! `/stats`. (Every other end-to-end test runs
 //! on workers too with `LBPROXY_TEST_WORKERS=2 cargo test --test NAME`.)
 
 mod util;
@@ -141,6 +142,153 @@ fn workers_follow_the_main_reactors_health_checks() {
     let stats = stats_when(admin, "every worker's sessions counted", |s| sessions(s) == n);
     assert_eq!(stats["backends"][1]["connect_failures"], 0, "a worker tried the down backend: {stats}");
     assert_eq!(stats["backends"][0]["sessions"], n, "{stats}");
+}
+
+/// HTTP connections opened in bursts until both workers hold some.
+fn conns_on_both_workers(lb: SocketAddr, admin: SocketAddr) -> Vec<Conn> {
+    let mut conns: Vec<Conn> = Vec::new();
+    for _ in 0..20 {
+        conns.extend((0..8).map(|_| Conn::open(lb)));
+        let n = conns.len() as u64;
+        let stats = stats_when(admin, "every connection", |s| workers_open(s).iter().sum::<u64>() == n);
+        if workers_open(&stats).iter().all(|&o| o > 0) {
+            return conns;
+        }
+    }
+    panic!("{} connections all landed on one worker", conns.len());
+}
+
+/// The `/stats` entry of the backend at `addr`.
+fn backend_at(stats: &Value, addr: SocketAddr) -> Value {
+    let list = stats["backends"].as_array().expect("backends");
+    list.iter().find(|b| b["address"] == addr.to_string()).cloned().unwrap_or_else(|| panic!("{addr} not in {stats}"))
+}
+
+/// One request on each connection in turn (each waits for the last answer),
+/// so both workers send some; the statuses, and which came from the backend.
+fn one_request_each(conns: &mut [Conn]) -> Vec<(u16, bool)> {
+    conns.iter_mut().map(|c| c.get("/")).map(|r| (r.status, r.header("x-server").is_some())).collect()
+}
+
+/// Three 503s spread over two workers eject the backend: the failure count
+/// is one per backend, not one per worker. Counted per worker, the worker
+/// that saw fewer than 3 would go on sending there (at least 4 in all,
+/// since both workers hold connections and there are more than 4).
+#[test]
+fn ejection_counts_the_failures_of_every_worker() {
+    let bad = http_backend(2, &["--fail-status", "503"]);
+    // One backend, so the cap must allow it all; no retries: every 503 reaches the client.
+    let extra = ["--mode", "http", "--eject-after", "3", "--eject-base", "1m", "--eject-max-percent", "100"];
+    let budget = ["--retry-budget", "0", "--retry-min-per-sec", "0"];
+    let (lb, admin) = start_proxy("round_robin", &[bad.addr], &[&extra[..], &budget].concat());
+    let mut conns = conns_on_both_workers(lb.addr, admin);
+    let answers = one_request_each(&mut conns);
+    let from_backend = answers.iter().filter(|(_, backend)| *backend).count();
+    assert_eq!(from_backend, 3, "the backend answered until its 3rd failure in all: {answers:?}");
+    assert!(answers.iter().all(|&(s, _)| s == 503), "{answers:?}");
+    let stats = admin_stats(admin);
+    let sessions: Vec<u64> =
+        stats["workers"].as_array().unwrap().iter().map(|w| w["sessions"].as_u64().unwrap()).collect();
+    assert!(sessions.len() == 2 && sessions.iter().all(|&s| s > 0), "{stats}");
+    // The main reactor (which served none of them) reports the ejection.
+    let b = backend_at(&stats, bad.addr);
+    assert_eq!(b["state"], "ejected", "{b}");
+    assert_eq!(b["requests"], 3, "{b}");
+    assert_eq!(b["outlier"]["ejections"], 1, "{b}");
+    assert_eq!(b["outlier"]["reason"], "3 consecutive failures, last: answered 503", "{b}");
+    assert!(b["outlier"]["remaining_ms"].as_u64().is_some_and(|ms| ms > 0), "{b}");
+    let metrics = admin_get(admin, "/metrics");
+    let line = format!("lbproxy_backend_ejected{{backend=\"{}\",pool=\"default\"}} 1\n", bad.addr);
+    assert!(metrics.contains(&line), "{metrics}");
+}
+
+/// One HTTP connection on each worker, in the order of `/stats` `workers`
+/// (and the others opened on the way, kept open so the counts hold). A
+/// burst of 8 spreads over the workers; its connections are closed one at
+/// a time (from the front or the back, in turn) until the rest are all on
+/// one worker, which the counts then tell.
+fn conn_on_each_worker(lb: SocketAddr, admin: SocketAddr) -> ([Conn; 2], Vec<Conn>) {
+    let total = |s: &Value| workers_open(s).iter().sum::<u64>();
+    let (mut known, mut kept): ([Option<Conn>; 2], Vec<Conn>) = ([None, None], Vec::new());
+    for round in 0..20 {
+        let before = workers_open(&admin_stats(admin));
+        let held = before.iter().sum::<u64>();
+        let mut burst: Vec<Conn> = (0..8).map(|_| Conn::open(lb)).collect();
+        let after = workers_open(&stats_when(admin, "the burst", |s| total(s) == held + 8));
+        // How many of the burst each worker holds.
+        let mut left = [after[0] - before[0], after[1] - before[1]];
+        while left.iter().all(|&n| n > 0) {
+            let c = if round % 2 == 0 { burst.remove(0) } else { burst.pop().expect("one left") };
+            c.close_and_wait();
+            let now =
+                workers_open(&stats_when(admin, "a connection closed", |s| total(s) == held + burst.len() as u64));
+            let w = (0..2).find(|&w| now[w] < before[w] + left[w]).expect("one worker closed it");
+            left[w] -= 1;
+        }
+        let w = if left[0] > 0 { 0 } else { 1 };
+        if known[w].is_none() {
+            known[w] = burst.pop();
+        }
+        kept.extend(burst);
+        if let [Some(_), Some(_)] = &known {
+            let [a, b] = known.map(|c| c.expect("known"));
+            return ([a, b], kept);
+        }
+    }
+    panic!("no burst left a connection on each worker");
+}
+
+/// `--max-fails 3` with connects refused: three failed connects in all,
+/// two seen by one worker and one by the other, mark the backend down for
+/// every worker. Counted per worker, neither would reach 3.
+#[test]
+fn max_fails_counts_the_failed_connects_of_every_worker() {
+    let dead = dead_addr();
+    let extra = ["--mode", "http", "--max-fails", "3", "--fail-timeout", "1m"];
+    let (lb, admin) = start_proxy("round_robin", &[dead], &extra);
+    let ([mut a, mut b], _kept) = conn_on_each_worker(lb.addr, admin);
+    let statuses: Vec<u16> = (0..6).map(|i| if i % 2 == 0 { a.get("/") } else { b.get("/") }.status).collect();
+    // 502: a connect was tried and failed; 503: no backend to try.
+    assert_eq!(statuses, [502, 502, 502, 503, 503, 503]);
+    let stats = admin_stats(admin);
+    let b = backend_at(&stats, dead);
+    assert_eq!(b["connect_failures"], 3, "{b}");
+    assert_eq!(b["state"], "down", "{b}");
+    assert_eq!(b["failure_marking"]["consecutive_failures"], 3, "{b}");
+    assert!(b["failure_marking"]["down_remaining_ms"].as_u64().is_some_and(|ms| ms > 0), "{b}");
+    assert!(b["failure_marking"]["reason"].as_str().is_some_and(|r| r.contains("refused")), "{b}");
+    // The transition is counted once, though both workers' counts are added.
+    let metrics = admin_get(admin, "/metrics");
+    let line = format!("lbproxy_backend_went_down_total{{backend=\"{dead}\",pool=\"default\"}} 1\n");
+    assert!(metrics.contains(&line), "{metrics}");
+}
+
+/// The retry budget is one per frontend: `--retry-min-per-sec 1` (no
+/// percentage) allows 10 retries per 10-second window for both workers
+/// together. Nearly every request is first sent to the failing backend
+/// (weight 100 to 1), so each worker wants more than a few retries; counted
+/// per worker they would get up to 10 each.
+#[test]
+fn the_retry_budget_is_shared_by_every_worker() {
+    let (bad, good) = (http_backend(2, &["--fail-status", "503"]), http_backend(1, &[]));
+    let (weighted, plain) = (format!("{}@100", bad.addr), good.addr.to_string());
+    let extra = ["--mode", "http", "--retry-budget", "0", "--retry-min-per-sec", "1", "--backend", &weighted];
+    let (lb, admin) = start_proxy("weighted_round_robin", &[], &[&extra[..], &["--backend", &plain]].concat());
+    let mut conns = conns_on_both_workers(lb.addr, admin);
+    // Sent within a second or so: the window is 10 s long.
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.extend(one_request_each(&mut conns));
+    }
+    let refused = answers.iter().filter(|&&(s, _)| s == 503).count() as u64;
+    let ok = answers.iter().filter(|&&(s, _)| s == 200).count() as u64;
+    assert_eq!(ok + refused, answers.len() as u64, "{answers:?}");
+    let front =
+        stats_when(admin, "every request", |s| s["frontends"][0]["requests"] == answers.len())["frontends"][0].clone();
+    assert_eq!(front["retries"], 10, "10 retries for the whole frontend: {front}");
+    // Each refusal is counted once, by the worker that refused it.
+    assert_eq!(front["retries_budget_exhausted"], refused, "{front}");
+    assert!(refused >= 20, "most requests wanted a retry: {answers:?}");
 }
 
 #[test]
