@@ -209,8 +209,9 @@ pub trait Policy {
     /// A probe of backend `i` took this long (`None`: it failed).
     fn probed(&mut self, _i: usize, _result: Option<Duration>) {}
 
-    /// Keep a rotating position in `r`, shared with the other workers
-    /// serving the frontend (policies without a position ignore it).
+    /// Keep a rotating position (round_robin) or running scores
+    /// (weighted_round_robin) in `r`, shared with the other workers serving
+    /// the frontend, so the sequence is global; other policies ignore it.
     fn share_rotation(&mut self, _r: Rotation) {}
 }
 
@@ -233,11 +234,14 @@ pub struct PolicyParams {
     pub balance_factor: Option<f64>,
 }
 
-/// round_robin's position, shared by the workers serving one frontend.
-/// Equal to any other: it is state, not a setting, so a reload comparing
-/// settings ignores it.
+/// round_robin's position and weighted_round_robin's running scores,
+/// shared by the workers serving one frontend. Equal to any other: it is
+/// state, not a setting, so a reload comparing settings ignores it.
 #[derive(Debug, Clone, Default)]
-pub struct Rotation(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+pub struct Rotation {
+    pub position: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub scores: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
+}
 
 impl PartialEq for Rotation {
     fn eq(&self, _: &Rotation) -> bool {

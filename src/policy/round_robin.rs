@@ -16,7 +16,7 @@ pub struct RoundRobin {
 
 impl RoundRobin {
     fn start(&self, c: &Candidates) -> usize {
-        if c.is_empty() { 0 } else { self.next.0.load(Ordering::Relaxed) % c.len() }
+        if c.is_empty() { 0 } else { self.next.position.load(Ordering::Relaxed) % c.len() }
     }
 }
 
@@ -29,7 +29,7 @@ impl Policy for RoundRobin {
         // Two workers picking at the same moment may take one backend
         // each from the same position: the rotation stays even overall.
         let i = c.next_usable_from(self.start(c))?;
-        self.next.0.store(i + 1, Ordering::Relaxed);
+        self.next.position.store(i + 1, Ordering::Relaxed);
         Some(i)
     }
 

@@ -152,6 +152,15 @@ impl Server {
         }
     }
 
+    /// Each pool's backends with every worker's counts added (as of their
+    /// last snapshots, published every tick).
+    pub(super) fn pool_totals(&self) -> Vec<Vec<Backend>> {
+        match self.workers.as_ref() {
+            None => self.pools.iter().map(|p| p.backends.clone()).collect(),
+            Some(w) => w.with_snapshots(|snaps| self.pools.iter().map(|p| totals_of_pool(p, snaps)).collect()),
+        }
+    }
+
     /// The counters of every worker added up, shown to `f`.
     fn with_stats_view<R>(&self, f: impl FnOnce(&StatsView) -> R) -> R {
         match self.workers.as_ref() {
@@ -237,7 +246,7 @@ impl Server {
 
 /// Pool `p`'s backends with every worker's counts added (their copies
 /// mirror the main reactor's slots, so slot i is backend i everywhere).
-fn totals_of_pool(p: &super::pool::Pool, snaps: &[&Snapshot]) -> Vec<Backend> {
+pub(super) fn totals_of_pool(p: &super::pool::Pool, snaps: &[&Snapshot]) -> Vec<Backend> {
     let mut totals = p.backends.clone();
     for (_, copies) in snaps.iter().flat_map(|s| s.pools.iter().filter(|(name, _)| *name == p.name)) {
         for (b, c) in totals.iter_mut().zip(copies.iter()).filter(|(b, c)| b.addr == c.addr) {

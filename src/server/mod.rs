@@ -468,9 +468,12 @@ impl Server {
         if let Some(w) = self.workers.as_mut() {
             w.join();
         }
-        // At exit the summary is logged whether or not it changed.
-        for p in self.pools.iter().filter(|_| !self.is_worker()) {
-            info!("{}", crate::backend::usage_line(&p.name, &p.backends));
+        // At exit the summary is logged whether or not it changed (the
+        // workers published their last counts before they ended).
+        if !self.is_worker() {
+            for (p, totals) in self.pools.iter().zip(self.pool_totals()) {
+                info!("{}", crate::backend::usage_line(&p.name, &totals));
+            }
         }
         Ok(())
     }
@@ -610,8 +613,10 @@ impl Server {
             && now >= at
         {
             // Only when something changed: an idle proxy stays quiet.
-            for line in self.pools.iter_mut().filter_map(Pool::usage_if_changed) {
-                info!("{line}");
+            for (p, totals) in self.pool_totals().into_iter().enumerate() {
+                if let Some(line) = self.pools[p].usage_if_changed(&totals) {
+                    info!("{line}");
+                }
             }
             let every = self.global.stats_interval.unwrap_or(Duration::from_secs(5));
             self.next_stats = Some(at + every);

@@ -103,9 +103,10 @@ impl Pool {
         self.checker = self.config.health.clone().map(|h| Checker::new(h, self.index, now, timers));
     }
 
-    /// The usage line, if it differs from the one returned last time.
-    pub fn usage_if_changed(&mut self) -> Option<String> {
-        let line = usage_line(&self.name, &self.backends);
+    /// The usage line of `totals` (this pool's backends with every
+    /// worker's counts added), if it differs from the one returned last time.
+    pub fn usage_if_changed(&mut self, totals: &[Backend]) -> Option<String> {
+        let line = usage_line(&self.name, totals);
         (line != self.last_usage).then(|| {
             self.last_usage.clone_from(&line);
             line
