@@ -29,7 +29,7 @@ impl HttpEngine {
         pick: PickKey,
         tried: &mut Vec<usize>,
         ctx: &mut Ctx,
-    ) -> Option<(usize, usize, bool)> {
+    ) -> Option<(usize, usize, bool, Claim)> {
         let persistent = self.settings.conn_mode == BackendConnMode::Persistent;
         loop {
             let idle = &mut self.idle;
@@ -43,12 +43,12 @@ impl HttpEngine {
                 outlier::record(ctx.backends, b, Outcome::Failure("connect failed".into()), ctx.now);
             }
             match got {
-                Ok(Got::Reused { backend, conn }) => {
+                Ok(Got::Reused { backend, conn, claim }) => {
                     self.conns[conn].phase = ConnPhase::Busy { client: key };
-                    return Some((conn, backend, true));
+                    return Some((conn, backend, true, claim));
                 }
-                Ok(Got::Connecting { backend, sock }) => {
-                    return self.adopt_connecting(sock, key, backend, ctx).map(|ck| (ck, backend, false));
+                Ok(Got::Connecting { backend, sock, claim }) => {
+                    return self.adopt_connecting(sock, key, backend, ctx).map(|ck| (ck, backend, false, claim));
                 }
                 Err(NoBackend::NoneLeft) => return None,
                 Err(NoBackend::OutOfDescriptors(e)) => {
@@ -77,21 +77,20 @@ impl HttpEngine {
         shed
     }
 
-    /// Count a request against `backend` (the claim keeps it counted as
-    /// active while held) and queue its rewritten head on connection `conn`.
+    /// Count a request against `backend` and queue its rewritten head on
+    /// connection `conn` (the pick's claim keeps it counted as active).
     pub(super) fn dispatch(
         conns: &mut Slab<BackendConn>,
         conn: usize,
         head: &RequestHead,
         keep: bool,
         backend: &mut Backend,
-    ) -> Claim {
+    ) {
         backend.stats.requests += 1;
         let bc = &mut conns[conn];
         bc.wbuf.clear();
         bc.wpos = 0;
         head.write_for_backend(keep, &mut bc.wbuf);
-        backend.claim()
     }
 
     /// With `send_proxy`, put the header naming client `key` in front of what
@@ -204,7 +203,7 @@ impl HttpEngine {
         let request_hash = ex.head.request_hash;
         let pick = PickKey { client_ip: self.clients[key].addr.ip(), request_hash };
         match self.open_conn(key, pick, &mut tried, ctx) {
-            Some((conn, idx, reused)) => {
+            Some((conn, idx, reused, claim)) => {
                 let keep = self.settings.conn_mode == BackendConnMode::Persistent;
                 let Some(c) = self.clients.get_mut(key) else { return };
                 c.last_backend = Some(ctx.backends[idx].addr);
@@ -212,7 +211,8 @@ impl HttpEngine {
                 let ClientPhase::Exchange(ex) = &mut c.phase else {
                     return;
                 };
-                ex.claim = Some(Self::dispatch(&mut self.conns, conn, &ex.head, keep, &mut ctx.backends[idx]));
+                Self::dispatch(&mut self.conns, conn, &ex.head, keep, &mut ctx.backends[idx]);
+                ex.claim = Some(claim);
                 ex.note = ctx.policy.last_note().clone();
                 ex.conn = conn;
                 ex.backend = idx;

@@ -617,7 +617,7 @@ impl HttpEngine {
         self.budget.note_request(ctx.now);
         let mut tried = Vec::new();
         let opened = self.open_conn(key, PickKey { client_ip, request_hash: h.request_hash }, &mut tried, ctx);
-        let Some((conn, backend, reused)) = opened else {
+        let Some((conn, backend, reused, claim)) = opened else {
             let status = if tried.is_empty() { 503 } else { 502 };
             ctx.stats.proxy_responses.add(status);
             let c = &mut self.clients[key];
@@ -641,7 +641,7 @@ impl HttpEngine {
             return;
         };
         let keep = self.settings.conn_mode == BackendConnMode::Persistent;
-        let claim = Self::dispatch(&mut self.conns, conn, &h, keep, &mut ctx.backends[backend]);
+        Self::dispatch(&mut self.conns, conn, &h, keep, &mut ctx.backends[backend]);
         if !reused {
             self.prefix_proxy_header(key, conn);
         }

@@ -17,6 +17,7 @@ use slab::Slab;
 
 use super::connector::{self, Got, NoBackend};
 use super::{Ctx, Mode, ReadyAgain};
+use crate::backend::Claim;
 use crate::config::Config;
 use crate::connection::{ConnectCheck, Moved, Phase, Pipe, Ready, Session, Step, check_connect};
 use crate::per_ip::ClientSlot;
@@ -34,9 +35,9 @@ const CLIENT_SIDE: usize = 0;
 const BACKEND_SIDE: usize = 1;
 
 /// A connect for a client at `ip` (TCP keeps no idle connections).
-fn open_backend(ctx: &mut Ctx, ip: IpAddr, tried: &mut Vec<usize>) -> Result<(usize, TcpStream), NoBackend> {
+fn open_backend(ctx: &mut Ctx, ip: IpAddr, tried: &mut Vec<usize>) -> Result<(usize, TcpStream, Claim), NoBackend> {
     match connector::connect(ctx, &PickKey::ip(ip), tried, |_| None::<()>)? {
-        Got::Connecting { backend, sock } => Ok((backend, sock)),
+        Got::Connecting { backend, sock, claim } => Ok((backend, sock, claim)),
         Got::Reused { .. } => Err(NoBackend::NoneLeft),
     }
 }
@@ -169,7 +170,7 @@ impl TcpMode {
         let tried = s.tried.get_or_insert_with(Box::default);
         tried.push(failed);
         // The old socket is closed (and so leaves epoll) when replaced below.
-        let (idx, mut backend) = match open_backend(ctx, s.client_addr.ip(), tried) {
+        let (idx, mut backend, claim) = match open_backend(ctx, s.client_addr.ip(), tried) {
             Ok(pair) => pair,
             Err(NoBackend::NoneLeft) => {
                 let tried = s.tried.as_ref().map_or(0, |t| t.len());
@@ -195,7 +196,7 @@ impl TcpMode {
         let attempt = self.arm_connect(key, ctx);
         let s = &mut self.sessions[key];
         // Replacing the claim gives the failed backend's back.
-        s.claim = ctx.backends[idx].claim();
+        s.claim = claim;
         s.backend = backend;
         s.backend_idx = idx;
         s.backend_ready = Ready::default();
@@ -233,7 +234,7 @@ impl Mode for TcpMode {
         let id = next_id();
         ctx.stats.sessions += 1;
         let mut tried = Vec::new();
-        let (idx, mut backend) = match open_backend(ctx, client_addr.ip(), &mut tried) {
+        let (idx, mut backend, claim) = match open_backend(ctx, client_addr.ip(), &mut tried) {
             Ok(pair) => pair,
             Err(NoBackend::NoneLeft) => {
                 warn!("s={id}: no backend available for client {client_addr}: closing it");
@@ -268,7 +269,7 @@ impl Mode for TcpMode {
             backend,
             backend_ready: Ready::default(),
             backend_idx: idx,
-            claim: ctx.backends[idx].claim(),
+            claim,
             slot,
             phase: Phase::Connecting { since: now, attempt },
             up: Pipe::between_sockets(self.splice),

@@ -18,13 +18,26 @@ pub fn under_cap<'a>(c: &'a Candidates<'a>, factor: f64) -> impl Fn(usize) -> bo
 
 /// Every backend's cap: requests in flight it may hold before this one.
 pub fn caps<'a>(c: &'a Candidates<'a>, factor: f64) -> impl Fn(usize) -> f64 + 'a {
+    caps_counting(c, factor, 1)
+}
+
+/// Caps with `more` requests about to be added to those in flight.
+fn caps_counting<'a>(c: &'a Candidates<'a>, factor: f64, more: u64) -> impl Fn(usize) -> f64 + 'a {
     let (mut in_flight, mut weights) = (0u64, 0u64);
     for i in c.usable_indices() {
         in_flight += c.active(i);
         weights += u64::from(c.weight(i));
     }
-    let per_weight = factor * (in_flight + 1) as f64 / weights.max(1) as f64;
+    let per_weight = factor * (in_flight + more) as f64 / weights.max(1) as f64;
     move |i| (per_weight * f64::from(c.weight(i))).ceil()
+}
+
+/// Backend `i` was picked and its request is counted now: is it still
+/// within its cap, every request in flight counted (this one too)? Workers
+/// share the counts, so two that picked `i` at once both see both
+/// requests here, and neither keeps a pick that together passed the cap.
+pub fn holds_after_count(c: &Candidates, i: usize, factor: f64) -> bool {
+    (c.active(i) as f64) <= caps_counting(c, factor, 0)(i)
 }
 
 /// Mark in `e` the usable backends at their cap, with their in-flight count
@@ -56,6 +69,24 @@ mod tests {
         drop(claims);
         let fits = under_cap(&c, 1.25);
         assert!(fits(0) && fits(1) && fits(2), "nothing in flight: every backend fits");
+    }
+
+    #[test]
+    fn a_pick_counted_twice_at_once_does_not_hold() {
+        // 3 equal backends at 1.25, two requests in flight on backend 0, one on 1.
+        let b = backends(3);
+        let held: Vec<_> = [0, 0, 1].iter().map(|&i| b[i].claim()).collect();
+        let c = Candidates::new(&b, &[]);
+        // Before counting: 3 in flight + 1, cap ceil(1.25 x 4 / 3) = 2; backend 0 holds 2: not under.
+        assert!(!under_cap(&c, 1.25)(0) && under_cap(&c, 1.25)(1));
+        // Two workers both picked backend 1 and counted their requests at once:
+        // 5 in flight, cap ceil(1.25 x 5 / 3) = 3, backend 1 holds 3: holds.
+        let (x, y) = (b[1].claim(), b[1].claim());
+        assert!(holds_after_count(&c, 1, 1.25));
+        // A third at the same moment: 6 in flight, cap ceil(2.5) = 3, backend 1 holds 4: does not.
+        let z = b[1].claim();
+        assert!(!holds_after_count(&c, 1, 1.25));
+        drop((x, y, z, held));
     }
 
     /// `n` requests of one hot key in flight at once through `p`: the

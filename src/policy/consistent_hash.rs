@@ -126,6 +126,10 @@ impl Policy for ConsistentHash {
         self.choose(key.hash(self.seed), c)
     }
 
+    fn balance_factor(&self) -> Option<f64> {
+        self.balance
+    }
+
     fn explain(&mut self, key: &PickKey, c: &Candidates) -> Explanation {
         if self.built_for != Some(c.fingerprint()) {
             self.rebuild(c);

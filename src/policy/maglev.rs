@@ -118,6 +118,10 @@ impl Policy for Maglev {
         self.choose(key, c).map(|(_, i)| i)
     }
 
+    fn balance_factor(&self) -> Option<f64> {
+        self.balance
+    }
+
     fn explain(&mut self, key: &PickKey, c: &Candidates) -> Explanation {
         if self.built_for != Some(c.fingerprint()) {
             self.rebuild(c);

@@ -6,7 +6,7 @@
 //! re-implements that filtering. Randomness is seeded (`--seed`) and hashes
 //! are fixed functions, so every run with the same inputs picks the same way.
 
-mod bounded_load;
+pub mod bounded_load;
 mod consistent_hash;
 mod ewma;
 pub mod explain;
@@ -208,6 +208,13 @@ pub trait Policy {
 
     /// A probe of backend `i` took this long (`None`: it failed).
     fn probed(&mut self, _i: usize, _result: Option<Duration>) {}
+
+    /// The bounded-loads factor this policy picks under, if any: the
+    /// connector then checks the cap again once the pick is counted, so
+    /// workers picking at the same moment cannot together pass it.
+    fn balance_factor(&self) -> Option<f64> {
+        None
+    }
 
     /// Keep a rotating position (round_robin) or running scores
     /// (weighted_round_robin) in `r`, shared with the other workers serving

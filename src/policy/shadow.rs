@@ -184,6 +184,10 @@ impl Policy for Shadowed {
         self.real.wants_probes()
     }
 
+    fn balance_factor(&self) -> Option<f64> {
+        self.real.balance_factor()
+    }
+
     /// The real policy's position only: a round_robin shadow turning the
     /// shared rotation would change the real picks.
     fn share_rotation(&mut self, r: Rotation) {
