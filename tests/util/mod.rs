@@ -50,6 +50,27 @@ impl Proc {
         self.child.id()
     }
 
+    /// Does this process hold a listening TCP socket on `port`? Read from
+    /// /proc (its descriptors' socket inodes against the kernel's table),
+    /// not by connecting: a port the process gave up may at once be bound
+    /// by another test's listener, and a connect would then succeed.
+    pub fn listens_on(&self, port: u16) -> bool {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.pid())).expect("the process's descriptors");
+        let inodes: Vec<String> = fds
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+            .collect();
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            text.lines().skip(1).any(|row| {
+                let f: Vec<&str> = row.split_whitespace().collect();
+                // local_address is ADDR:PORT in hex; st 0A is LISTEN; field 9 the inode.
+                let on_port = f.get(1).and_then(|a| a.rsplit(':').next()) == Some(&format!("{port:04X}")[..]);
+                on_port && f.get(3) == Some(&"0A") && f.get(9).is_some_and(|i| inodes.iter().any(|x| x == i))
+            })
+        })
+    }
+
     /// Wait until a log line containing `needle` appears (or fail the test).
     pub fn wait_for_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE;
