@@ -76,43 +76,13 @@ CFG
 }
 stop() { kill "${pid[$1]}" 2>/dev/null || true; wait "${pid[$1]}" 2>/dev/null || true; }
 
-# hold PORT PID: prints "KiB_per_conn descriptors_held"
-hold() {
-  python3 - "$1" "$2" "$IDLE_CONNS" <<'PY'
-import os, socket, sys, time
-port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-def rss():
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1])
-def fds():
-    return len(os.listdir(f"/proc/{pid}/fd"))
-before, fds_before = rss(), fds()
-socks = []
-for i in range(n):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    socks.append(s)
-# Prove every connection reaches a backend: one round trip each, then idle.
-for s in socks:
-    s.sendall(b"WHO\n")
-for i, s in enumerate(socks):
-    got = s.recv(200)
-    if b"server=" not in got:
-        sys.exit(f"connection {i} of {n} not proxied: {got!r}")
-at_open = rss()
-# Held: past lbproxy's 2 s connect timeout, so no setup deadline is left.
-time.sleep(3)
-after, fds_after = rss(), fds()
-print(round((after - before) / n, 3), round((at_open - before) / n, 3), fds_after - fds_before)
-PY
-}
 
 init_results
 for r in $(seq "$ROUNDS"); do
   echo "== round $r of $ROUNDS"
   for t in lbproxy_w1 lbproxy_w2 haproxy; do
     case $t in lbproxy_w*) lb "${t#lbproxy_w}" ;; haproxy) haproxy_t1 ;; esac
-    read -r kib kib_at_open held_fds < <(hold "${port[$t]}" "${pid[$t]}")
+    read -r kib kib_at_open held_fds < <(python3 tools/hold-idle.py "${port[$t]}" "${pid[$t]}" "$IDLE_CONNS")
     raw_add idle_kib_per_conn "$t" "$kib" "KiB (lower is better)"
     raw_add kib_per_conn_at_open "$t" "$kib_at_open" "KiB (lower is better)"
     raw_add descriptors_per_conn "$t" "$(python3 -c "print(round($held_fds / $IDLE_CONNS, 2))")" "fds (lower is better)"
