@@ -291,6 +291,38 @@ fn the_retry_budget_is_shared_by_every_worker() {
     assert!(refused >= 20, "most requests wanted a retry: {answers:?}");
 }
 
+/// `/explain` asks the main reactor's copy of the policy, and says whether
+/// every worker's copy picks the same: maglev does (a request with each key
+/// on connections held by both workers goes where /explain said), random
+/// does not (each worker draws its own numbers).
+#[test]
+fn explain_says_whether_every_worker_picks_alike() {
+    let b: Vec<Proc> = (1..=3).map(|id| http_backend(id, &[])).collect();
+    let addrs: Vec<SocketAddr> = b.iter().map(|p| p.addr).collect();
+    let args = ["--mode", "http", "--workers", "2", "--hash-key", "header:X-Key"];
+    let (lb, admin) = lbproxy_with_admin("maglev", &addrs, &args);
+    let explain = |key: &str| -> Value {
+        serde_json::from_str(&admin_get(admin, &format!("/explain?frontend=default&key={key}"))).unwrap()
+    };
+    let mut conns = conns_on_both_workers(lb.addr, admin);
+    for k in 0..12 {
+        let e = explain(&format!("user-{k}"));
+        assert_eq!(
+            e["workers"],
+            serde_json::json!({"reactors": 2, "explained_by": "main reactor", "same_in_every_worker": true})
+        );
+        for c in conns.iter_mut() {
+            c.send(format!("GET / HTTP/1.1\r\nHost: t\r\nX-Key: user-{k}\r\n\r\n").as_bytes());
+            let r = c.read_response(false);
+            assert_eq!(addrs[r.server() as usize - 1].to_string(), e["pick"], "key user-{k}: {e}");
+        }
+    }
+    drop((conns, lb));
+    let (_lb, admin) = lbproxy_with_admin("random", &addrs, &["--mode", "http", "--workers", "2"]);
+    let e: Value = serde_json::from_str(&admin_get(admin, "/explain?frontend=default&key=127.0.0.1")).unwrap();
+    assert_eq!(e["workers"]["same_in_every_worker"], false, "{e}");
+}
+
 #[test]
 fn workers_flag_and_key_are_checked() {
     let run = |args: &[&str]| {

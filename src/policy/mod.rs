@@ -308,6 +308,20 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
+    /// Does every worker's copy pick alike for the same key at the same
+    /// moment? True where the state a pick reads is shared (positions,
+    /// scores, in-use counts) or there is none (hashes); false where each
+    /// copy draws its own numbers or learns latencies from its own traffic.
+    pub fn same_in_every_worker(self) -> bool {
+        use PolicyKind::*;
+        match self {
+            RoundRobin | WeightedRoundRobin | FewestConnections | LeastRequests | IpHash | ConsistentHash | Maglev => {
+                true
+            }
+            Random | WeightedRandom | Sma | Ewma | P2cPeakEwma | FastestRanked => false,
+        }
+    }
+
     pub const ALL: [PolicyKind; 13] = [
         PolicyKind::RoundRobin,
         PolicyKind::FewestConnections,

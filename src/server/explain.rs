@@ -3,8 +3,9 @@
 //! picked: the next real pick for K is the one explained, unless something
 //! changes in between (another pick, a response time, a health change), or
 //! slow start refuses the pick (`slow_start` says whether it would), or the
-//! pick happens in a worker (`--workers`), whose copy of the policy has its
-//! own state: this explains the main reactor's.
+//! pick happens in a worker (`--workers`) whose copy of the policy has its
+//! own state: this explains the main reactor's, and `workers` says whether
+//! every worker's copy would pick the same.
 
 use std::net::IpAddr;
 
@@ -71,6 +72,9 @@ impl Server {
         answer["policy"] = json!(f.config.policy.name());
         answer["key"] = json!(key);
         answer["shadows"] = json!(shadows);
+        let reactors = 1 + self.workers.as_ref().map_or(0, |w| w.len());
+        let same = reactors == 1 || f.config.policy.same_in_every_worker();
+        answer["workers"] = json!({"reactors": reactors, "explained_by": "main reactor", "same_in_every_worker": same});
         Reply::json(200, &answer)
     }
 }
