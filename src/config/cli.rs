@@ -29,8 +29,9 @@ static POOL: LazyLock<PoolConfig> = LazyLock::new(PoolConfig::default);
 
 /// Every flag that `--config` refuses to be combined with: all but
 /// `--config` and `--check` (a unit test keeps this list complete).
-const SERVER_FLAGS: [&str; 72] = [
+const SERVER_FLAGS: [&str; 73] = [
     "workers",
+    "accept",
     "policy",
     "shadow_policy",
     "access_log_explain",
@@ -190,6 +191,13 @@ pub struct Args {
     /// shared. `auto`: one per core this process may use.
     #[arg(long, default_value_t = GLOBAL.workers, value_parser = parse_workers)]
     pub workers: Workers,
+
+    /// How workers take new clients. exclusive: one listening socket per
+    /// frontend that every worker polls (EPOLLEXCLUSIVE wakes one).
+    /// reuseport: a socket per worker per frontend (SO_REUSEPORT), the kernel
+    /// spreads clients over them by address hash.
+    #[arg(long, default_value_t = GLOBAL.accept, value_parser = parse_accept)]
+    pub accept: Accept,
 
     /// Seed for hashing and random policies: the same seed gives the same picks.
     #[arg(long, default_value_t = GLOBAL.seed)]

@@ -10,6 +10,7 @@
 //! log_format = "text"            # or "json"
 //! # max_connections = 10000       # default: what the open-file limit allows
 //! # workers = 2                   # reactor threads, or "auto" (one per core); default 1
+//! # accept = "exclusive"          # or "reuseport" (a listening socket per worker)
 //!
 //! [[frontend]]                   # one or more
 //! name = "web"                   # required, unique
@@ -104,6 +105,8 @@ struct RawGlobal {
     seed: Option<u64>,
     #[serde(deserialize_with = "via::workers")]
     workers: Option<Workers>,
+    #[serde(deserialize_with = "via::accept")]
+    accept: Option<Accept>,
 }
 
 #[derive(Deserialize, Default)]
@@ -426,6 +429,7 @@ impl Checker<'_> {
             stats_interval: g.stats_interval.map_or(d.stats_interval, off_if_zero),
             seed: g.seed.unwrap_or(d.seed),
             workers: g.workers.unwrap_or(d.workers),
+            accept: g.accept.unwrap_or(d.accept),
             upgrade_socket: g.upgrade_socket.map(|p| self.dir.join(p)).or(d.upgrade_socket),
         };
         if let (Some(admin), false) = (global.admin_exposed(), global.admin_insecure) {
@@ -630,6 +634,7 @@ const SECTION_KEYS: [(&str, &[&str]); 3] = [
             "stats_interval",
             "seed",
             "workers",
+            "accept",
         ],
     ),
     (

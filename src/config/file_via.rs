@@ -44,6 +44,7 @@ via! {
     access_log_format: AccessLogFormat = parse_access_log_format;
     max_connections: usize = parse_max_connections;
     workers: Workers = parse_workers;
+    accept: Accept = parse_accept;
     size: usize = parse_size;
     backlog: i32 = parse_number::<i32>;
     seed: u64 = parse_number::<u64>;

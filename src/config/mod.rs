@@ -92,6 +92,8 @@ pub struct Config {
     pub seed: u64,
     /// Reactor threads (`--workers`), the process's setting.
     pub workers: values::Workers,
+    /// How the reactors take new clients (`--accept`), the process's setting.
+    pub accept: values::Accept,
     /// The frontend's round-robin position, shared by its workers' copies.
     pub rotation: crate::policy::Rotation,
     /// The addresses its per-address limits track, shared by its workers' copies.

@@ -65,13 +65,14 @@ fn global(out: &mut String, g: &GlobalConfig) {
     opt(out, "max_connections", g.max_connections.map(|n| n.to_string()), "what the open-file limit allows");
     let _ = write!(
         out,
-        "buffer_size = {}\npipe_size = {}\nbacklog = {}\ndrain_timeout = {}\nstats_interval = {}\nseed = {seed}\nworkers = {}\n",
+        "buffer_size = {}\npipe_size = {}\nbacklog = {}\ndrain_timeout = {}\nstats_interval = {}\nseed = {seed}\nworkers = {}\naccept = {}\n",
         q(&fmt_size(g.buffer_size)),
         q(&fmt_size(g.pipe_size)),
         g.backlog,
         q(&fmt_duration(g.drain_timeout)),
         q(&fmt_optional_duration(g.stats_interval)),
         q(&g.workers.to_string()),
+        q(g.accept.name()),
     );
 }
 

@@ -84,6 +84,8 @@ pub struct GlobalConfig {
     pub upgrade_socket: Option<PathBuf>,
     /// Reactor threads serving every frontend (1: everything on one thread).
     pub workers: super::values::Workers,
+    /// How several reactors take new clients.
+    pub accept: super::values::Accept,
 }
 
 /// One listener: where it binds, what it speaks, how it picks a backend from its pool.
@@ -195,6 +197,7 @@ impl Default for GlobalConfig {
             seed: 0,
             upgrade_socket: None,
             workers: super::values::Workers::Count(1),
+            accept: super::values::Accept::Exclusive,
         }
     }
 }
@@ -399,6 +402,7 @@ impl ServerConfig {
             seed: a.seed,
             upgrade_socket: a.upgrade_socket,
             workers: a.workers,
+            accept: a.accept,
         };
         let frontend = FrontendConfig {
             name: DEFAULT_NAME.into(),
@@ -499,6 +503,7 @@ impl ServerConfig {
             backlog: g.backlog,
             seed: g.seed,
             workers: g.workers,
+            accept: g.accept,
             rotation: Default::default(),
             per_ip_entries: Default::default(),
             mode: f.mode,

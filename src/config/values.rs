@@ -585,6 +585,9 @@ mod tests {
         for m in ["persistent", "per-request"] {
             assert_eq!(fmt_backend_conn(parse_backend_conn(m).unwrap()), m);
         }
+        assert_eq!(parse_accept("REUSEPORT"), Ok(Accept::Reuseport));
+        assert_eq!(parse_accept("exclusive").map(Accept::name), Ok("exclusive"));
+        assert!(parse_accept("shared").unwrap_err().contains("\"shared\""));
     }
 }
 
@@ -623,4 +626,37 @@ pub fn parse_workers(s: &str) -> Result<Workers, String> {
         return Ok(Workers::Auto);
     }
     parse_int(s, 1..=Workers::MAX).map(Workers::Count).map_err(|e| format!("{e} (or \"auto\")"))
+}
+
+/// `--accept` / `accept`: how several reactors take new clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// One listening socket per frontend, polled by every reactor with
+    /// `EPOLLEXCLUSIVE` (one wakes per new client), a few accepts a turn.
+    Exclusive,
+    /// One socket per frontend per reactor, bound with `SO_REUSEPORT`: the
+    /// kernel picks the socket (a hash of the client's address and port).
+    Reuseport,
+}
+
+impl Accept {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accept::Exclusive => "exclusive",
+            Accept::Reuseport => "reuseport",
+        }
+    }
+}
+
+impl std::fmt::Display for Accept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub fn parse_accept(s: &str) -> Result<Accept, String> {
+    [Accept::Exclusive, Accept::Reuseport]
+        .into_iter()
+        .find(|a| a.name().eq_ignore_ascii_case(s))
+        .ok_or_else(|| format!("unknown accept mode \"{s}\" (expected exclusive or reuseport)"))
 }
