@@ -22,10 +22,23 @@ pub(super) enum AcceptPause {
 }
 
 impl Server {
+    /// Accept on every socket frontend `i` polls here (one, unless taken
+    /// over from a process that had more).
     pub(super) fn accept_ready(&mut self, i: usize) {
+        let sockets = self.frontends.get(i).and_then(|f| f.listener.as_ref()).map_or(0, |s| s.polled.len());
+        for k in 0..sockets {
+            if self.accept_pause.is_some() {
+                return;
+            }
+            self.accept_from(i, k);
+        }
+    }
+
+    fn accept_from(&mut self, i: usize, k: usize) {
         // Listeners shared by workers are level-triggered: taking a few per
         // turn leaves the rest to a worker that is idle (the kernel wakes one
-        // that waits), so a burst of clients spreads over the workers.
+        // that waits), so a burst of clients spreads over the workers. A
+        // reactor's own socket (reuseport) is edge-triggered: taken until empty.
         let mut budget = if self.exclusive { SHARED_ACCEPT_BATCH } else { usize::MAX };
         loop {
             if self.accept_pause.is_some() || budget == 0 {
@@ -43,7 +56,7 @@ impl Server {
                 self.set_accept_pause(Some(AcceptPause::MaxConnections));
                 return;
             }
-            let Some(listener) = self.frontends.get(i).and_then(|f| f.listener.as_ref()) else { return };
+            let Some(listener) = self.frontends.get(i).and_then(|f| f.listener.as_ref()?.polled.get(k)) else { return };
             match listener.accept() {
                 Ok((stream, addr)) => {
                     self.out_of_descriptors_logged = false;
@@ -82,19 +95,22 @@ impl Server {
     pub(super) fn set_accept_pause(&mut self, pause: Option<AcceptPause>) {
         if self.exclusive && self.accept_pause.is_some() != pause.is_some() {
             for (i, f) in self.frontends.iter_mut().enumerate() {
-                let Some(l) = f.listener.as_mut() else { continue };
-                let r = match pause {
-                    Some(_) => listeners::deregister(&self.poll, l, true),
-                    // A reload during the pause may have registered one already.
-                    None => listeners::register(&self.poll, l, Owner::Listener { frontend: i }.token(), true)
-                        .or_else(|e| if e.raw_os_error() == Some(libc::EEXIST) { Ok(()) } else { Err(e) }),
-                };
-                if let Err(e) = r {
-                    warn!(
-                        "frontend {}: cannot {} its listener: {e}",
-                        f.name,
-                        if pause.is_some() { "park" } else { "resume" }
-                    );
+                let Some(sockets) = f.listener.as_mut() else { continue };
+                let token = Owner::Listener { frontend: i }.token();
+                for l in sockets.polled.iter_mut() {
+                    let r = match pause {
+                        Some(_) => listeners::deregister(&self.poll, l, true),
+                        // A reload during the pause may have registered one already.
+                        None => listeners::register(&self.poll, l, token, true)
+                            .or_else(|e| if e.raw_os_error() == Some(libc::EEXIST) { Ok(()) } else { Err(e) }),
+                    };
+                    if let Err(e) = r {
+                        warn!(
+                            "frontend {}: cannot {} its listener: {e}",
+                            f.name,
+                            if pause.is_some() { "park" } else { "resume" }
+                        );
+                    }
                 }
             }
         }

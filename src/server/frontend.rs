@@ -5,8 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpListener;
-
+use super::listeners::Sockets;
 use super::timers::Timers;
 use crate::config::Config;
 use crate::mode::Mode;
@@ -17,8 +16,8 @@ use crate::stats::FrontendStats;
 
 pub(super) struct Frontend {
     pub name: String,
-    /// `None` once draining.
-    pub listener: Option<TcpListener>,
+    /// Its listening sockets in this reactor; `None` once draining.
+    pub listener: Option<Sockets>,
     pub local_addr: SocketAddr,
     pub mode: Box<dyn Mode>,
     /// Its policy and the shadow policies that decide beside it.
@@ -42,7 +41,7 @@ impl Frontend {
     /// `slots`: how many backend slots its pool has now (the mode makes room for them).
     pub fn new(
         name: String,
-        (listener, local_addr): (Option<TcpListener>, SocketAddr),
+        (listener, local_addr): (Option<Sockets>, SocketAddr),
         mut mode: Box<dyn Mode>,
         (pool, slots): (usize, usize),
         config: Config,

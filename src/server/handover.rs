@@ -18,6 +18,8 @@ pub(super) struct Handover {
     pub stream: mio::net::UnixStream,
     pub said: Vec<u8>,
     pub until: Instant,
+    /// How many listening sockets it carried.
+    pub sent: usize,
 }
 
 impl Server {
@@ -41,7 +43,10 @@ impl Server {
             let mut listeners: Vec<(String, SocketAddr, std::os::fd::RawFd)> = self
                 .frontends
                 .iter()
-                .filter_map(|f| Some((f.name.clone(), f.local_addr, f.listener.as_ref()?.as_raw_fd())))
+                .filter_map(|f| Some((f, f.listener.as_ref()?)))
+                // Every socket (reuseport: each worker's too): one closed with
+                // clients in its queue would reset them.
+                .flat_map(|(f, s)| s.all().map(|l| (f.name.clone(), f.local_addr, l.as_raw_fd())))
                 .collect();
             if let Some(a) = self.admin.as_ref() {
                 listeners.push(("admin".into(), a.local_addr(), a.listener_fd()));
@@ -58,7 +63,8 @@ impl Server {
                 continue;
             }
             info!("sent {} listeners to a new lbproxy process; waiting for it to say ready", listeners.len());
-            self.handover = Some(Handover { stream, said: Vec::new(), until: self.now + upgrade::READY_WAIT });
+            let sent = listeners.len();
+            self.handover = Some(Handover { stream, said: Vec::new(), until: self.now + upgrade::READY_WAIT, sent });
         }
     }
 
@@ -68,8 +74,7 @@ impl Server {
         match upgrade::is_ready(&mut h.stream, &mut h.said) {
             Ok(false) => {}
             Ok(true) => {
-                let n =
-                    self.frontends.iter().filter(|f| f.listener.is_some()).count() + usize::from(self.admin.is_some());
+                let n = h.sent;
                 self.handover = None;
                 info!("handed {n} listeners to a new lbproxy process");
                 if let Some((mut l, _)) = self.upgrade.take() {

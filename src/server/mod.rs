@@ -45,13 +45,14 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::admin::{self, AdminServer};
 use crate::buffer::BufferPool;
+use crate::config::Accept;
 use crate::config::Config;
 use crate::mode::{self, Ctx, Mode};
 use crate::splice::{MAX_PIPES, PipePool, SpliceMode};
 use accept::AcceptPause;
 use frontend::Frontend;
 use handover::Handover;
-use listeners::{listen, take_listener, take_over_if_running};
+use listeners::take_over_if_running;
 use pool::Pool;
 use timers::{Deadline, Tick, TimerOwner, Timers};
 use tokens::{ADMIN_LISTENER, MAX_INDEX, Owner, SIGNALS, UPGRADE_LISTENER, UPGRADE_STREAM, WAKER};
@@ -170,6 +171,10 @@ pub struct Server {
     supplied: Option<Vec<upgrade::Handed>>,
     /// Listeners are shared by several reactors (`EPOLLEXCLUSIVE`).
     exclusive: bool,
+    /// `--accept reuseport`: a socket per reactor per frontend.
+    reuseport: bool,
+    /// Reactor threads in the process (1 without workers).
+    reactors: usize,
     /// With workers: the process's limit (`global.max_connections` is this worker's part).
     max_connections_total: Option<usize>,
 }
@@ -186,9 +191,10 @@ impl Server {
             for (_, c, _) in plan.frontends.iter_mut() {
                 c.max_connections = server.global.max_connections;
             }
-            let (shares, members) = (|| server.listener_shares(), || server.members());
+            let (shares, members) = (|id| server.listener_shares(id), || server.members());
             let workers = Workers::start(threads, &server.waker, &plan, shares, members)?;
-            info!("{threads} workers (reactor threads) serving every frontend");
+            let how = if server.reuseport { "a listening socket each (SO_REUSEPORT)" } else { "shared listeners" };
+            info!("{threads} workers (reactor threads) serving every frontend, {how}");
             server.workers = Some(workers);
         }
         server.finish_start()?;
@@ -225,8 +231,12 @@ impl Server {
     }
 
     fn build(plan: Plan, mut supplied: Option<Vec<upgrade::Handed>>, threads: usize) -> io::Result<Server> {
-        let exclusive = threads > 1;
         let (_, first, _) = plan.frontends.first().ok_or_else(|| io::Error::other("no frontend configured"))?;
+        let reuseport = first.accept == Accept::Reuseport;
+        // Shared sockets (one per frontend, every reactor polls it) are
+        // registered with EPOLLEXCLUSIVE; a reactor's own are not.
+        let exclusive = threads > 1 && !reuseport;
+        let placing = (reuseport, threads);
         if plan.frontends.len() > MAX_INDEX {
             return Err(io::Error::other(format!("at most {MAX_INDEX} frontends")));
         }
@@ -262,22 +272,14 @@ impl Server {
             let (listener, addr) = if config.routed {
                 (None, config.listen)
             } else {
-                let taken = match (supplied.as_mut(), handover.as_mut()) {
-                    (Some(s), _) => Some(
-                        listeners::take_named(s, &name)
-                            .ok_or_else(|| io::Error::other(format!("no listener handed over for frontend {name}")))?,
-                    ),
-                    (None, Some((_, h))) => take_listener(h, config.listen),
-                    (None, None) => None,
-                };
-                let mut listener = match taken {
-                    Some(l) => l,
-                    None => listen(config.listen, config.backlog)
+                let mut sockets = match supplied.as_mut() {
+                    Some(s) => listeners::take_named(s, &name)?,
+                    None => listeners::open(config.listen, config.backlog, placing, handover.as_mut().map(|(_, h)| h))
                         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen)))?,
                 };
-                listeners::register(&poll, &mut listener, Owner::Listener { frontend: i }.token(), exclusive)?;
-                let addr = listener.local_addr()?;
-                (Some(listener), addr)
+                sockets.register(&poll, Owner::Listener { frontend: i }.token(), exclusive)?;
+                let addr = sockets.local_addr()?;
+                (Some(sockets), addr)
             };
             let mode = mode::build(&config)?;
             let slots = pools[pool].backends.len();
@@ -308,11 +310,10 @@ impl Server {
         let admin = match global.admin {
             None => None,
             Some(addr) => {
-                let mut l = match handover.as_mut().and_then(|(_, h)| take_listener(h, addr)) {
-                    Some(l) => l,
-                    None => listen(addr, 128)
-                        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on admin address {addr}: {e}")))?,
-                };
+                let mut l = listeners::open(addr, 128, (false, 1), handover.as_mut().map(|(_, h)| h))
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on admin address {addr}: {e}")))?
+                    .polled
+                    .swap_remove(0);
                 poll.registry().register(&mut l, ADMIN_LISTENER, Interest::READABLE)?;
                 info!("admin API on http://{}/ (dashboard), /stats, /metrics", l.local_addr()?);
                 Some(AdminServer::new(l, global.admin_token.clone(), global.admin_read_only_open))
@@ -364,7 +365,9 @@ impl Server {
             stats_requests: Vec::new(),
             supplied: None,
             exclusive,
-            max_connections_total: exclusive.then_some(max_connections_total),
+            reuseport,
+            reactors: threads,
+            max_connections_total: (threads > 1).then_some(max_connections_total),
         })
     }
 

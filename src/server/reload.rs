@@ -17,13 +17,13 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use log::info;
-use mio::net::TcpListener;
 
 use super::frontend::Frontend;
+use super::listeners::{self, Sockets};
 use super::pool::Pool;
 use super::timers::Timers;
 use super::tokens::{MAX_INDEX, Owner};
-use super::{Plan, Server, listen, listeners};
+use super::{Plan, Server};
 use crate::config::Config;
 use crate::mode::{self, Mode};
 
@@ -33,8 +33,8 @@ pub struct Changes(pub Vec<String>);
 
 /// Where a new or replaced frontend's listener comes from.
 enum Listener {
-    /// Bound and registered while preparing.
-    Fresh(TcpListener, SocketAddr),
+    /// Bound while preparing, registered on commit.
+    Fresh(Sockets, SocketAddr),
     /// Handed over from the frontend it replaces (same address).
     From(usize),
     /// An SNI route's frontend: its parent's listener serves it.
@@ -176,7 +176,7 @@ impl Server {
                             // Shared listeners stay out of the poll while accepting is paused.
                             if !(self.exclusive && self.accept_pause.is_some()) {
                                 let token = Owner::Listener { frontend: index }.token();
-                                if let Err(e) = listeners::register(&self.poll, &mut l, token, self.exclusive) {
+                                if let Err(e) = l.register(&self.poll, token, self.exclusive) {
                                     log::warn!("reload: frontend {name} on {addr} cannot be polled: {e}");
                                 }
                             }
@@ -207,11 +207,10 @@ impl Server {
 
     /// A new frontend's listener: bound here, or in a worker the one the
     /// main reactor bound for it.
-    fn open_listener(&mut self, name: &str, config: &Config) -> Result<TcpListener, String> {
+    fn open_listener(&mut self, name: &str, config: &Config) -> Result<Sockets, String> {
         match self.supplied.as_mut() {
-            Some(handed) => listeners::take_named(handed, name)
-                .ok_or_else(|| format!("frontend {name}: the main reactor handed over no listener")),
-            None => listen(config.listen, config.backlog)
+            Some(handed) => listeners::take_named(handed, name).map_err(|e| format!("frontend {name}: {e}")),
+            None => listeners::open(config.listen, config.backlog, (self.reuseport, self.reactors), None)
                 .map_err(|e| format!("frontend {name}: cannot listen on {}: {e}", config.listen)),
         }
     }
@@ -219,7 +218,7 @@ impl Server {
     /// Frontend `i` stops accepting and drains. With `to`, its listener is
     /// handed to the new frontend `to` (same address: nothing is refused in
     /// between) and returned; otherwise it is closed.
-    fn retire(&mut self, i: usize, to: Option<usize>, changes: &mut Changes) -> Option<(TcpListener, SocketAddr)> {
+    fn retire(&mut self, i: usize, to: Option<usize>, changes: &mut Changes) -> Option<(Sockets, SocketAddr)> {
         let f = &mut self.frontends[i];
         if f.config.routed {
             f.retired = true;
@@ -240,13 +239,13 @@ impl Server {
         match to {
             Some(new) => {
                 let token = Owner::Listener { frontend: new }.token();
-                if let Err(e) = listeners::reregister(&self.poll, &mut l, token, self.exclusive) {
+                if let Err(e) = l.reregister(&self.poll, token, self.exclusive) {
                     log::warn!("reload: cannot hand {} over: {e}", f.local_addr);
                 }
                 Some((l, f.local_addr))
             }
             None => {
-                let _ = listeners::deregister(&self.poll, &mut l, self.exclusive);
+                let _ = l.deregister(&self.poll, self.exclusive);
                 None
             }
         }

@@ -50,12 +50,13 @@ impl Server {
         // Close the listeners before saying so: new clients are refused from
         // here on (with workers, the socket is stopped for all of them).
         // Not while a new process holds the same sockets (a handover under way).
-        let stop_for_all = refuse && self.exclusive && !self.is_worker() && self.handover.is_none();
+        // The main reactor holds every socket, the workers' own included (reuseport).
+        let stop_for_all = refuse && self.reactors > 1 && !self.is_worker() && self.handover.is_none();
         for f in self.frontends.iter_mut() {
-            if let Some(mut l) = f.listener.take() {
-                let _ = listeners::deregister(&self.poll, &mut l, self.exclusive);
+            if let Some(mut sockets) = f.listener.take() {
+                let _ = sockets.deregister(&self.poll, self.exclusive);
                 if stop_for_all {
-                    listeners::refuse_new(&l);
+                    sockets.all().for_each(listeners::refuse_new);
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use log::{info, warn};
 
 use super::workers::{self, Command, PoolMembers, Snapshot};
-use super::{Server, listeners, upgrade};
+use super::{Server, upgrade};
 use crate::policy::PolicyKind;
 
 impl Server {
@@ -20,10 +20,15 @@ impl Server {
         self.link.is_some()
     }
 
-    /// Descriptors of every listener we accept on, by frontend name.
-    pub(super) fn listener_shares(&self) -> std::io::Result<Vec<upgrade::Handed>> {
+    /// Descriptors of the listeners worker `id` accepts on, by frontend name:
+    /// every one we poll, or (reuseport) the socket held for it.
+    pub(super) fn listener_shares(&self, id: usize) -> std::io::Result<Vec<upgrade::Handed>> {
         let live = self.frontends.iter().filter_map(|f| Some((f.name.as_str(), f.listener.as_ref()?)));
-        live.map(|(name, l)| listeners::share(name, l)).collect()
+        let mut handed = Vec::new();
+        for (name, sockets) in live {
+            handed.extend(sockets.share_with(name, id, self.reuseport)?);
+        }
+        Ok(handed)
     }
 
     /// Every pool's slots as they are now.
@@ -138,7 +143,7 @@ impl Server {
     pub(super) fn reload_workers(&mut self, plan: super::Plan) {
         let Some(w) = self.workers.as_ref() else { return };
         let plan = plan.for_worker();
-        w.send(|| match self.listener_shares() {
+        w.send_each(|id| match self.listener_shares(id) {
             Ok(handed) => Command::Reload(Box::new(plan.clone()), handed, self.members()),
             Err(e) => {
                 warn!("reload: cannot share listeners with workers ({e}); they keep the old frontends");

@@ -168,14 +168,14 @@ pub struct Workers {
 
 impl Workers {
     /// Start the workers 1..`threads` on `plan`, each with descriptors of
-    /// the listeners (`listeners()`) and the pools' current slots
+    /// its listeners (`listeners(id)`) and the pools' current slots
     /// (`members()`). Returns once each has bound everything; if one fails,
     /// those started already are stopped (dropping `Workers` drains them).
     pub fn start(
         threads: usize,
         main: &Arc<mio::Waker>,
         plan: &Plan,
-        listeners: impl Fn() -> std::io::Result<Vec<Handed>>,
+        listeners: impl Fn(usize) -> std::io::Result<Vec<Handed>>,
         members: impl Fn() -> Vec<PoolMembers>,
     ) -> std::io::Result<Workers> {
         let mut workers = Workers { handles: Vec::new(), sent: Vec::new(), asked: 0 };
@@ -184,7 +184,7 @@ impl Workers {
             let shared = Arc::new(Shared::default());
             let link = Link { rx, shared: Arc::clone(&shared), main: Arc::clone(main) };
             let (ready_tx, ready_rx) = mpsc::channel();
-            let (plan, handed, members) = (plan.clone(), listeners()?, members());
+            let (plan, handed, members) = (plan.clone(), listeners(id)?, members());
             let finished = Finished(Arc::clone(&shared));
             let thread = std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
                 // Set however the thread ends, a panic included.
@@ -213,11 +213,16 @@ impl Workers {
     }
 
     pub fn send(&self, cmd: impl Fn() -> Command) {
+        self.send_each(|_| cmd());
+    }
+
+    /// Send each worker what `cmd` makes for its id (1..).
+    pub fn send_each(&self, cmd: impl Fn(usize) -> Command) {
         for (i, h) in self.handles.iter().enumerate() {
             if h.shared.finished.load(Ordering::Acquire) {
                 continue;
             }
-            if h.tx.send(cmd()).is_err() || h.waker.wake().is_err() {
+            if h.tx.send(cmd(i + 1)).is_err() || h.waker.wake().is_err() {
                 warn!("worker {} is gone", i + 1);
             }
         }
