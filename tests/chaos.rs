@@ -9,12 +9,12 @@ use std::path::Path;
 use std::process::Command;
 
 fn chaos(faults: &str, secs: u32) -> String {
-    chaos_with(faults, secs, 1)
+    chaos_with(faults, secs, 1, "exclusive")
 }
 
-fn chaos_with(faults: &str, secs: u32, workers: u32) -> String {
+fn chaos_with(faults: &str, secs: u32, workers: u32, accept: &str) -> String {
     let bin_dir = util::lbproxy_bin().parent().expect("bin dir").to_path_buf();
-    let out = tempdir(&format!("{faults}-{workers}"));
+    let out = tempdir(&format!("{faults}-{workers}-{accept}"));
     let run = Command::new("bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/chaos.sh"))
         .arg(secs.to_string())
@@ -22,6 +22,7 @@ fn chaos_with(faults: &str, secs: u32, workers: u32) -> String {
         .env("SIZE", "2MiB")
         .env("FAULTS", faults)
         .env("LB_WORKERS", workers.to_string())
+        .env("LB_ACCEPT", accept)
         .env("OUT", &out)
         .output()
         .expect("run tools/chaos.sh");
@@ -58,8 +59,16 @@ fn reloads_and_upgrades_under_load_fail_no_transfer_and_no_session() {
 
 #[test]
 fn with_two_workers_reloads_and_upgrades_fail_no_transfer_and_no_session() {
-    let report = chaos_with("reload upgrade", 12, 2);
+    let report = chaos_with("reload upgrade", 12, 2, "exclusive");
     assert!(report.contains("LB_WORKERS=2"), "{report}");
+    assert!(report.contains("Verdict: **PASS**"), "{report}");
+    assert!(report.contains("every transfer and session had to complete"), "{report}");
+}
+
+#[test]
+fn with_a_socket_per_worker_reloads_and_upgrades_fail_no_transfer_and_no_session() {
+    let report = chaos_with("reload upgrade", 12, 2, "reuseport");
+    assert!(report.contains("LB_WORKERS=2 LB_ACCEPT=reuseport"), "{report}");
     assert!(report.contains("Verdict: **PASS**"), "{report}");
     assert!(report.contains("every transfer and session had to complete"), "{report}");
 }

@@ -10,6 +10,7 @@
 #   bash tools/chaos.sh [SECONDS]         (default 120; writes measurements/chaos/<YYYY-MM-DD-HHMM>/)
 #   OUT=DIR SIZE=4MiB FAULTS="reload upgrade" bash tools/chaos.sh 20
 #   LB_WORKERS=2 bash tools/chaos.sh 60      # lbproxy with 2 worker threads
+#   LB_WORKERS=2 LB_ACCEPT=reuseport bash tools/chaos.sh 60   # a listening socket per worker
 #
 # FAULTS: any of kill slow reset reload upgrade (default all). With only
 # reload and upgrade, every transfer and session must complete.
@@ -90,6 +91,7 @@ write_config() {
         echo 'stats_interval = "0"'
         echo 'drain_timeout = "60s"'
         echo "workers = ${LB_WORKERS:-1}"
+        echo "accept = \"${LB_ACCEPT:-exclusive}\""
         echo '[[frontend]]'
         echo 'name = "chaos"'
         echo "bind = \"127.0.0.1:$lb_port\""
@@ -223,7 +225,7 @@ verdict=PASS
 {
     echo "# Chaos run: nothing lost, nothing mixed"
     echo
-    echo "Written by \`FAULTS=\"${kinds[*]}\" SIZE=$size LB_WORKERS=${LB_WORKERS:-1} bash tools/chaos.sh $secs\` at commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "Written by \`FAULTS=\"${kinds[*]}\" SIZE=$size LB_WORKERS=${LB_WORKERS:-1} LB_ACCEPT=${LB_ACCEPT:-exclusive} bash tools/chaos.sh $secs\` at commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "on $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, $(uname -sr). Verdict: **$verdict**."
     echo
     echo "lbproxy in TCP mode (fewest_connections, tcp health checks every 300 ms, rise 1, fall 1) in front of"
