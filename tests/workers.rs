@@ -113,6 +113,8 @@ fn stats_add_up_every_workers_requests_and_sessions() {
     let sessions: Vec<u64> = workers.iter().map(|w| w["sessions"].as_u64().unwrap()).collect();
     assert_eq!(sessions.iter().sum::<u64>(), conns_n as u64, "{stats}");
     assert!(sessions.iter().all(|&s| s > 0), "one worker took every connection: {sessions:?}");
+    let requests: u64 = workers.iter().map(|w| w["requests"].as_u64().unwrap()).sum();
+    assert_eq!(requests, total, "each worker's requests add up to the frontend's: {stats}");
     // Per backend, the totals are what the clients saw.
     for (i, &n) in per_backend.iter().enumerate() {
         assert_eq!(stats["backends"][i]["requests"], n, "backend {}: {stats}", i + 1);

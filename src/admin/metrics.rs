@@ -171,7 +171,7 @@ pub fn metrics_text(v: &StatsView) -> String {
     lab_metrics(&mut out, v);
     backend_metrics(&mut out, v);
     family(&mut out, "lbproxy_worker_sessions_total", "counter", "Client connections accepted by each worker thread.");
-    for (i, (sessions, _)) in v.workers.iter().enumerate() {
+    for (i, (sessions, _, _)) in v.workers.iter().enumerate() {
         let _ = writeln!(out, "lbproxy_worker_sessions_total{{worker=\"{i}\"}} {sessions}");
     }
     out
@@ -412,7 +412,7 @@ mod tests {
             timers_pending: 0,
             frontends: vec![front],
             pools: vec![("default", &b, None)],
-            workers: vec![(3, 0)],
+            workers: vec![(3, 0, 0)],
         };
         let text = metrics_text(&view);
         let labels = "backend=\"127.0.0.1:8001\",pool=\"default\"";

@@ -34,8 +34,8 @@ pub struct StatsView<'a> {
     /// Every pool by name, with its backends and its DNS state (pools from DNS).
     pub pools: Vec<(&'a str, &'a [Backend], Option<Value>)>,
     /// Per worker (reactor thread; the main reactor first): client
-    /// connections accepted, and open now.
-    pub workers: Vec<(u64, usize)>,
+    /// connections accepted, HTTP requests, and connections open now.
+    pub workers: Vec<(u64, u64, usize)>,
 }
 
 /// The splice pipe pool's numbers.
@@ -162,7 +162,9 @@ pub fn stats_json(v: &StatsView) -> Value {
         "frontends": frontends,
         "pools": pools,
         "workers": v.workers.iter().enumerate()
-            .map(|(i, (sessions, open))| json!({"worker": i, "sessions": sessions, "open_clients": open}))
+            .map(|(i, (sessions, requests, open))| {
+                json!({"worker": i, "sessions": sessions, "requests": requests, "open_clients": open})
+            })
             .collect::<Vec<_>>(),
         "totals": {
             "active": sum(|b| b.active()),

@@ -232,14 +232,21 @@ impl Server {
                 .enumerate()
                 .map(|(i, p)| (p.name.as_str(), backends_of(i), dns_json(p, self.now)))
                 .collect(),
-            workers: std::iter::once((self.frontends.iter().map(|f| f.stats.sessions).sum(), self.open_clients()))
-                .chain(
-                    snaps
-                        .iter()
-                        .map(|s| s.frontends.iter().map(|f| f.1.sessions).sum())
-                        .zip(self.workers.iter().flat_map(|w| w.open_per_worker())),
-                )
-                .collect(),
+            workers: std::iter::once((
+                self.frontends.iter().map(|f| f.stats.sessions).sum(),
+                self.frontends.iter().map(|f| f.stats.requests).sum(),
+                self.open_clients(),
+            ))
+            .chain(
+                snaps
+                    .iter()
+                    .map(|s| {
+                        (s.frontends.iter().map(|f| f.1.sessions).sum(), s.frontends.iter().map(|f| f.1.requests).sum())
+                    })
+                    .zip(self.workers.iter().flat_map(|w| w.open_per_worker()))
+                    .map(|((sessions, requests), open)| (sessions, requests, open)),
+            )
+            .collect(),
         }
     }
 }
