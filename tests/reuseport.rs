@@ -305,3 +305,41 @@ fn accept_flag_and_key_are_checked() {
     assert!(out.contains("accept = \"reuseport\""), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_refuses_new_clients_on_every_socket_and_drains_both_workers() {
+    let b = stream_backend(1);
+    let args = ["--workers", "2", "--accept", "reuseport", "--drain-timeout", "15s"];
+    let (mut lb, admin) = lbproxy_with_admin("round_robin", &[b.addr], &args);
+    // Sessions until both workers hold some (the kernel hashes each new port).
+    let mut held = Vec::new();
+    let open = |s: &Value| {
+        s["workers"].as_array().unwrap().iter().map(|w| w["open_clients"].as_u64().unwrap()).collect::<Vec<_>>()
+    };
+    for _ in 0..20 {
+        let mut s = connect(lb.addr);
+        assert_eq!(server_of(&ask(&mut s, "WHO")), 1);
+        held.push(s);
+        let n = held.len() as u64;
+        let stats = stats_when(admin, "every held session", |s| open(s).iter().sum::<u64>() == n);
+        if open(&stats).iter().all(|&o| o > 0) {
+            break;
+        }
+    }
+    assert!(open(&admin_stats(admin)).iter().all(|&o| o > 0), "{} sessions all on one worker", held.len());
+    lb.signal(libc::SIGTERM);
+    lb.wait_for_line("stopped accepting");
+    // Every worker's socket is shut: no new client is queued to be reset later.
+    for _ in 0..50 {
+        assert!(std::net::TcpStream::connect(lb.addr).is_err(), "a socket still listens after SIGTERM");
+    }
+    // Each open session, on either worker, is still served until it ends.
+    for s in held.iter_mut() {
+        assert!(ask(s, "MSG after").contains("echo=after"));
+    }
+    assert!(lb.is_running());
+    for s in held {
+        close_and_wait(s);
+    }
+    assert!(lb.wait_exit().success());
+}
