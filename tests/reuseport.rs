@@ -343,3 +343,17 @@ fn sigterm_refuses_new_clients_on_every_socket_and_drains_both_workers() {
     }
     assert!(lb.wait_exit().success());
 }
+
+/// A worker whose socket the main reactor shut at SIGTERM stops accepting
+/// from it (accept says EINVAL there) instead of retrying it for ever, so
+/// an idle process exits at once.
+#[test]
+fn sigterm_with_nothing_open_exits_without_waiting_out_the_drain() {
+    let b = stream_backend(1);
+    let args = ["--workers", "2", "--accept", "reuseport", "--drain-timeout", "60s"];
+    let mut lb = lbproxy("round_robin", &[b.addr], &args);
+    assert_eq!(who(lb.addr), 1);
+    lb.signal(libc::SIGTERM);
+    assert!(lb.wait_exit().success());
+    lb.wait_for_line("all sessions finished, exiting");
+}

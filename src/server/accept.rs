@@ -74,6 +74,10 @@ impl Server {
                     self.pause_for_descriptors(&format_args!("accept failed: {e}"));
                     return;
                 }
+                // The socket no longer listens (the main reactor shut it for
+                // every worker at shutdown): nothing more to take, and an
+                // edge-triggered reactor would otherwise retry it forever.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
                 // ECONNABORTED and friends: that client is gone, the next may not be.
                 Err(e) => debug!("accept error: {e}"),
             }
