@@ -11,23 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use util::*;
-
-/// `/stats` once `done` holds for it (workers publish every half second).
-fn stats_when(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let stats = admin_stats(admin);
-        if done(&stats) {
-            return stats;
-        }
-        assert!(Instant::now() < until, "/stats never showed {what}: {stats}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn worker_sessions(stats: &Value) -> Vec<u64> {
     stats["workers"].as_array().expect("workers").iter().map(|w| w["sessions"].as_u64().unwrap()).collect()
@@ -96,31 +82,7 @@ fn steady_clients(
     n: usize,
     stop: &Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<(usize, Vec<String>)>> {
-    (0..n)
-        .map(|_| {
-            let stop = Arc::clone(stop);
-            std::thread::spawn(move || {
-                let (mut ok, mut failed) = (0, Vec::new());
-                // Bounded even if `stop` never comes.
-                for _ in 0..20_000 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let r = std::net::TcpStream::connect(addr).and_then(|mut s| {
-                        s.set_read_timeout(Some(PATIENCE))?;
-                        std::io::Write::write_all(&mut s, b"WHO\n")?;
-                        Ok(read_line(&mut s))
-                    });
-                    match r {
-                        Ok(line) if line.contains("server=") => ok += 1,
-                        Ok(line) => failed.push(format!("answer {line:?}")),
-                        Err(e) => failed.push(e.to_string()),
-                    }
-                }
-                (ok, failed)
-            })
-        })
-        .collect()
+    (0..n).map(|_| steady_tcp_clients(addr, Arc::clone(stop))).collect()
 }
 
 fn stop_and_count(stop: &AtomicBool, load: Vec<std::thread::JoinHandle<(usize, Vec<String>)>>) -> usize {

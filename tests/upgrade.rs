@@ -31,30 +31,6 @@ fn proxy_at(port: u16, socket: &PathBuf, args: &[&str]) -> Proc {
     spawn_cmd_and_wait(cmd)
 }
 
-/// Sessions opened one after another until `stop`; returns (ok, failed).
-fn steady_tcp_clients(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, Vec<String>)> {
-    std::thread::spawn(move || {
-        let (mut ok, mut failed) = (0, Vec::new());
-        // Bounded: at most 20k sessions even if `stop` never comes.
-        for _ in 0..20_000 {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let r = std::net::TcpStream::connect(addr).and_then(|mut s| {
-                s.set_read_timeout(Some(PATIENCE))?;
-                std::io::Write::write_all(&mut s, b"WHO\n")?;
-                Ok(read_line(&mut s))
-            });
-            match r {
-                Ok(line) if line.contains("server=") => ok += 1,
-                Ok(line) => failed.push(format!("answer {line:?}")),
-                Err(e) => failed.push(e.to_string()),
-            }
-        }
-        (ok, failed)
-    })
-}
-
 #[test]
 fn tcp_upgrade_under_load_drops_nothing_and_the_old_process_finishes_its_sessions() {
     let b = stream_backend(1);

@@ -9,25 +9,10 @@ mod util;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use util::http::Conn;
 use util::*;
-
-/// `/stats` once `done` holds for it, polling for up to 10 s (workers
-/// publish their counters every half second).
-fn stats_when(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let stats = admin_stats(admin);
-        if done(&stats) {
-            return stats;
-        }
-        assert!(Instant::now() < until, "/stats never showed {what}: {stats}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn workers_open(stats: &Value) -> Vec<u64> {
     stats["workers"].as_array().expect("workers").iter().map(|w| w["open_clients"].as_u64().unwrap()).collect()

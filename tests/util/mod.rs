@@ -456,3 +456,44 @@ pub fn upload_then_fin(proxy: SocketAddr, data: &[u8]) -> (String, String) {
     let hex: String = Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect();
     (reply, format!("SHA256 {hex} {}\n", data.len()))
 }
+
+/// `/stats` once `done` holds for it, polling for up to 10 s (workers
+/// publish their counters every half second).
+pub fn stats_when(admin: SocketAddr, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = admin_stats(admin);
+        if done(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < until, "/stats never showed {what}: {stats}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sessions opened one after another until `stop`; returns (ok, failed).
+pub fn steady_tcp_clients(
+    addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0, Vec::new());
+        // Bounded: at most 20k sessions even if `stop` never comes.
+        for _ in 0..20_000 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let r = std::net::TcpStream::connect(addr).and_then(|mut s| {
+                s.set_read_timeout(Some(PATIENCE))?;
+                std::io::Write::write_all(&mut s, b"WHO\n")?;
+                Ok(read_line(&mut s))
+            });
+            match r {
+                Ok(line) if line.contains("server=") => ok += 1,
+                Ok(line) => failed.push(format!("answer {line:?}")),
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        (ok, failed)
+    })
+}
