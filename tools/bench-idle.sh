@@ -53,23 +53,7 @@ lb() { # lb WORKERS
 haproxy_t1() {
   local p; p=$(free_port)
   port[haproxy]=$p
-  cat >"$work/haproxy.cfg" <<CFG
-global
-  nbthread 1
-  maxconn $((IDLE_CONNS + 100))
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 120s
-  timeout server 120s
-frontend fe
-  bind 127.0.0.1:$p
-  default_backend be
-backend be
-  balance roundrobin
-  server s1 127.0.0.1:$S1
-  server s2 127.0.0.1:$S2
-CFG
+  HAPROXY_MAXCONN=$((IDLE_CONNS + 100)) haproxy_conf "$work/haproxy.cfg" tcp 1 "$p" "127.0.0.1:$S1" "127.0.0.1:$S2"
   haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
   pid[haproxy]=$!; pids+=($!)
   wait_port "$p"

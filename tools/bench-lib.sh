@@ -94,12 +94,12 @@ CFG
 }
 
 # haproxy_conf FILE MODE THREADS PORT SERVER...: an HAProxy config, mode tcp or http
-# (http: option forwardfor, http-reuse always), round robin over the SERVERs, on 127.0.0.1:PORT.
+# (http: option forwardfor, http-reuse always), round robin over the SERVERs, on 127.0.0.1:PORT. maxconn: HAPROXY_MAXCONN (9000).
 haproxy_conf() {
   local file=$1 mode=$2 threads=$3 port=$4 i=0 server
   shift 4
   {
-    printf 'global\n  nbthread %s\n  maxconn 9000\ndefaults\n  mode %s\n' "$threads" "$mode"
+    printf 'global\n  nbthread %s\n  maxconn %s\ndefaults\n  mode %s\n' "$threads" "${HAPROXY_MAXCONN:-9000}" "$mode"
     [[ $mode == http ]] && printf '  option forwardfor\n  http-reuse always\n'
     printf '  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
     printf 'frontend fe\n  bind 127.0.0.1:%s\n  default_backend be\nbackend be\n  balance roundrobin\n' "$port"
