@@ -91,7 +91,8 @@ fn pick_counted(ctx: &mut Ctx, key: &PickKey, tried: &[usize]) -> Option<(usize,
     let Some(factor) = ctx.policy.balance_factor() else {
         return Some((first, ctx.backends[first].claim()));
     };
-    let mut passed = tried.to_vec();
+    // The list of picks given back is made only when one is (rarely).
+    let mut passed: Option<Vec<usize>> = None;
     let mut pick = first;
     loop {
         let claim = ctx.backends[pick].claim();
@@ -99,8 +100,9 @@ fn pick_counted(ctx: &mut Ctx, key: &PickKey, tried: &[usize]) -> Option<(usize,
             return Some((pick, claim));
         }
         drop(claim);
+        let passed = passed.get_or_insert_with(|| tried.to_vec());
         passed.push(pick);
-        match slow_start::pick(&mut *ctx.policy, key, ctx.backends, &passed, ctx.now) {
+        match slow_start::pick(&mut *ctx.policy, key, ctx.backends, passed, ctx.now) {
             Some(next) => pick = next,
             None => return Some((first, ctx.backends[first].claim())),
         }
