@@ -153,12 +153,11 @@ impl Server {
     }
 
     /// Each pool's backends with every worker's counts added (as of their
-    /// last snapshots, published every tick).
-    pub(super) fn pool_totals(&self) -> Vec<Vec<Backend>> {
-        match self.workers.as_ref() {
-            None => self.pools.iter().map(|p| p.backends.clone()).collect(),
-            Some(w) => w.with_snapshots(|snaps| self.pools.iter().map(|p| totals_of_pool(p, snaps)).collect()),
-        }
+    /// last snapshots, published every tick); `None` without workers, when
+    /// the pools' own backends are the totals.
+    pub(super) fn pool_totals(&self) -> Option<Vec<Vec<Backend>>> {
+        let w = self.workers.as_ref()?;
+        Some(w.with_snapshots(|snaps| self.pools.iter().map(|p| totals_of_pool(p, snaps)).collect()))
     }
 
     /// The counters of every worker added up, shown to `f`.

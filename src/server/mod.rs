@@ -474,8 +474,10 @@ impl Server {
         // At exit the summary is logged whether or not it changed (the
         // workers published their last counts before they ended).
         if !self.is_worker() {
-            for (p, totals) in self.pools.iter().zip(self.pool_totals()) {
-                info!("{}", crate::backend::usage_line(&p.name, &totals));
+            let totals = self.pool_totals();
+            for (i, p) in self.pools.iter().enumerate() {
+                let backends = totals.as_ref().map_or(p.backends.as_slice(), |t| t[i].as_slice());
+                info!("{}", crate::backend::usage_line(&p.name, backends));
             }
         }
         Ok(())
@@ -616,8 +618,9 @@ impl Server {
             && now >= at
         {
             // Only when something changed: an idle proxy stays quiet.
-            for (p, totals) in self.pool_totals().into_iter().enumerate() {
-                if let Some(line) = self.pools[p].usage_if_changed(&totals) {
+            let totals = self.pool_totals();
+            for (i, pool) in self.pools.iter_mut().enumerate() {
+                if let Some(line) = pool.usage_if_changed(totals.as_ref().map(|t| t[i].as_slice())) {
                     info!("{line}");
                 }
             }

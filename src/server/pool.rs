@@ -104,9 +104,10 @@ impl Pool {
     }
 
     /// The usage line of `totals` (this pool's backends with every
-    /// worker's counts added), if it differs from the one returned last time.
-    pub fn usage_if_changed(&mut self, totals: &[Backend]) -> Option<String> {
-        let line = usage_line(&self.name, totals);
+    /// worker's counts added; `None`: its own are), if it differs from the
+    /// one returned last time.
+    pub fn usage_if_changed(&mut self, totals: Option<&[Backend]>) -> Option<String> {
+        let line = usage_line(&self.name, totals.unwrap_or(&self.backends));
         (line != self.last_usage).then(|| {
             self.last_usage.clone_from(&line);
             line
