@@ -15,16 +15,11 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-5}
 OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/accept)}
-CPUS="0-$(($(nproc) - 1))"
-# bench-lib pins with these: here every process may use every core.
-LOAD_CPU=$CPUS
-PROXY_CPU=$CPUS
-
 work=$(mktemp -d)
 mkdir -p "$OUT"
 # shellcheck source=tools/bench-lib.sh
 source tools/bench-lib.sh
-trap cleanup EXIT
+unpinned
 install_missing wrk nginx python3 curl
 ulimit -n "$(ulimit -Hn)"
 cargo build --release --quiet --bin lbproxy

@@ -13,15 +13,11 @@ cd "$(dirname "$0")/.."
 IDLE_CONNS=${IDLE_CONNS:-9000}
 ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-$(python3 tools/provenance.py --run-dir measurements/idle-memory)}
-CPUS="0-$(($(nproc) - 1))"
-LOAD_CPU=$CPUS
-PROXY_CPU=$CPUS
-
 work=$(mktemp -d)
 mkdir -p "$OUT"
 # shellcheck source=tools/bench-lib.sh
 source tools/bench-lib.sh
-trap cleanup EXIT
+unpinned
 install_missing haproxy python3
 ulimit -n "$(ulimit -Hn)"
 # A held connection costs the proxy two descriptors: say so before the

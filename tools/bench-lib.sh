@@ -5,6 +5,13 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$work"; }
 trap cleanup EXIT
 
+# unpinned: every process may use every core (CPUS, and LOAD_CPU/PROXY_CPU that `start` pins with).
+unpinned() {
+  CPUS="0-$(($(nproc) - 1))"
+  LOAD_CPU=$CPUS
+  PROXY_CPU=$CPUS
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
