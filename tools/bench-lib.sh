@@ -114,6 +114,18 @@ haproxy_conf() {
   } >"$file"
 }
 
+# nginx_origin CPU: one nginx (1 worker) answering a short page with X-Server 1 and 2 on two
+# free ports, cheap per connection so the proxies in front are what is measured; sets H1, H2.
+nginx_origin() {
+  H1=$(free_port); H2=$(free_port)
+  nginx_conf "$work/origin" 1 <<CFG
+  server { listen 127.0.0.1:$H1; location / { add_header X-Server 1; return 200 "Hello from server 1"; } }
+  server { listen 127.0.0.1:$H2; location / { add_header X-Server 2; return 200 "Hello from server 2"; } }
+CFG
+  start "$1" nginx -c "$work/origin/nginx.conf" -g 'daemon off;'
+  wait_port "$H1"; wait_port "$H2"
+}
+
 # nginx_keepalive_conf DIR WORKERS PORT SERVER...: nginx proxying 127.0.0.1:PORT to the SERVERs
 # over kept-alive upstream connections (keepalive 64, HTTP/1.1), adding X-Forwarded-For.
 nginx_keepalive_conf() {

@@ -21,16 +21,7 @@ ulimit -n "$(ulimit -Hn)"
 cargo build --release --quiet --bin lbproxy
 rel=target/release
 
-
-# The origin: nginx answering a short page, cheap per connection, so the
-# proxies are what is measured.
-H1=$(free_port); H2=$(free_port)
-nginx_conf "$work/origin" 1 <<CFG
-  server { listen 127.0.0.1:$H1; location / { add_header X-Server 1; return 200 "Hello from server 1"; } }
-  server { listen 127.0.0.1:$H2; location / { add_header X-Server 2; return 200 "Hello from server 2"; } }
-CFG
-start "$CPUS" nginx -c "$work/origin/nginx.conf" -g 'daemon off;'
-wait_port "$H1"; wait_port "$H2"
+nginx_origin "$CPUS"
 
 declare -A port
 lb() { # lb WORKERS
